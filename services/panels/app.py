@@ -1,0 +1,107 @@
+"""`create_app()`: plugins, routers, middleware and stores. No logic lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.stores.redis import RedisStore
+
+from panels import __version__
+from panels.change.routes import ChangeController
+from panels.panel.routes import PanelController
+from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
+from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
+from panels.platform.db import database_config
+from panels.platform.errors import exception_handlers
+from panels.platform.health import routes as health_routes
+from panels.platform.idempotency import idempotency_middleware
+from panels.platform.observability import (
+    configure_logging,
+    make_response_decorator,
+    prometheus_config,
+    request_context_middleware,
+)
+from panels.platform.openapi import BEARER, document_idempotency, openapi_config
+from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
+from panels.platform.runtime import Runtime
+from panels.platform.tenancy import provide_request_context, requires_tenant
+from panels.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    if settings.database_url is None or settings.redis_url is None:
+        raise RuntimeError(
+            "DATABASE_URL and REDIS_URL must be set; `panels serve` starts embedded ones"
+        )
+    configure_logging(settings)
+    db = database_config(settings.database_url, settings.db_pool_size)
+    read_db = (
+        database_config(settings.database_read_url, settings.db_pool_size, read_only=True)
+        if settings.database_read_url
+        else None
+    )
+    redis = redis_client(settings.redis_url)
+    breaker = CircuitBreaker()
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        read_db=read_db,
+        redis=redis,
+        breaker=breaker,
+        cache=VersionedCache(redis, settings.cache_ttl_seconds, breaker),
+        verifier=TokenVerifier(settings.jwt),
+    )
+    api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
+    if settings.rate_limit_per_minute > 0:
+        api_middleware.append(
+            RateLimitConfig(
+                rate_limit=("minute", settings.rate_limit_per_minute),
+                identifier_for_request=rate_limit_identity,
+            ).middleware
+        )
+    api_middleware.append(idempotency_middleware)
+    api = Router(
+        path="/",
+        route_handlers=[PanelController, ChangeController],
+        guards=[requires_tenant],
+        middleware=api_middleware,
+        dependencies={"ctx": Provide(provide_request_context, sync_to_thread=False)},
+        security=[{BEARER: []}],
+    )
+
+    async def close_redis() -> None:
+        await redis.aclose()
+
+    metrics = prometheus_config()
+    app = Litestar(
+        route_handlers=[api, *health_routes],
+        plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None])],
+        middleware=[request_context_middleware, metrics.middleware],
+        before_send=[make_response_decorator(settings)],
+        exception_handlers=exception_handlers,
+        openapi_config=openapi_config(__version__),
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "X-Total-Count", "X-Request-ID", "x-cache", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"],
+        )
+        if settings.cors_origins
+        else None,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        stores={"rate_limit": FailOpenStore(RedisStore(redis, namespace="panels:ratelimit"), breaker)},
+        request_max_body_size=settings.max_body_bytes,
+        on_shutdown=[close_redis],
+        logging_config=None,
+        debug=False,
+    )
+    app.state.runtime = runtime
+    document_idempotency(app.openapi_schema)
+    return app

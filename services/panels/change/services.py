@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from advanced_alchemy.filters import LimitOffset, OrderBy, StatementFilter
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.change.entities import PanelChange
+from panels.change.schemas import ChangePage, ChangeRead
+from panels.panel.entities import Panel
+from panels.platform.changes import ChangeType
+from panels.platform.errors import NotFound
+from panels.platform.tenancy import RequestContext, tenant_statement
+
+
+class ChangeRepository(SQLAlchemyAsyncRepository[PanelChange]):
+    model_type = PanelChange
+
+
+class ChangeService(SQLAlchemyAsyncRepositoryService[PanelChange, ChangeRepository]):
+    """The change history of the caller's tenant, limited to the panels they may read.
+
+    A deleted panel's history stays, readable by admins only.
+    """
+
+    repository_type = ChangeRepository
+
+    def __init__(self, session: AsyncSession, ctx: RequestContext) -> None:
+        statement = tenant_statement(PanelChange, ctx)
+        if not ctx.principal.is_admin:
+            readable = select(Panel.id).where(
+                Panel.tenant_id == ctx.tenant_id, Panel.id == PanelChange.panel_id
+            )
+            statement = statement.where(exists(readable))
+        super().__init__(session=session, statement=statement)
+        self.ctx = ctx
+
+    async def list_changes(
+        self,
+        *,
+        panel_id: int | None,
+        change_type: ChangeType | None,
+        since: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> ChangePage:
+        filters: list[StatementFilter] = [
+            OrderBy(field_name="changed_at", sort_order="desc"),
+            OrderBy(field_name="id", sort_order="desc"),
+            LimitOffset(limit=limit, offset=offset),
+        ]
+        conditions = []
+        if panel_id is not None:
+            conditions.append(PanelChange.panel_id == panel_id)
+        if change_type is not None:
+            conditions.append(PanelChange.change_type == change_type)
+        if since is not None:
+            aware = since if since.tzinfo else since.replace(tzinfo=UTC)
+            conditions.append(PanelChange.changed_at >= aware)
+        rows, total = await self.list_and_count(*filters, *conditions)
+        return ChangePage(
+            changes=[ChangeRead.from_entity(c) for c in rows],
+            total=total,
+            has_more=offset + len(rows) < total,
+        )
+
+    async def ensure_panel_history_visible(self, panel_id: int) -> None:
+        """404 unless the caller may read this panel's history (see the class docstring)."""
+        # Every panel has its `panel_created` record, so this finds every live panel too.
+        if not await self.exists(PanelChange.panel_id == panel_id):
+            raise NotFound("Panel not found")

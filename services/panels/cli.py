@@ -1,0 +1,171 @@
+"""`panels serve | db … | token | openapi`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from panels.settings import Settings, SettingsError, load_settings
+
+_TTL = re.compile(r"^(\d+)([smhd])$")
+_TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        click.echo(f"panels: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _with_services(settings: Settings) -> tuple[Settings, Any]:
+    """Start embedded PostgreSQL/Redis for what is not configured; export their URLs."""
+    from panels.platform.embedded import EmbeddedServices, start_postgres, start_redis
+
+    embedded = EmbeddedServices()
+    database_url, redis_url = settings.database_url, settings.redis_url
+    if database_url is None:
+        click.echo(f"Starting embedded PostgreSQL in {settings.data_dir / 'pgdata'}")
+        embedded.postgres = start_postgres(settings.data_dir)
+        database_url = embedded.database_url()
+    if redis_url is None:
+        click.echo(f"Starting embedded Redis in {settings.data_dir / 'redis'}")
+        embedded.redis = start_redis(settings.data_dir)
+        redis_url = embedded.redis_url
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["REDIS_URL"] = redis_url
+    return settings.with_services(database_url, redis_url), embedded
+
+
+def _alembic(settings: Settings) -> Any:
+    from advanced_alchemy.alembic.commands import AlembicCommands
+
+    from panels.platform.db import migration_config
+
+    assert settings.database_url is not None
+    return AlembicCommands(sqlalchemy_config=migration_config(settings.database_url))
+
+
+@click.group()
+def main() -> None:
+    """Panels service commands."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (default PORT or 3001).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+def serve(host: str | None, port: int | None, workers: int, reload: bool) -> None:
+    """Apply migrations and serve the API (embedded PostgreSQL/Redis when no URLs are set)."""
+    import uvicorn
+
+    from panels.platform.observability import configure_logging
+
+    settings, embedded = _with_services(_settings())
+    configure_logging(settings)
+    _alembic(settings).upgrade("head")
+    if workers > 1:
+        metrics_dir = settings.data_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    host = host or settings.host
+    port = port or settings.port
+    base = f"http://{host}:{port}"
+    click.echo(
+        f"Panels on {base}  docs: {base}/docs  health: {base}/health\n"
+        "A token for trying it: uv run panels token --tenant demo --user alice --role admin"
+    )
+    uvicorn.run(
+        "panels.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        reload_dirs=["services"] if reload else None,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+        timeout_keep_alive=30,
+    )
+    del embedded  # the embedded servers stop only after the server has shut down
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    settings, _embedded = _with_services(_settings())
+    _alembic(settings).upgrade(revision)
+
+
+@db.command()
+@click.argument("revision", default="-1")
+def downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (default: one step)."""
+    settings, _embedded = _with_services(_settings())
+    _alembic(settings).downgrade(revision)
+
+
+@db.command()
+def current() -> None:
+    """Print the database's current revision."""
+    settings, _embedded = _with_services(_settings())
+    _alembic(settings).current(verbose=True)
+
+
+@db.command()
+@click.option("-m", "--message", required=True)
+def revision(message: str) -> None:
+    """Create an empty, date-prefixed revision file to fill in."""
+    from datetime import UTC, datetime
+
+    settings, _embedded = _with_services(_settings())
+    stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M")
+    _alembic(settings).revision(message=message, rev_id=stamp)
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--user", required=True)
+@click.option("--email", default=None)
+@click.option("--role", type=click.Choice(["admin", "builder", "user"]), default="user", show_default=True)
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 30m, 1h, 7d…")
+def token(tenant: str, user: str, email: str | None, role: str, ttl: str) -> None:
+    """Print a signed token for the configured secret (development and tests)."""
+    from panels.platform.auth import mint_token
+
+    match = _TTL.match(ttl)
+    if match is None:
+        raise click.BadParameter("use a number and s, m, h or d, such as 1h", param_hint="--ttl")
+    lifetime = timedelta(**{_TTL_UNITS[match.group(2)]: int(match.group(1))})
+    settings = _settings()
+    click.echo(
+        mint_token(settings.jwt, tenant=tenant, user=user, email=email, role=role, ttl=lifetime)  # type: ignore[arg-type]
+    )
+
+
+@main.command()
+def openapi() -> None:
+    """Print the OpenAPI document (no database needed)."""
+    from panels.app import create_app
+
+    settings = _settings().with_services("postgresql://localhost/unused", "redis://localhost:6379")
+    app = create_app(settings)
+    click.echo(json.dumps(app.openapi_schema.to_schema(), indent=2))

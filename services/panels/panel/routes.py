@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from panels.panel.schemas import PanelCreate, PanelRead, PanelUpdate, SortDirection, SortField
+from panels.panel.services import PanelService
+from panels.platform.http import json_response
+from panels.platform.openapi import error_responses, header
+from panels.platform.runtime import provide_tenant_session
+from panels.platform.schemas import Offset, PathId
+from panels.platform.tenancy import RequestContext
+
+IfMatch = Annotated[str | None, Parameter(header="If-Match", description="A strong ETag.")]
+_ETAG = {"ETag": header("ETag", "Strong ETag of the representation.")}
+
+
+async def provide_panel_service(request: Request[Any, Any, Any], ctx: RequestContext) -> PanelService:
+    return PanelService(provide_tenant_session(request, ctx), ctx, request.app.state.runtime.cache)
+
+
+class PanelController(Controller):
+    path = "/api/panels"
+    tags = ["Panels"]
+    dependencies = {"panels": Provide(provide_panel_service)}
+
+    @get(
+        "/",
+        summary="List panels",
+        description="The panels the caller may read; `X-Total-Count` is the count before paging.",
+        responses=error_responses(400, 403),
+    )
+    async def list_panels(
+        self,
+        request: Request[Any, Any, Any],
+        panels: PanelService,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        offset: Offset = 0,
+        sort: SortField = "createdAt",
+        direction: SortDirection | None = None,
+        q: Annotated[str | None, Parameter(max_length=255, description="Name contains.")] = None,
+    ) -> Response[list[PanelRead]]:
+        body = await panels.list_panels(limit=limit, offset=offset, sort=sort, direction=direction, q=q)
+        return json_response(request, body)
+
+    @post("/", summary="Create a panel", responses=error_responses(400, 403, 409, 413, 415))
+    async def create_panel(
+        self, request: Request[Any, Any, Any], panels: PanelService, data: PanelCreate
+    ) -> Response[PanelRead]:
+        panel = await panels.create_panel(data)
+        location = {"location": f"/api/panels/{panel.id}"}
+        return json_response(request, panels.encode(panel), status_code=201, headers=location)
+
+    @get("/{panel_id:int}", summary="Get a panel", responses=error_responses(400, 404))
+    async def get_panel(
+        self, request: Request[Any, Any, Any], panels: PanelService, panel_id: PathId
+    ) -> Response[PanelRead]:
+        return json_response(request, await panels.read_panel(panel_id))
+
+    @put("/{panel_id:int}", summary="Update a panel", responses=error_responses(400, 403, 404, 412, 413, 415))
+    async def update_panel(
+        self,
+        request: Request[Any, Any, Any],
+        panels: PanelService,
+        panel_id: PathId,
+        data: PanelUpdate,
+        if_match: IfMatch = None,
+    ) -> Response[PanelRead]:
+        panel = await panels.update_panel(panel_id, data, if_match)
+        return json_response(request, panels.encode(panel))
+
+    @delete("/{panel_id:int}", summary="Delete a panel", responses=error_responses(400, 403, 404, 412))
+    async def delete_panel(self, panels: PanelService, panel_id: PathId, if_match: IfMatch = None) -> None:
+        await panels.delete_panel(panel_id, if_match)

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+from hashlib import blake2b
+from typing import Any
+
+import msgspec
+from advanced_alchemy.filters import LimitOffset, OrderBy, SearchFilter, StatementFilter
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from msgspec import UnsetType
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.panel.entities import Panel
+from panels.panel.schemas import (
+    PanelCreate,
+    PanelRead,
+    PanelUpdate,
+    SortDirection,
+    SortField,
+    panel_snapshot,
+)
+from panels.platform import changes
+from panels.platform.cache import TENANT_SCOPE, VersionedCache
+from panels.platform.db import after_commit
+from panels.platform.errors import BadRequest, NotFound
+from panels.platform.http import JsonBody, check_if_match
+from panels.platform.permissions import Access, panel_access, require, require_panel_creator
+from panels.platform.schemas import JsonValueError, check_json_value
+from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+
+_SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
+
+
+class PanelRepository(SQLAlchemyAsyncRepository[Panel]):
+    model_type = Panel
+
+
+class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
+    """Panels of the caller's tenant: every query starts from the tenant statement."""
+
+    repository_type = PanelRepository
+
+    def __init__(self, session: AsyncSession, ctx: RequestContext, cache: VersionedCache) -> None:
+        super().__init__(session=session, statement=tenant_statement(Panel, ctx), auto_refresh=False)
+        self.ctx = ctx
+        self.cache = cache
+
+    async def read_panel(self, panel_id: int) -> JsonBody:
+        cached, slot = await self.cache.get(self.ctx.tenant_id, str(panel_id), "panel")
+        if cached is not None:
+            return JsonBody(cached, cache_hit=True)
+        panel = await self.get_readable(panel_id)
+        content = msgspec.json.encode(PanelRead.from_entity(panel))
+        if slot is not None:
+            await slot.fill(content)
+        return JsonBody(content, cache_hit=False)
+
+    async def list_panels(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        sort: SortField,
+        direction: SortDirection | None,
+        q: str | None,
+    ) -> JsonBody:
+        order: SortDirection = direction or ("asc" if sort == "name" else "desc")
+        query_key = blake2b(f"{limit}|{offset}|{sort}|{order}|{q}".encode(), digest_size=12)
+        name = f"list:{query_key.hexdigest()}"
+        cached, slot = await self.cache.get(self.ctx.tenant_id, TENANT_SCOPE, name)
+        if cached is not None:
+            total, _, content = cached.partition(b"\n")
+            return JsonBody(content, cache_hit=True, total=int(total))
+        filters: list[StatementFilter] = [
+            OrderBy(field_name=_SORT_COLUMNS[sort], sort_order=order),
+            OrderBy(field_name="id", sort_order=order),
+            LimitOffset(limit=limit, offset=offset),
+        ]
+        if q:
+            filters.append(
+                SearchFilter(field_name="name", value=q, ignore_case=True, escape_wildcards=True)
+            )
+        panels, total = await self.list_and_count(*filters)
+        content = msgspec.json.encode([PanelRead.from_entity(p) for p in panels])
+        if slot is not None:
+            await slot.fill(b"%d\n" % total + content)
+        return JsonBody(content, cache_hit=False, total=total)
+
+    async def get_readable(self, panel_id: int, *, for_update: bool = False) -> Panel:
+        panel = await self.get_one_or_none(Panel.id == panel_id, with_for_update=for_update)
+        if panel is None or panel_access(self.ctx.principal, panel) < Access.VIEWER:
+            raise NotFound("Panel not found")
+        return panel
+
+    async def create_panel(self, data: PanelCreate) -> Panel:
+        ensure_same_tenant(self.ctx, data.tenant_id)
+        require_panel_creator(self.ctx.principal)
+        panel = await self.create(
+            Panel(
+                tenant_id=self.ctx.tenant_id,
+                user_id=self.ctx.user_id,
+                name=data.name,
+                description=data.description,
+                cohort_rule=msgspec.to_builtins(data.cohort_rule),
+                meta=data.metadata,
+            )
+        )
+        await changes.record(
+            self.repository.session,
+            self.ctx,
+            panel_id=panel.id,
+            change_type="panel_created",
+            entity_type="panel",
+            entity_id=panel.id,
+            description=f'Panel "{panel.name}" created',
+            new=panel_snapshot(panel),
+        )
+        self._invalidate_after_commit(panel.id)
+        return panel
+
+    async def update_panel(self, panel_id: int, data: PanelUpdate, if_match: str | None) -> Panel:
+        ensure_same_tenant(self.ctx, data.tenant_id)
+        panel = await self.get_readable(panel_id, for_update=True)
+        require(panel_access(self.ctx.principal, panel), Access.EDITOR, "change this panel")
+        check_if_match(if_match, self.encode(panel).etag)
+        before = panel_snapshot(panel)
+        if not isinstance(data.name, UnsetType):
+            panel.name = data.name
+        if not isinstance(data.description, UnsetType):
+            panel.description = data.description
+        if not isinstance(data.metadata, UnsetType):
+            panel.meta = _merge_metadata(panel.meta, data.metadata)
+        if not isinstance(data.cohort_rule, UnsetType):
+            panel.cohort_rule = msgspec.to_builtins(data.cohort_rule)
+        after = panel_snapshot(panel)
+        if after == before:
+            return panel
+        panel = await self.update(panel)
+        await self._record_update(panel, before, after)
+        self._invalidate_after_commit(panel.id)
+        return panel
+
+    async def delete_panel(self, panel_id: int, if_match: str | None) -> None:
+        panel = await self.get_readable(panel_id, for_update=True)
+        require(panel_access(self.ctx.principal, panel), Access.OWNER, "delete this panel")
+        check_if_match(if_match, self.encode(panel).etag)
+        snapshot = panel_snapshot(panel)
+        await self.delete(panel.id)
+        await changes.record(
+            self.repository.session,
+            self.ctx,
+            panel_id=panel_id,
+            change_type="panel_deleted",
+            entity_type="panel",
+            entity_id=panel_id,
+            description=f'Panel "{snapshot["name"]}" deleted',
+            old=snapshot,
+        )
+        self._invalidate_after_commit(panel_id)
+
+    @staticmethod
+    def encode(panel: Panel) -> JsonBody:
+        return JsonBody(msgspec.json.encode(PanelRead.from_entity(panel)))
+
+    async def _record_update(
+        self, panel: Panel, before: dict[str, Any], after: dict[str, Any]
+    ) -> None:
+        session = self.repository.session
+        if before["cohortRule"] != after["cohortRule"]:
+            await changes.record(
+                session,
+                self.ctx,
+                panel_id=panel.id,
+                change_type="cohort_changed",
+                entity_type="panel",
+                entity_id=panel.id,
+                description=f'Cohort rule of panel "{panel.name}" changed',
+                old={"cohortRule": before["cohortRule"]},
+                new={"cohortRule": after["cohortRule"]},
+            )
+        old_fields = {k: v for k, v in before.items() if k != "cohortRule"}
+        new_fields = {k: v for k, v in after.items() if k != "cohortRule"}
+        if old_fields != new_fields:
+            changed = [k for k in new_fields if old_fields[k] != new_fields[k]]
+            await changes.record(
+                session,
+                self.ctx,
+                panel_id=panel.id,
+                change_type="panel_updated",
+                entity_type="panel",
+                entity_id=panel.id,
+                description=f'Panel "{panel.name}" updated: {", ".join(changed)}',
+                old=old_fields,
+                new=new_fields,
+            )
+
+    def _invalidate_after_commit(self, panel_id: int) -> None:
+        tenant = self.ctx.tenant_id
+
+        async def bump() -> None:
+            await self.cache.bump(tenant, str(panel_id), TENANT_SCOPE)
+
+        after_commit(self.repository.session, bump)
+
+
+def _merge_metadata(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = {**stored, **patch}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key)
+    try:
+        check_json_value(merged, "metadata")
+    except JsonValueError as exc:
+        raise BadRequest("body.metadata", str(exc)) from None
+    return merged

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces shared by every feature; no business rules live here."""

@@ -1,0 +1,108 @@
+"""Cache-aside in Redis with versioned keys, failing open.
+
+Keys carry the tenant and a version number: `panels:{tenant}:{scope}:v{n}:{name}`, where the
+scope is a panel id or `all` for tenant-wide lists. A write bumps the versions after its
+transaction commits, so nothing is deleted by pattern and no reader sees data older than the
+last commit: a reader that raced the write stored its entry under the old version, which no
+one reads again. Any Redis error opens a circuit breaker for a few seconds, during which the
+cache is skipped and every read goes to the database.
+"""
+
+from __future__ import annotations
+
+import time
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = structlog.get_logger("panels.cache")
+
+TENANT_SCOPE = "all"
+
+# One round trip: read the scope's version and the entry stored under it.
+_READ = """
+local version = redis.call('GET', KEYS[1]) or '0'
+return {version, redis.call('GET', ARGV[1] .. version .. ARGV[2])}
+"""
+
+
+class CircuitBreaker:
+    """Skip Redis for `cooldown` seconds after it fails, instead of waiting on it each time."""
+
+    def __init__(self, cooldown: float = 5.0) -> None:
+        self.cooldown = cooldown
+        self._open_until = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    def trip(self, error: BaseException) -> None:
+        if not self.is_open:
+            log.warning("redis unavailable, bypassing it", error=type(error).__name__)
+        self._open_until = time.monotonic() + self.cooldown
+
+
+class VersionedCache:
+    def __init__(self, redis: Redis, ttl_seconds: int, breaker: CircuitBreaker) -> None:
+        self._redis = redis
+        self._ttl = ttl_seconds
+        self.breaker = breaker
+        self._read = redis.register_script(_READ)
+
+    async def get(self, tenant: str, scope: str, name: str) -> tuple[bytes | None, CacheSlot | None]:
+        """The cached bytes (or None) and the slot to fill on a miss (None when bypassed)."""
+        if self.breaker.is_open:
+            return None, None
+        base = f"panels:{tenant}:{scope}"
+        try:
+            version, value = await self._read(keys=[f"{base}:ver"], args=[f"{base}:v", f":{name}"])
+        except (RedisError, OSError) as exc:
+            self.breaker.trip(exc)
+            return None, None
+        slot = CacheSlot(self, f"{base}:v{version.decode()}:{name}")
+        return value, slot
+
+    async def bump(self, tenant: str, *scopes: str) -> None:
+        """Invalidate everything cached under these scopes; call after commit."""
+        if self.breaker.is_open or not scopes:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for scope in scopes:
+                    pipe.incr(f"panels:{tenant}:{scope}:ver")
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.breaker.trip(exc)
+
+    async def _store(self, key: str, value: bytes) -> None:
+        if self.breaker.is_open:
+            return
+        try:
+            await self._redis.set(key, value, ex=self._ttl)
+        except (RedisError, OSError) as exc:
+            self.breaker.trip(exc)
+
+
+class CacheSlot:
+    """Where a miss's freshly read value goes: the key of the version seen before the read."""
+
+    __slots__ = ("_cache", "key")
+
+    def __init__(self, cache: VersionedCache, key: str) -> None:
+        self._cache = cache
+        self.key = key
+
+    async def fill(self, value: bytes) -> None:
+        await self._cache._store(self.key, value)
+
+
+def redis_client(url: str) -> Redis:
+    return Redis.from_url(
+        url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry_on_timeout=False,
+        health_check_interval=30,
+    )
+

@@ -1,0 +1,72 @@
+"""`record`: the one call every mutating service makes to log a change.
+
+It writes `panel_change` in the caller's transaction, so a change and its record commit or
+roll back together, and keeps only the fields that differ in `oldValues`/`newValues`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.change.entities import PanelChange
+from panels.platform.tenancy import RequestContext
+
+ChangeType = Literal[
+    "panel_created",
+    "panel_updated",
+    "panel_deleted",
+    "cohort_changed",
+    "source_added",
+    "source_changed",
+    "source_removed",
+    "column_added",
+    "column_modified",
+    "column_removed",
+    "view_created",
+    "view_updated",
+    "view_published",
+    "view_unpublished",
+    "view_deleted",
+]
+EntityType = Literal["panel", "datasource", "column", "view", "grant"]
+
+
+def field_diff(old: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields whose values differ, as (old values, new values)."""
+    keys = [k for k in {**old, **new} if k not in old or k not in new or old[k] != new[k]]
+    return {k: old[k] for k in keys if k in old}, {k: new[k] for k in keys if k in new}
+
+
+async def record(
+    session: AsyncSession,
+    ctx: RequestContext,
+    *,
+    panel_id: int,
+    change_type: ChangeType,
+    entity_type: EntityType,
+    entity_id: int | None,
+    description: str,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    affected_column: str | None = None,
+) -> PanelChange:
+    old_values, new_values = field_diff(old or {}, new or {})
+    change = PanelChange(
+        tenant_id=ctx.tenant_id,
+        panel_id=panel_id,
+        change_type=change_type,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        description=description,
+        changed_by=ctx.user_id,
+        changed_at=datetime.now(UTC),
+        affected_column=affected_column,
+        old_values=old_values,
+        new_values=new_values,
+        request_id=ctx.request_id,
+    )
+    session.add(change)
+    return change

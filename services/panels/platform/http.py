@@ -1,0 +1,65 @@
+"""JSON responses with strong ETags, conditional requests and the `x-cache` header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from hashlib import blake2b
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.status_codes import HTTP_304_NOT_MODIFIED
+
+from panels.platform.errors import PreconditionFailed
+
+
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    """An encoded representation, and whether it came from the cache."""
+
+    content: bytes
+    cache_hit: bool | None = None
+    total: int | None = None
+
+    @property
+    def etag(self) -> str:
+        return etag_of(self.content)
+
+
+def etag_of(content: bytes) -> str:
+    return f'"{blake2b(content, digest_size=16).hexdigest()}"'
+
+
+def _tags(header: str) -> list[str]:
+    return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
+
+
+def json_response(
+    request: Request[Any, Any, Any],
+    body: JsonBody,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    """Send `body` with its ETag; a GET whose `If-None-Match` still matches gets a 304."""
+    out = dict(headers or {})
+    if body.cache_hit is not None:
+        out["x-cache"] = "HIT" if body.cache_hit else "MISS"
+    if body.total is not None:
+        out["x-total-count"] = str(body.total)
+    etag = out["etag"] = body.etag
+    if_none_match = request.headers.get("if-none-match") if request.method == "GET" else None
+    if if_none_match and (if_none_match.strip() == "*" or etag in _tags(if_none_match)):
+        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=out)
+    return Response(
+        content=body.content, status_code=status_code, media_type=MediaType.JSON, headers=out
+    )
+
+
+def check_if_match(if_match: str | None, current_etag: str) -> None:
+    """`If-Match` compares strong ETags exactly; absent means unconditional."""
+    if if_match is None:
+        return
+    tags = [t.strip() for t in if_match.split(",") if t.strip()]
+    if "*" in tags or current_etag in tags:
+        return
+    raise PreconditionFailed("The resource has changed since it was read (If-Match failed)")

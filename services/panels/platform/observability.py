@@ -1,0 +1,140 @@
+"""Request ids, structured logs, security headers and metrics."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from litestar.datastructures import MutableScopeHeaders
+from litestar.plugins.prometheus import PrometheusConfig
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+    from panels.settings import Settings
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_UNPROTECTED_PREFIXES = ("/docs", "/schema")
+access_log = structlog.get_logger("panels.access")
+
+
+def request_id(scope: Scope) -> str:
+    """The request's id: the client's when it is well formed, else a new one; made once."""
+    state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    existing = state.get("request_id")
+    if existing is not None:
+        return str(existing)
+    value = None
+    for name, raw in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = raw.decode("latin-1")
+            if _REQUEST_ID.match(candidate):
+                value = candidate
+            break
+    value = value or uuid.uuid4().hex
+    state["request_id"] = value
+    return value
+
+
+def request_context_middleware(app: ASGIApp) -> ASGIApp:
+    """Outermost route middleware: fixes the request id and start time, binds log context."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["started_at"] = time.perf_counter()  # type: ignore[typeddict-item]
+            structlog.contextvars.bind_contextvars(request_id=request_id(scope))
+        await app(scope, receive, send)
+
+    return middleware
+
+
+def make_response_decorator(settings: Settings) -> Any:
+    """A before-send hook: request id and security headers on every response, one access log."""
+    hsts = settings.is_production
+
+    async def decorate(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        headers = MutableScopeHeaders.from_message(message)
+        headers["x-request-id"] = request_id(scope)
+        headers["x-content-type-options"] = "nosniff"
+        headers["x-frame-options"] = "DENY"
+        headers["referrer-policy"] = "no-referrer"
+        path = scope.get("path", "")
+        if not path.startswith(_UNPROTECTED_PREFIXES):
+            headers["content-security-policy"] = "default-src 'none'; frame-ancestors 'none'"
+        if path.startswith("/api/") and "cache-control" not in headers:
+            headers["cache-control"] = "private, no-cache"
+        if hsts:
+            headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+        _log_access(scope, message["status"])
+
+    return decorate
+
+
+def _log_access(scope: Scope, status: int) -> None:
+    state = scope.get("state", {})
+    started = state.get("started_at")
+    principal = scope.get("user")
+    access_log.info(
+        "request",
+        request_id=request_id(scope),
+        method=scope.get("method"),
+        path=scope.get("path"),
+        route=scope.get("path_template"),
+        status=status,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
+        tenant=getattr(principal, "tenant_id", None),
+        user=getattr(principal, "user_id", None),
+    )
+
+
+def configure_logging(settings: Settings) -> None:
+    """structlog for our events and the standard library's (uvicorn, SQLAlchemy) alike."""
+    level = getattr(logging, settings.log_level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("uvicorn.access", "sqlalchemy.engine", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def prometheus_config() -> PrometheusConfig:
+    return PrometheusConfig(
+        app_name="panels",
+        prefix="panels",
+        group_path=True,
+        exclude=["^/metrics", "^/health", "^/liveness"],
+    )

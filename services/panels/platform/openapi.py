@@ -1,0 +1,108 @@
+"""OpenAPI: the bearer scheme, the shared error responses and the descriptions of choices
+the wire contract leaves open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
+from litestar.openapi.spec import (
+    Components,
+    Contact,
+    OpenAPIHeader,
+    Parameter,
+    Schema,
+    SecurityScheme,
+    Tag,
+)
+from litestar.openapi.spec.enums import OpenAPIType
+
+from panels.platform.errors import ErrorBody
+
+BEARER = "BearerToken"
+_MEANINGS = {
+    400: "Invalid input; `details` names each offending field.",
+    401: "Missing, malformed, wrongly signed or expired bearer token.",
+    403: "Not permitted (or a `tenantId` other than the token's).",
+    404: "No such resource in the caller's tenant.",
+    409: "Conflicts with the current state (or an Idempotency-Key reused with another body).",
+    412: "`If-Match` no longer matches the resource's ETag.",
+    413: "Request body larger than the configured limit.",
+    415: "Unsupported content type.",
+    429: "Rate limited; see the `RateLimit-*` and `Retry-After` headers.",
+    503: "Not ready: the database is unreachable.",
+}
+_DESCRIPTION = """
+Multi-tenant panels management: cohort rules, data sources, columns and saved views, with a
+change history.
+
+Every `/api` route needs `Authorization: Bearer <JWT>`; tenant, user and role come only from
+the token. Errors always have the body `{statusCode, error, message, requestId, details?}`.
+
+Choices this service makes where the contract is silent:
+- `GET /api/panels` sorts `createdAt`/`updatedAt` newest first and `name` A→Z unless
+  `direction` is given; ties break on id.
+- A `PUT` that changes nothing returns the resource unchanged and records no change.
+- A POST repeated with the same `Idempotency-Key` (1–255 visible ASCII characters) and body
+  within 24 hours returns the first response with `Idempotent-Replayed: true`; only successful
+  (2xx) responses are remembered, so a failed attempt may be retried with the same key.
+- Single-resource reads answer `If-None-Match` (weak comparison) with 304; `If-Match` on
+  `PUT`/`DELETE` compares strong ETags exactly; `*` matches any current version.
+- `/api` responses carry `Cache-Control: private, no-cache`: clients revalidate with the ETag.
+"""
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """The standard error body for each status, always including 401 and 429."""
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=_MEANINGS[code])
+        for code in sorted({401, 429, *codes})
+    }
+
+
+def header(name: str, description: str, type_: OpenAPIType = OpenAPIType.STRING) -> OpenAPIHeader:
+    return OpenAPIHeader(description=description, schema=Schema(type=type_))
+
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in="header",  # type: ignore[arg-type]
+    required=False,
+    description="Repeat-safe POST: the same key and body within 24 h returns the first response.",
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255),
+)
+
+
+def openapi_config(version: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Panels API",
+        version=version,
+        description=_DESCRIPTION.strip(),
+        contact=Contact(name="Panels team"),
+        path="/schema",
+        render_plugins=[JsonRenderPlugin(), ScalarRenderPlugin()],
+        components=Components(
+            security_schemes={
+                BEARER: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="A JWT with `sub`, `tenant_id` and optional `roles`, `email`.",
+                )
+            }
+        ),
+        tags=[
+            Tag(name="Panels", description="Panels: cohort rule, metadata, lifecycle."),
+            Tag(name="Changes", description="The change history of panels."),
+            Tag(name="Health", description="Liveness, readiness and metrics (no token)."),
+        ],
+        use_handler_docstrings=True,
+    )
+
+
+def document_idempotency(schema: Any) -> None:
+    """Every POST under /api takes an Idempotency-Key; say so once, here, for all of them."""
+    for path, item in (schema.paths or {}).items():
+        if path.startswith("/api/") and item.post is not None:
+            item.post.parameters = [*(item.post.parameters or []), IDEMPOTENCY_KEY]

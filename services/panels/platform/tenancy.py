@@ -1,0 +1,72 @@
+"""Who is asking and in which tenant: the request context and the tenant-bound session.
+
+This is the one place the tenant filter is applied: services receive a `RequestContext` and a
+session bound to its tenant, and build every statement from `tenant_statement`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.platform.auth import Principal
+from panels.platform.db import bind_tenant
+from panels.platform.errors import Forbidden
+from panels.platform.observability import request_id
+
+M = TypeVar("M")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    principal: Principal
+    request_id: str
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+    @property
+    def user_id(self) -> str:
+        return self.principal.user_id
+
+
+def tenant_statement(model: type[M], ctx: RequestContext) -> Select[tuple[M]]:
+    """`SELECT model WHERE tenant_id = caller's tenant`: the base of every service query."""
+    return select(model).where(model.tenant_id == ctx.tenant_id)  # type: ignore[attr-defined]
+
+
+def ensure_same_tenant(ctx: RequestContext, claimed: str | None) -> None:
+    """Older clients send `tenantId`; accept it only when it is the token's tenant."""
+    if claimed is not None and claimed != ctx.tenant_id:
+        raise Forbidden("Access denied to tenant")
+
+
+def requires_tenant(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Router guard: an authenticated principal, and any `tenantId` query value is its tenant."""
+    principal = connection.scope.get("user")
+    if not isinstance(principal, Principal):
+        raise NotAuthorizedException("Missing bearer token")
+    claimed = connection.query_params.get("tenantId")
+    if claimed is not None and claimed != principal.tenant_id:
+        raise Forbidden("Access denied to tenant")
+
+
+def provide_request_context(request: Request[Principal, Any, Any]) -> RequestContext:
+    return RequestContext(principal=request.user, request_id=request_id(request.scope))
+
+
+def tenant_session(
+    request: Request[Any, Any, Any], config: SQLAlchemyAsyncConfig, ctx: RequestContext
+) -> AsyncSession:
+    """The request's session (shared with everything else in the request), tenant-bound."""
+    session = config.provide_session(request.app.state, request.scope)
+    return bind_tenant(session, ctx.tenant_id)

@@ -1,0 +1,241 @@
+"""Every environment variable the service reads, parsed and checked once.
+
+`Settings.from_env` is pure (it reads only the mapping it is given) so tests build as many
+configurations as they like; `load_settings` adds the `.env` file of the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from dotenv import dotenv_values
+
+Environment = Literal["development", "test", "production"]
+LogFormat = Literal["json", "console"]
+ClaimsPreset = Literal["default", "stytch"]
+
+_ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
+MIN_PRODUCTION_SECRET_BYTES = 32
+_T = TypeVar("_T", bound=str)
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSettings:
+    secret: str
+    secret_is_generated: bool
+    jwks_url: str | None
+    algorithms: tuple[str, ...]
+    issuer: str | None
+    audience: str | None
+    require_exp: bool
+    claims_preset: ClaimsPreset
+    user_claim: str
+    email_claim: str
+    tenant_claim: str
+    roles_claim: str
+    leeway_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: Environment
+    host: str
+    port: int
+    database_url: str | None
+    database_read_url: str | None
+    redis_url: str | None
+    jwt: JwtSettings
+    cors_origins: tuple[str, ...]
+    rate_limit_per_minute: int
+    log_level: str
+    log_format: LogFormat
+    max_body_bytes: int
+    cache_ttl_seconds: int
+    db_pool_size: int
+    data_dir: Path
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def with_services(self, database_url: str, redis_url: str) -> Settings:
+        """The same settings pointing at concrete (for example embedded) services."""
+        return replace(self, database_url=database_url, redis_url=redis_url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        env = _choice(environ, "PANELS_ENV", _ENVIRONMENTS, "development")
+        data_dir = Path(environ.get("PANELS_DATA_DIR", ".panels")).resolve()
+        jwt = _jwt_settings(environ, env, data_dir)
+        database_url = _postgres_url(environ, "DATABASE_URL")
+        redis_url = _redis_url(environ)
+        if env == "production":
+            _check_production(database_url, redis_url, jwt)
+        return cls(
+            env=env,
+            host=environ.get("HOST", "127.0.0.1"),
+            port=_integer(environ, "PORT", 3001, 1, 65535),
+            database_url=database_url,
+            database_read_url=_postgres_url(environ, "DATABASE_READ_URL"),
+            redis_url=redis_url,
+            jwt=jwt,
+            cors_origins=_origins(environ),
+            rate_limit_per_minute=_integer(environ, "RATE_LIMIT", 1200, 0, 10_000_000),
+            log_level=_choice(environ, "LOG_LEVEL", _LOG_LEVELS, "info"),
+            log_format=_choice(
+                environ,
+                "LOG_FORMAT",
+                ("json", "console"),
+                "console" if sys.stderr.isatty() else "json",
+            ),
+            max_body_bytes=_integer(environ, "MAX_BODY_BYTES", 1024 * 1024, 1024, 100 * 1024**2),
+            cache_ttl_seconds=_integer(environ, "CACHE_TTL_SECONDS", 300, 1, 86_400),
+            db_pool_size=_integer(environ, "DB_POOL_SIZE", 10, 1, 500),
+            data_dir=data_dir,
+        )
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the process environment, with `.env` filling what it leaves unset."""
+    merged = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    merged.update(os.environ if environ is None else environ)
+    return Settings.from_env(merged)
+
+
+def _check_production(database_url: str | None, redis_url: str | None, jwt: JwtSettings) -> None:
+    if database_url is None:
+        raise SettingsError("DATABASE_URL: required when PANELS_ENV=production")
+    if redis_url is None:
+        raise SettingsError("REDIS_URL: required when PANELS_ENV=production")
+    if jwt.jwks_url is None and (
+        jwt.secret_is_generated or len(jwt.secret.encode()) < MIN_PRODUCTION_SECRET_BYTES
+    ):
+        raise SettingsError(
+            f"JWT_SECRET: must be at least {MIN_PRODUCTION_SECRET_BYTES} bytes when "
+            "PANELS_ENV=production (or set JWT_JWKS_URL)"
+        )
+
+
+def _jwt_settings(environ: Mapping[str, str], env: Environment, data_dir: Path) -> JwtSettings:
+    secret = environ.get("JWT_SECRET", "")
+    generated = not secret
+    if generated and env != "production":
+        secret = _development_secret(data_dir)
+    algorithms = tuple(
+        a.strip() for a in environ.get("JWT_ALGORITHMS", "HS256").split(",") if a.strip()
+    )
+    for algorithm in algorithms:
+        if algorithm not in _JWT_ALGORITHMS:
+            raise SettingsError(f"JWT_ALGORITHMS: unsupported algorithm {algorithm!r}")
+    if not algorithms:
+        raise SettingsError("JWT_ALGORITHMS: at least one algorithm is required")
+    jwks_url = environ.get("JWT_JWKS_URL") or None
+    if jwks_url is not None and not jwks_url.startswith(("https://", "http://")):
+        raise SettingsError("JWT_JWKS_URL: must be an http(s) URL")
+    preset = _choice(environ, "JWT_CLAIMS", ("default", "stytch"), "default")
+    stytch = preset == "stytch"
+    return JwtSettings(
+        secret=secret,
+        secret_is_generated=generated,
+        jwks_url=jwks_url,
+        algorithms=algorithms,
+        issuer=environ.get("JWT_ISSUER") or None,
+        audience=environ.get("JWT_AUDIENCE") or None,
+        require_exp=_boolean(environ, "JWT_REQUIRE_EXP", True),
+        claims_preset=preset,
+        user_claim=environ.get("JWT_USER_CLAIM", "sub"),
+        email_claim=environ.get("JWT_EMAIL_CLAIM", "email"),
+        tenant_claim=environ.get(
+            "JWT_TENANT_CLAIM",
+            "https://stytch.com/organization.slug" if stytch else "tenant_id",
+        ),
+        roles_claim=environ.get(
+            "JWT_ROLES_CLAIM", "https://stytch.com/session.roles" if stytch else "roles"
+        ),
+        leeway_seconds=_integer(environ, "JWT_LEEWAY_SECONDS", 30, 0, 600),
+    )
+
+
+def _development_secret(data_dir: Path) -> str:
+    """A random secret kept under the data folder so the server and `panels token` agree."""
+    path = data_dir / "dev-jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def _postgres_url(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name) or None
+    if value is None:
+        return None
+    scheme = value.split("://", 1)[0]
+    if scheme not in ("postgresql", "postgres", "postgresql+asyncpg"):
+        raise SettingsError(f"{name}: must be a postgresql:// URL")
+    return value
+
+
+def _redis_url(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("REDIS_URL") or None
+    if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("REDIS_URL: must be a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _origins(environ: Mapping[str, str]) -> tuple[str, ...]:
+    origins = tuple(o.strip() for o in environ.get("CORS_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise SettingsError(f"CORS_ORIGINS: {origin!r} is not an http(s) origin")
+    return origins
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[_T, ...], default: _T) -> _T:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    for option in allowed:
+        if option.lower() == lowered:
+            return option
+    raise SettingsError(f"{name}: expected one of {', '.join(allowed)}, got {raw!r}")
