@@ -4,23 +4,26 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
 
 from panels.change.schemas import ChangePage
 from panels.change.services import ChangeService
 from panels.platform.changes import ChangeType
 from panels.platform.openapi import error_responses
 from panels.platform.runtime import provide_tenant_session
-from panels.platform.schemas import Offset, PathId
+from panels.platform.schemas import MAX_ID, Offset, PathId
 from panels.platform.tenancy import RequestContext
 
-Limit = Annotated[int, Parameter(ge=1, le=100, description="1 to 100.")]
-Since = Annotated[datetime | None, Parameter(description="ISO-8601; only changes at or after it.")]
-Kind = Annotated[ChangeType | None, Parameter(query="changeType")]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="1 to 100.")]
+Since = Annotated[datetime | None, QueryParameter(description="ISO-8601; only changes at or after it.")]
+Kind = Annotated[ChangeType | None, QueryParameter(name="changeType")]
+Changes = NamedDependency[ChangeService]
 
 
-async def provide_change_service(request: Request[Any, Any, Any], ctx: RequestContext) -> ChangeService:
+async def provide_change_service(
+    request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
+) -> ChangeService:
     return ChangeService(provide_tenant_session(request, ctx), ctx)
 
 
@@ -31,8 +34,8 @@ class ChangeController(Controller):
     @get("/api/changes/panels", summary="Change history across panels", responses=error_responses(400, 403))
     async def list_changes(
         self,
-        changes: ChangeService,
-        panel_id: Annotated[int | None, Parameter(query="panelId", ge=1, le=2**63 - 1)] = None,
+        changes: Changes,
+        panel_id: Annotated[int | None, QueryParameter(name="panelId", ge=1, le=MAX_ID)] = None,
         change_type: Kind = None,
         since: Since = None,
         limit: Limit = 50,
@@ -50,7 +53,7 @@ class ChangeController(Controller):
     )
     async def list_panel_changes(
         self,
-        changes: ChangeService,
+        changes: Changes,
         panel_id: PathId,
         change_type: Kind = None,
         since: Since = None,

@@ -60,7 +60,7 @@ class ChangeService(SQLAlchemyAsyncRepositoryService[PanelChange, ChangeReposito
         if since is not None:
             aware = since if since.tzinfo else since.replace(tzinfo=UTC)
             conditions.append(PanelChange.changed_at >= aware)
-        rows, total = await self.list_and_count(*filters, *conditions)
+        rows, total = await self.get_many_and_count(*filters, *conditions)
         return ChangePage(
             changes=[ChangeRead.from_entity(c) for c in rows],
             total=total,

@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from panels.panel.schemas import PanelCreate, PanelRead, PanelUpdate, SortDirection, SortField
 from panels.panel.services import PanelService
@@ -14,11 +14,14 @@ from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import Offset, PathId
 from panels.platform.tenancy import RequestContext
 
-IfMatch = Annotated[str | None, Parameter(header="If-Match", description="A strong ETag.")]
+IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description="A strong ETag.")]
+Panels = NamedDependency[PanelService]
 _ETAG = {"ETag": header("ETag", "Strong ETag of the representation.")}
 
 
-async def provide_panel_service(request: Request[Any, Any, Any], ctx: RequestContext) -> PanelService:
+async def provide_panel_service(
+    request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
+) -> PanelService:
     return PanelService(provide_tenant_session(request, ctx), ctx, request.app.state.runtime.cache)
 
 
@@ -36,19 +39,19 @@ class PanelController(Controller):
     async def list_panels(
         self,
         request: Request[Any, Any, Any],
-        panels: PanelService,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        panels: Panels,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         offset: Offset = 0,
-        sort: SortField = "createdAt",
-        direction: SortDirection | None = None,
-        q: Annotated[str | None, Parameter(max_length=255, description="Name contains.")] = None,
+        sort: FromQuery[SortField] = "createdAt",
+        direction: FromQuery[SortDirection | None] = None,
+        q: Annotated[str | None, QueryParameter(max_length=255, description="Name contains.")] = None,
     ) -> Response[list[PanelRead]]:
         body = await panels.list_panels(limit=limit, offset=offset, sort=sort, direction=direction, q=q)
         return json_response(request, body)
 
     @post("/", summary="Create a panel", responses=error_responses(400, 403, 409, 413, 415))
     async def create_panel(
-        self, request: Request[Any, Any, Any], panels: PanelService, data: PanelCreate
+        self, request: Request[Any, Any, Any], panels: Panels, data: JSONBody[PanelCreate]
     ) -> Response[PanelRead]:
         panel = await panels.create_panel(data)
         location = {"location": f"/api/panels/{panel.id}"}
@@ -56,7 +59,7 @@ class PanelController(Controller):
 
     @get("/{panel_id:int}", summary="Get a panel", responses=error_responses(400, 404))
     async def get_panel(
-        self, request: Request[Any, Any, Any], panels: PanelService, panel_id: PathId
+        self, request: Request[Any, Any, Any], panels: Panels, panel_id: PathId
     ) -> Response[PanelRead]:
         return json_response(request, await panels.read_panel(panel_id))
 
@@ -64,14 +67,14 @@ class PanelController(Controller):
     async def update_panel(
         self,
         request: Request[Any, Any, Any],
-        panels: PanelService,
+        panels: Panels,
         panel_id: PathId,
-        data: PanelUpdate,
+        data: JSONBody[PanelUpdate],
         if_match: IfMatch = None,
     ) -> Response[PanelRead]:
         panel = await panels.update_panel(panel_id, data, if_match)
         return json_response(request, panels.encode(panel))
 
     @delete("/{panel_id:int}", summary="Delete a panel", responses=error_responses(400, 403, 404, 412))
-    async def delete_panel(self, panels: PanelService, panel_id: PathId, if_match: IfMatch = None) -> None:
+    async def delete_panel(self, panels: Panels, panel_id: PathId, if_match: IfMatch = None) -> None:
         await panels.delete_panel(panel_id, if_match)

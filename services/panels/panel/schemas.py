@@ -14,7 +14,7 @@ PanelName = Annotated[
     Meta(
         min_length=1,
         max_length=255,
-        pattern=r"^[^\x00]*\S[^\x00]*$",
+        pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
         description="Not blank; 1 to 255 characters.",
         examples=["Discharge planning"],
     ),
@@ -36,7 +36,7 @@ class CohortCondition(CamelStruct):
     value: Any = None
 
     def __post_init__(self) -> None:
-        check_operator_value(self.operator, self.value)
+        check_operator_value(self.operator, self.value, "value")
 
 
 class CohortRule(CamelStruct):

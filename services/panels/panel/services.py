@@ -80,7 +80,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             filters.append(
                 SearchFilter(field_name="name", value=q, ignore_case=True, escape_wildcards=True)
             )
-        panels, total = await self.list_and_count(*filters)
+        panels, total = await self.get_many_and_count(*filters)
         content = msgspec.json.encode([PanelRead.from_entity(p) for p in panels])
         if slot is not None:
             await slot.fill(b"%d\n" % total + content)

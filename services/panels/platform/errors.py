@@ -6,6 +6,7 @@ driver message ever reaches a client; unexpected errors are logged with their tr
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -26,6 +27,7 @@ from panels.platform.observability import request_id
 from panels.platform.schemas import CamelStruct
 
 log = structlog.get_logger("panels.errors")
+_OWN_PATH = re.compile(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", re.DOTALL)
 
 
 class ErrorDetail(CamelStruct):
@@ -95,8 +97,14 @@ def _validation_details(exc: ValidationException) -> list[ErrorDetail]:
             continue
         key = str(item.get("key") or "")
         source = str(item.get("source") or "")
+        message = str(item.get("message", "invalid"))
+        # Our own checks (struct __post_init__) name the field they refuse: "value: …".
+        own = _OWN_PATH.match(message)
+        if own is not None:
+            path, message = own.groups()
+            key = path if key in ("", "data") else f"{key}.{path}"
         field = f"{source}.{key}" if source and key else key or source or "request"
-        details.append(ErrorDetail(field=field, message=str(item.get("message", "invalid"))))
+        details.append(ErrorDetail(field=field, message=message))
     return details
 
 

