@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 log = structlog.get_logger("panels.cache")
 
@@ -57,7 +56,7 @@ class VersionedCache:
         base = f"panels:{tenant}:{scope}"
         try:
             version, value = await self._read(keys=[f"{base}:ver"], args=[f"{base}:v", f":{name}"])
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
             self.breaker.trip(exc)
             return None, None
         slot = CacheSlot(self, f"{base}:v{version.decode()}:{name}")
@@ -72,7 +71,7 @@ class VersionedCache:
                 for scope in scopes:
                     pipe.incr(f"panels:{tenant}:{scope}:ver")
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
             self.breaker.trip(exc)
 
     async def _store(self, key: str, value: bytes) -> None:
@@ -80,7 +79,7 @@ class VersionedCache:
             return
         try:
             await self._redis.set(key, value, ex=self._ttl)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
             self.breaker.trip(exc)
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from litestar import Request
 from litestar.middleware.rate_limit import get_remote_address
 from litestar.stores.base import Store
-from redis.exceptions import RedisError
 
 from panels.platform.auth import Principal
 from panels.platform.cache import CircuitBreaker
@@ -34,7 +33,7 @@ class FailOpenStore(Store):
             return None
         try:
             return await self._inner.get(key, renew_for)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
             self._breaker.trip(exc)
             return None
 
@@ -43,7 +42,7 @@ class FailOpenStore(Store):
             return
         try:
             await self._inner.set(key, value, expires_in)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
             self._breaker.trip(exc)
 
     async def delete(self, key: str) -> None:

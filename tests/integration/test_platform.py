@@ -1,0 +1,86 @@
+"""Health, readiness, metrics, docs, rate limiting and CORS."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from panels.app import create_app
+from tests.conftest import Caller, CallerFactory, Services, build_settings
+
+Client = AsyncTestClient[Litestar]
+
+
+async def test_health_and_its_alias(client: Client) -> None:
+    for path in ("/health", "/liveness"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ok"
+        assert body["version"]
+        assert body["uptime"] >= 0
+        assert body["timestamp"].endswith("Z")
+
+
+async def test_ready_checks_database_and_redis(client: Client) -> None:
+    for path in ("/ready", "/healthz"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ok"
+        for check in ("database", "redis"):
+            assert body["checks"][check]["status"] == "ok"
+            assert body["checks"][check]["latencyMs"] >= 0
+
+
+async def test_ready_is_503_without_the_database(services: Services) -> None:
+    app = create_app(build_settings(services, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        response = await client.get("/ready")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "error"
+        assert body["checks"]["database"]["status"] == "error"
+        assert "127.0.0.1" not in response.text  # no driver detail leaks
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_metrics_are_prometheus_text(client: Client, admin: Caller) -> None:
+    await client.get("/api/panels", headers=admin.headers)
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "panels_requests_total" in response.text
+
+
+async def test_rate_limit_per_user(services: Services, make_caller: CallerFactory) -> None:
+    app = create_app(build_settings(services, RATE_LIMIT="3"))
+    alice, bob = make_caller("alice", "admin"), make_caller("bob", "admin")
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        statuses = [(await client.get("/api/panels", headers=alice.headers)).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        limited = await client.get("/api/panels", headers=alice.headers)
+        assert limited.json()["statusCode"] == 429
+        assert limited.headers["ratelimit-limit"] == "3"
+        assert limited.headers["ratelimit-remaining"] == "0"
+        assert (await client.get("/api/panels", headers=bob.headers)).status_code == 200
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_cors_only_for_configured_origins(services: Services, admin: Caller) -> None:
+    app = create_app(build_settings(services, CORS_ORIGINS="https://app.example.com"))
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        preflight = await client.options(
+            "/api/panels",
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+            },
+        )
+        assert preflight.status_code in (200, 204)
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
+        response = await client.get("/api/panels", headers={**admin.headers, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in response.headers
+    async with AsyncTestClient(app=create_app(build_settings(services)), raise_server_exceptions=False) as client:
+        response = await client.get("/api/panels", headers={**admin.headers, "Origin": "https://app.example.com"})
+        assert "access-control-allow-origin" not in response.headers
