@@ -109,7 +109,9 @@ def tenant() -> str:
 
 @pytest.fixture
 def make_caller(settings: Settings, tenant: str) -> CallerFactory:
-    def make(user: str = "alice", role: Role = "admin", tenant_id: str | None = None, **claims: Any) -> Caller:
+    def make(
+        user: str = "alice", role: Role = "admin", tenant_id: str | None = None, **claims: Any
+    ) -> Caller:
         tenant_id = tenant_id or tenant
         email = claims.pop("email", f"{user}@example.com")
         token = mint_token(settings.jwt, tenant=tenant_id, user=user, email=email, role=role)
@@ -142,7 +144,9 @@ def outsider(make_caller: CallerFactory) -> Caller:
 @pytest.fixture
 def create_panel(client: AsyncTestClient[Litestar]) -> Callable[..., Any]:
     async def create(caller: Caller, **body: Any) -> dict[str, Any]:
-        response = await client.post("/api/panels", json=body or {"name": "Ward 7"}, headers=caller.headers)
+        response = await client.post(
+            "/api/panels", json=body or {"name": "Ward 7"}, headers=caller.headers
+        )
         assert response.status_code == 201, response.text
         return dict(response.json())
 

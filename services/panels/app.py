@@ -90,13 +90,32 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=openapi_config(__version__),
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
-            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "X-Total-Count", "X-Request-ID", "x-cache", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "X-Total-Count",
+                "X-Request-ID",
+                "x-cache",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "RateLimit-Policy",
+            ],
         )
         if settings.cors_origins
         else None,
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
-        stores={"rate_limit": FailOpenStore(RedisStore(redis, namespace="panels:ratelimit"), breaker)},
+        stores={
+            "rate_limit": FailOpenStore(RedisStore(redis, namespace="panels:ratelimit"), breaker)
+        },
         request_max_body_size=settings.max_body_bytes,
         on_shutdown=[close_redis],
         logging_config=None,

@@ -145,7 +145,9 @@ def revision(message: str) -> None:
 @click.option("--tenant", required=True)
 @click.option("--user", required=True)
 @click.option("--email", default=None)
-@click.option("--role", type=click.Choice(["admin", "builder", "user"]), default="user", show_default=True)
+@click.option(
+    "--role", type=click.Choice(["admin", "builder", "user"]), default="user", show_default=True
+)
 @click.option("--ttl", default="1h", show_default=True, help="Lifetime: 30m, 1h, 7d…")
 def token(tenant: str, user: str, email: str | None, role: str, ttl: str) -> None:
     """Print a signed token for the configured secret (development and tests)."""

@@ -21,6 +21,8 @@ LogFormat = Literal["json", "console"]
 ClaimsPreset = Literal["default", "stytch"]
 
 _ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
+_PRESETS: tuple[ClaimsPreset, ...] = ("default", "stytch")
+_FORMATS: tuple[LogFormat, ...] = ("json", "console")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
 MIN_PRODUCTION_SECRET_BYTES = 32
@@ -97,7 +99,7 @@ class Settings:
             log_format=_choice(
                 environ,
                 "LOG_FORMAT",
-                ("json", "console"),
+                _FORMATS,
                 "console" if sys.stderr.isatty() else "json",
             ),
             max_body_bytes=_integer(environ, "MAX_BODY_BYTES", 1024 * 1024, 1024, 100 * 1024**2),
@@ -144,7 +146,7 @@ def _jwt_settings(environ: Mapping[str, str], env: Environment, data_dir: Path) 
     jwks_url = environ.get("JWT_JWKS_URL") or None
     if jwks_url is not None and not jwks_url.startswith(("https://", "http://")):
         raise SettingsError("JWT_JWKS_URL: must be an http(s) URL")
-    preset = _choice(environ, "JWT_CLAIMS", ("default", "stytch"), "default")
+    preset = _choice(environ, "JWT_CLAIMS", _PRESETS, "default")
     stytch = preset == "stytch"
     return JwtSettings(
         secret=secret,

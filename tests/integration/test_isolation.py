@@ -23,7 +23,9 @@ PATH_PARAMETERS = {"panel_id": "panel"}
 
 async def tenant_a_resources(client: Client, owner: Caller, create_panel: Any) -> dict[str, int]:
     panel = await create_panel(owner, name="Secret of A")
-    await client.put(f"/api/panels/{panel['id']}", json={"name": "Secret of A, v2"}, headers=owner.headers)
+    await client.put(
+        f"/api/panels/{panel['id']}", json={"name": "Secret of A, v2"}, headers=owner.headers
+    )
     return {"panel": panel["id"]}
 
 
@@ -68,13 +70,17 @@ async def test_lists_show_nothing_of_other_tenants(
     for method, path in api_operations(spec):
         if method != "GET" or "{" in path:
             continue
-        response = await client.get(path, params={"panelId": resources["panel"]}, headers=outsider.headers)
+        response = await client.get(
+            path, params={"panelId": resources["panel"]}, headers=outsider.headers
+        )
         assert response.status_code == 200, path
         assert "Secret of A" not in response.text, path
     panels = await client.get("/api/panels", params={"q": "Secret"}, headers=outsider.headers)
     assert panels.json() == []
     assert panels.headers["x-total-count"] == "0"
-    changes = await client.get("/api/changes/panels", params={"panelId": resources["panel"]}, headers=outsider.headers)
+    changes = await client.get(
+        "/api/changes/panels", params={"panelId": resources["panel"]}, headers=outsider.headers
+    )
     assert changes.json() == {"changes": [], "total": 0, "hasMore": False}
 
 
@@ -91,9 +97,13 @@ async def test_request_role_without_tenant_sees_no_rows(
             role = (await connection.execute(text("SELECT current_user"))).scalar_one()
             assert role == "panels_app"
             for table in ("panel", "panel_change", "idempotency_key"):
-                count = (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                count = (
+                    await connection.execute(text(f"SELECT count(*) FROM {table}"))
+                ).scalar_one()
                 assert count == 0, table
-            await connection.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": admin.tenant})
+            await connection.execute(
+                text("SELECT set_config('app.tenant_id', :t, true)"), {"t": admin.tenant}
+            )
             assert (await connection.execute(text("SELECT count(*) FROM panel"))).scalar_one() == 1
     finally:
         await engine.dispose()
@@ -107,7 +117,9 @@ async def test_request_role_cannot_write_into_another_tenant(services: Services)
             await connection.execute(text("SELECT set_config('app.tenant_id', 't-mine', true)"))
             with pytest.raises(DBAPIError, match="row-level security"):
                 await connection.execute(
-                    text("INSERT INTO panel (tenant_id, user_id, name) VALUES ('t-theirs', 'u', 'x')")
+                    text(
+                        "INSERT INTO panel (tenant_id, user_id, name) VALUES ('t-theirs', 'u', 'x')"
+                    )
                 )
     finally:
         await engine.dispose()

@@ -24,7 +24,8 @@ async def test_create_with_defaults(client: Client, builder: Caller) -> None:
     assert panel["cohortRule"] == {"logic": "AND", "conditions": []}
     assert panel["tenantId"] == builder.tenant
     assert panel["userId"] == builder.user
-    assert panel["createdAt"].endswith("Z") and len(panel["createdAt"]) == 24
+    assert panel["createdAt"].endswith("Z")
+    assert len(panel["createdAt"]) == 24
 
 
 async def test_create_round_trips_every_field(client: Client, admin: Caller) -> None:
@@ -44,7 +45,11 @@ async def test_create_round_trips_every_field(client: Client, admin: Caller) -> 
     created = (await client.post("/api/panels", json=body, headers=admin.headers)).json()
     fetched = (await client.get(f"/api/panels/{created['id']}", headers=admin.headers)).json()
     assert fetched == created
-    assert fetched["cohortRule"]["conditions"][2] == {"field": "dischargedAt", "operator": "isNull", "value": None}
+    assert fetched["cohortRule"]["conditions"][2] == {
+        "field": "dischargedAt",
+        "operator": "isNull",
+        "value": None,
+    }
     assert fetched["metadata"] == body["metadata"]
 
 
@@ -58,7 +63,9 @@ async def test_identity_comes_from_the_token(client: Client, admin: Caller) -> N
     assert response.json()["userId"] == admin.user
 
 
-async def test_tenant_id_of_another_tenant_is_refused(client: Client, admin: Caller, create_panel: Any) -> None:
+async def test_tenant_id_of_another_tenant_is_refused(
+    client: Client, admin: Caller, create_panel: Any
+) -> None:
     body = {"name": "x", "tenantId": "someone-else"}
     response = await client.post("/api/panels", json=body, headers=admin.headers)
     assert response.status_code == 403
@@ -66,9 +73,13 @@ async def test_tenant_id_of_another_tenant_is_refused(client: Client, admin: Cal
     panel = await create_panel(admin)
     response = await client.put(f"/api/panels/{panel['id']}", json=body, headers=admin.headers)
     assert response.status_code == 403
-    response = await client.get("/api/panels", params={"tenantId": "someone-else"}, headers=admin.headers)
+    response = await client.get(
+        "/api/panels", params={"tenantId": "someone-else"}, headers=admin.headers
+    )
     assert response.status_code == 403
-    response = await client.get("/api/panels", params={"tenantId": admin.tenant}, headers=admin.headers)
+    response = await client.get(
+        "/api/panels", params={"tenantId": admin.tenant}, headers=admin.headers
+    )
     assert response.status_code == 200
 
 
@@ -91,15 +102,35 @@ async def test_plain_users_cannot_create(client: Client, member: Caller) -> None
         ({"metadata": []}, "body.metadata"),
         ({"cohortRule": None}, "body.cohortRule"),
         ({"cohortRule": {"logic": "and"}}, "body.cohortRule.logic"),
-        ({"cohortRule": {"conditions": [{"field": "a", "operator": "like", "value": 1}]}}, "body.cohortRule.conditions[0].operator"),
-        ({"cohortRule": {"conditions": [{"field": "a", "operator": "in", "value": 1}]}}, "body.cohortRule.conditions[0].value"),
-        ({"cohortRule": {"conditions": [{"field": "a", "operator": "between", "value": [1]}]}}, "body.cohortRule.conditions[0].value"),
-        ({"cohortRule": {"conditions": [{"field": "a", "operator": "isNull", "value": 1}]}}, "body.cohortRule.conditions[0].value"),
-        ({"cohortRule": {"conditions": [{"field": "a", "operator": "contains", "value": 3}]}}, "body.cohortRule.conditions[0].value"),
-        ({"cohortRule": {"conditions": [{"field": "", "operator": "eq", "value": 3}]}}, "body.cohortRule.conditions[0].field"),
+        (
+            {"cohortRule": {"conditions": [{"field": "a", "operator": "like", "value": 1}]}},
+            "body.cohortRule.conditions[0].operator",
+        ),
+        (
+            {"cohortRule": {"conditions": [{"field": "a", "operator": "in", "value": 1}]}},
+            "body.cohortRule.conditions[0].value",
+        ),
+        (
+            {"cohortRule": {"conditions": [{"field": "a", "operator": "between", "value": [1]}]}},
+            "body.cohortRule.conditions[0].value",
+        ),
+        (
+            {"cohortRule": {"conditions": [{"field": "a", "operator": "isNull", "value": 1}]}},
+            "body.cohortRule.conditions[0].value",
+        ),
+        (
+            {"cohortRule": {"conditions": [{"field": "a", "operator": "contains", "value": 3}]}},
+            "body.cohortRule.conditions[0].value",
+        ),
+        (
+            {"cohortRule": {"conditions": [{"field": "", "operator": "eq", "value": 3}]}},
+            "body.cohortRule.conditions[0].field",
+        ),
     ],
 )
-async def test_create_validation(client: Client, admin: Caller, body: dict[str, Any], field: str) -> None:
+async def test_create_validation(
+    client: Client, admin: Caller, body: dict[str, Any], field: str
+) -> None:
     response = await client.post("/api/panels", json=body, headers=admin.headers)
     assert response.status_code == 400, response.text
     error = response.json()
@@ -113,7 +144,9 @@ async def test_metadata_depth_and_text_are_limited(client: Client, admin: Caller
     for _ in range(20):
         deep = {"k": deep}
     for metadata in ({"deep": deep}, {"nul": "a\u0000b"}, {"bad\u0000key": 1}):
-        response = await client.post("/api/panels", json={"metadata": metadata}, headers=admin.headers)
+        response = await client.post(
+            "/api/panels", json={"metadata": metadata}, headers=admin.headers
+        )
         assert response.status_code == 400, response.text
         assert response.json()["details"][0]["field"].startswith("body.metadata")
 
@@ -124,20 +157,32 @@ async def test_get_missing_panel_is_404(client: Client, admin: Caller) -> None:
     assert response.json()["message"] == "Panel not found"
 
 
-@pytest.mark.parametrize("bad_id", ["0", "-3", "abc", "1.5", "99999999999999999999", "9223372036854775808"])
-async def test_path_ids_that_are_not_positive_64_bit_integers(client: Client, admin: Caller, bad_id: str) -> None:
+@pytest.mark.parametrize(
+    "bad_id", ["0", "-3", "abc", "1.5", "99999999999999999999", "9223372036854775808"]
+)
+async def test_path_ids_that_are_not_positive_64_bit_integers(
+    client: Client, admin: Caller, bad_id: str
+) -> None:
     for method in ("GET", "PUT", "DELETE"):
-        response = await client.request(method, f"/api/panels/{bad_id}", json={}, headers=admin.headers)
+        response = await client.request(
+            method, f"/api/panels/{bad_id}", json={}, headers=admin.headers
+        )
         assert response.status_code in (400, 404), (method, bad_id, response.text)
         assert response.json()["statusCode"] == response.status_code
 
 
 async def test_update_fields(client: Client, admin: Caller, create_panel: Any) -> None:
-    panel = await create_panel(admin, name="Before", description="text", metadata={"keep": 1, "drop": 2, "change": "a"})
+    panel = await create_panel(
+        admin, name="Before", description="text", metadata={"keep": 1, "drop": 2, "change": "a"}
+    )
     url = f"/api/panels/{panel['id']}"
     response = await client.put(
         url,
-        json={"name": "After", "description": None, "metadata": {"drop": None, "change": "b", "add": True}},
+        json={
+            "name": "After",
+            "description": None,
+            "metadata": {"drop": None, "change": "b", "add": True},
+        },
         headers=admin.headers,
     )
     assert response.status_code == 200, response.text
@@ -169,9 +214,13 @@ async def test_update_validation(client: Client, admin: Caller, create_panel: An
     assert unchanged["name"] == panel["name"]
 
 
-async def test_update_that_changes_nothing_records_nothing(client: Client, admin: Caller, create_panel: Any) -> None:
+async def test_update_that_changes_nothing_records_nothing(
+    client: Client, admin: Caller, create_panel: Any
+) -> None:
     panel = await create_panel(admin, name="Same")
-    response = await client.put(f"/api/panels/{panel['id']}", json={"name": "Same"}, headers=admin.headers)
+    response = await client.put(
+        f"/api/panels/{panel['id']}", json={"name": "Same"}, headers=admin.headers
+    )
     assert response.status_code == 200
     assert response.json() == panel
     changes = (await client.get(f"/api/panels/{panel['id']}/changes", headers=admin.headers)).json()
@@ -188,8 +237,12 @@ async def test_only_owner_or_admin_changes_a_panel(
     assert (await client.put(url, json={"name": "x"}, headers=stranger.headers)).status_code == 403
     assert (await client.delete(url, headers=stranger.headers)).status_code == 403
     admin = make_caller("erin", "admin")
-    assert (await client.put(url, json={"name": "by admin"}, headers=admin.headers)).status_code == 200
-    assert (await client.put(url, json={"name": "by owner"}, headers=builder.headers)).status_code == 200
+    assert (
+        await client.put(url, json={"name": "by admin"}, headers=admin.headers)
+    ).status_code == 200
+    assert (
+        await client.put(url, json={"name": "by owner"}, headers=builder.headers)
+    ).status_code == 200
 
 
 async def test_delete(client: Client, admin: Caller, create_panel: Any) -> None:
@@ -203,7 +256,9 @@ async def test_delete(client: Client, admin: Caller, create_panel: Any) -> None:
     assert (await client.put(url, json={"name": "x"}, headers=admin.headers)).status_code == 404
 
 
-async def test_list_paging_sorting_and_search(client: Client, admin: Caller, create_panel: Any) -> None:
+async def test_list_paging_sorting_and_search(
+    client: Client, admin: Caller, create_panel: Any
+) -> None:
     names = ["Cardio", "alpha ward", "Beta", "Ward 50%_off", "Ward 5"]
     ids = [(await create_panel(admin, name=n))["id"] for n in names]
     response = await client.get("/api/panels", headers=admin.headers)
@@ -213,17 +268,27 @@ async def test_list_paging_sorting_and_search(client: Client, admin: Caller, cre
 
     by_name = await client.get("/api/panels", params={"sort": "name"}, headers=admin.headers)
     assert [p["name"] for p in by_name.json()] == sorted(names)
-    desc = await client.get("/api/panels", params={"sort": "name", "direction": "desc"}, headers=admin.headers)
+    desc = await client.get(
+        "/api/panels", params={"sort": "name", "direction": "desc"}, headers=admin.headers
+    )
     assert [p["name"] for p in desc.json()] == sorted(names, reverse=True)
-    oldest = await client.get("/api/panels", params={"sort": "createdAt", "direction": "asc"}, headers=admin.headers)
+    oldest = await client.get(
+        "/api/panels", params={"sort": "createdAt", "direction": "asc"}, headers=admin.headers
+    )
     assert [p["id"] for p in oldest.json()] == ids
 
-    page = await client.get("/api/panels", params={"sort": "createdAt", "direction": "asc", "limit": 2, "offset": 2}, headers=admin.headers)
+    page = await client.get(
+        "/api/panels",
+        params={"sort": "createdAt", "direction": "asc", "limit": 2, "offset": 2},
+        headers=admin.headers,
+    )
     assert [p["id"] for p in page.json()] == ids[2:4]
     assert page.headers["x-total-count"] == "5"
 
     found = await client.get("/api/panels", params={"q": "WARD"}, headers=admin.headers)
-    assert sorted(p["name"] for p in found.json()) == sorted(["alpha ward", "Ward 50%_off", "Ward 5"])
+    assert sorted(p["name"] for p in found.json()) == sorted(
+        ["alpha ward", "Ward 50%_off", "Ward 5"]
+    )
     assert found.headers["x-total-count"] == "3"
     literal = await client.get("/api/panels", params={"q": "50%_"}, headers=admin.headers)
     assert [p["name"] for p in literal.json()] == ["Ward 50%_off"]
@@ -241,7 +306,9 @@ async def test_list_paging_sorting_and_search(client: Client, admin: Caller, cre
         {"q": "x" * 256},
     ],
 )
-async def test_list_rejects_out_of_range_parameters(client: Client, admin: Caller, params: dict[str, Any]) -> None:
+async def test_list_rejects_out_of_range_parameters(
+    client: Client, admin: Caller, params: dict[str, Any]
+) -> None:
     response = await client.get("/api/panels", params=params, headers=admin.headers)
     assert response.status_code == 400, response.text
     assert response.json()["details"]

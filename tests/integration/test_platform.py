@@ -56,7 +56,9 @@ async def test_rate_limit_per_user(services: Services, make_caller: CallerFactor
     app = create_app(build_settings(services, RATE_LIMIT="3"))
     alice, bob = make_caller("alice", "admin"), make_caller("bob", "admin")
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
-        statuses = [(await client.get("/api/panels", headers=alice.headers)).status_code for _ in range(4)]
+        statuses = [
+            (await client.get("/api/panels", headers=alice.headers)).status_code for _ in range(4)
+        ]
         assert statuses == [200, 200, 200, 429]
         limited = await client.get("/api/panels", headers=alice.headers)
         assert limited.json()["statusCode"] == 429
@@ -79,8 +81,14 @@ async def test_cors_only_for_configured_origins(services: Services, admin: Calle
         )
         assert preflight.status_code in (200, 204)
         assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
-        response = await client.get("/api/panels", headers={**admin.headers, "Origin": "https://evil.example"})
+        response = await client.get(
+            "/api/panels", headers={**admin.headers, "Origin": "https://evil.example"}
+        )
         assert "access-control-allow-origin" not in response.headers
-    async with AsyncTestClient(app=create_app(build_settings(services)), raise_server_exceptions=False) as client:
-        response = await client.get("/api/panels", headers={**admin.headers, "Origin": "https://app.example.com"})
+    async with AsyncTestClient(
+        app=create_app(build_settings(services)), raise_server_exceptions=False
+    ) as client:
+        response = await client.get(
+            "/api/panels", headers={**admin.headers, "Origin": "https://app.example.com"}
+        )
         assert "access-control-allow-origin" not in response.headers

@@ -15,7 +15,9 @@ SECRET = "unit-secret-that-is-long-enough-for-hs256-0123"
 
 
 def verifier(**environ: str) -> tuple[TokenVerifier, Settings]:
-    s = Settings.from_env({"PANELS_DATA_DIR": "/tmp/panels-unit-auth", "JWT_SECRET": SECRET, **environ})
+    s = Settings.from_env(
+        {"PANELS_DATA_DIR": "/tmp/panels-unit-auth", "JWT_SECRET": SECRET, **environ}
+    )
     return TokenVerifier(s.jwt), s
 
 
@@ -55,13 +57,23 @@ def test_stytch_preset() -> None:
     assert (p.tenant_id, p.role) == ("acme-health", "builder")
     claims["https://stytch.com/session"] = {"roles": ["Org Admin"]}
     assert verify(v, claims).role == "admin"
-    minted = asyncio.run(v.verify(mint_token(s.jwt, tenant="acme-health", user="m", role="builder")))
+    minted = asyncio.run(
+        v.verify(mint_token(s.jwt, tenant="acme-health", user="m", role="builder"))
+    )
     assert (minted.tenant_id, minted.role) == ("acme-health", "builder")
 
 
 def test_dotted_custom_claims() -> None:
     v, s = verifier(JWT_TENANT_CLAIM="org.slug", JWT_ROLES_CLAIM="app.roles")
-    p = verify(v, {"sub": "u", "exp": int(time.time()) + 60, "org": {"slug": "o1"}, "app": {"roles": ["admin"]}})
+    p = verify(
+        v,
+        {
+            "sub": "u",
+            "exp": int(time.time()) + 60,
+            "org": {"slug": "o1"},
+            "app": {"roles": ["admin"]},
+        },
+    )
     assert (p.tenant_id, p.role) == ("o1", "admin")
     minted = asyncio.run(v.verify(mint_token(s.jwt, tenant="o2", user="u", role="admin")))
     assert (minted.tenant_id, minted.role) == ("o2", "admin")
@@ -71,7 +83,11 @@ def test_issuer_audience_and_exp_rules() -> None:
     v, _ = verifier(JWT_ISSUER="https://idp.example", JWT_AUDIENCE="panels")
     good = now_claims(iss="https://idp.example", aud="panels")
     assert verify(v, good).user_id == "u1"
-    for bad in (now_claims(iss="https://evil", aud="panels"), now_claims(iss="https://idp.example", aud="x"), now_claims()):
+    for bad in (
+        now_claims(iss="https://evil", aud="panels"),
+        now_claims(iss="https://idp.example", aud="x"),
+        now_claims(),
+    ):
         with pytest.raises(NotAuthorizedException):
             verify(v, bad)
     relaxed, _ = verifier(JWT_REQUIRE_EXP="false")

@@ -12,7 +12,9 @@ from panels.platform.schemas import JsonValueError, check_json_value, iso_timest
 def test_iso_timestamp_is_utc_with_milliseconds() -> None:
     moment = datetime(2026, 11, 21, 7, 50, 37, 451999, tzinfo=UTC)
     assert iso_timestamp(moment) == "2026-11-21T07:50:37.451Z"
-    assert iso_timestamp(moment.astimezone(timezone(timedelta(hours=2)))) == "2026-11-21T07:50:37.451Z"
+    assert (
+        iso_timestamp(moment.astimezone(timezone(timedelta(hours=2)))) == "2026-11-21T07:50:37.451Z"
+    )
     assert iso_timestamp(datetime(2026, 1, 1)) == "2026-01-01T00:00:00.000Z"
 
 
@@ -38,8 +40,18 @@ def test_json_values_within_limits_pass() -> None:
 
 @pytest.mark.parametrize(
     ("operator", "value"),
-    [("eq", 1), ("ne", "x"), ("gt", 2.5), ("contains", "ab"), ("in", [1, "a"]), ("notIn", [True]),
-     ("between", [1, 5]), ("between", ["2026-01-01", "2026-12-31"]), ("isNull", None), ("isNotNull", None)],
+    [
+        ("eq", 1),
+        ("ne", "x"),
+        ("gt", 2.5),
+        ("contains", "ab"),
+        ("in", [1, "a"]),
+        ("notIn", [True]),
+        ("between", [1, 5]),
+        ("between", ["2026-01-01", "2026-12-31"]),
+        ("isNull", None),
+        ("isNotNull", None),
+    ],
 )
 def test_operator_values_accepted(operator: str, value: object) -> None:
     check_operator_value(operator, value)
@@ -47,9 +59,21 @@ def test_operator_values_accepted(operator: str, value: object) -> None:
 
 @pytest.mark.parametrize(
     ("operator", "value"),
-    [("eq", None), ("eq", [1]), ("eq", {"a": 1}), ("contains", 1), ("in", []), ("in", "a"), ("in", [[1]]),
-     ("between", [1]), ("between", [1, 2, 3]), ("between", [True, False]), ("isNull", 0), ("isNotNull", "x"),
-     ("in", list(range(1001)))],
+    [
+        ("eq", None),
+        ("eq", [1]),
+        ("eq", {"a": 1}),
+        ("contains", 1),
+        ("in", []),
+        ("in", "a"),
+        ("in", [[1]]),
+        ("between", [1]),
+        ("between", [1, 2, 3]),
+        ("between", [True, False]),
+        ("isNull", 0),
+        ("isNotNull", "x"),
+        ("in", list(range(1001))),
+    ],
 )
 def test_operator_values_refused(operator: str, value: object) -> None:
     with pytest.raises(ValueError, match="value"):

@@ -18,7 +18,8 @@ def test_defaults() -> None:
     assert (s.host, s.port, s.env) == ("127.0.0.1", 3001, "development")
     assert s.rate_limit_per_minute == 1200
     assert s.max_body_bytes == 1024 * 1024
-    assert s.database_url is None and s.redis_url is None
+    assert s.database_url is None
+    assert s.redis_url is None
     assert s.jwt.algorithms == ("HS256",)
     assert s.jwt.tenant_claim == "tenant_id"
     assert s.jwt.secret_is_generated
@@ -55,16 +56,18 @@ def test_bad_values_name_the_variable(environ: dict[str, str], variable: str) ->
 
 def test_production_needs_explicit_services_and_a_strong_secret() -> None:
     services = {"DATABASE_URL": "postgresql://db/panels", "REDIS_URL": "redis://cache:6379/0"}
-    with pytest.raises(SettingsError, match="^DATABASE_URL:"):
+    with pytest.raises(SettingsError, match=r"^DATABASE_URL:"):
         settings(PANELS_ENV="production", REDIS_URL="redis://x", JWT_SECRET="s" * 40)
-    with pytest.raises(SettingsError, match="^REDIS_URL:"):
+    with pytest.raises(SettingsError, match=r"^REDIS_URL:"):
         settings(PANELS_ENV="production", DATABASE_URL="postgresql://x", JWT_SECRET="s" * 40)
-    with pytest.raises(SettingsError, match="^JWT_SECRET:"):
+    with pytest.raises(SettingsError, match=r"^JWT_SECRET:"):
         settings(PANELS_ENV="production", JWT_SECRET="short", **services)
-    with pytest.raises(SettingsError, match="^JWT_SECRET:"):
+    with pytest.raises(SettingsError, match=r"^JWT_SECRET:"):
         settings(PANELS_ENV="production", **services)
     assert settings(PANELS_ENV="production", JWT_SECRET="s" * 32, **services).is_production
-    assert settings(PANELS_ENV="production", JWT_JWKS_URL="https://idp/jwks", **services).is_production
+    assert settings(
+        PANELS_ENV="production", JWT_JWKS_URL="https://idp/jwks", **services
+    ).is_production
 
 
 def test_stytch_preset_maps_claim_paths() -> None:

@@ -16,7 +16,9 @@ from panels.platform.schemas import MAX_ID, Offset, PathId
 from panels.platform.tenancy import RequestContext
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="1 to 100.")]
-Since = Annotated[datetime | None, QueryParameter(description="ISO-8601; only changes at or after it.")]
+Since = Annotated[
+    datetime | None, QueryParameter(description="ISO-8601; only changes at or after it.")
+]
 Kind = Annotated[ChangeType | None, QueryParameter(name="changeType")]
 Changes = NamedDependency[ChangeService]
 
@@ -31,7 +33,11 @@ class ChangeController(Controller):
     tags = ["Changes"]
     dependencies = {"changes": Provide(provide_change_service)}
 
-    @get("/api/changes/panels", summary="Change history across panels", responses=error_responses(400, 403))
+    @get(
+        "/api/changes/panels",
+        summary="Change history across panels",
+        responses=error_responses(400, 403),
+    )
     async def list_changes(
         self,
         changes: Changes,

@@ -44,9 +44,13 @@ class PanelController(Controller):
         offset: Offset = 0,
         sort: FromQuery[SortField] = "createdAt",
         direction: FromQuery[SortDirection | None] = None,
-        q: Annotated[str | None, QueryParameter(max_length=255, description="Name contains.")] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=255, description="Name contains.")
+        ] = None,
     ) -> Response[list[PanelRead]]:
-        body = await panels.list_panels(limit=limit, offset=offset, sort=sort, direction=direction, q=q)
+        body = await panels.list_panels(
+            limit=limit, offset=offset, sort=sort, direction=direction, q=q
+        )
         return json_response(request, body)
 
     @post("/", summary="Create a panel", responses=error_responses(400, 403, 409, 413, 415))
@@ -63,7 +67,11 @@ class PanelController(Controller):
     ) -> Response[PanelRead]:
         return json_response(request, await panels.read_panel(panel_id))
 
-    @put("/{panel_id:int}", summary="Update a panel", responses=error_responses(400, 403, 404, 412, 413, 415))
+    @put(
+        "/{panel_id:int}",
+        summary="Update a panel",
+        responses=error_responses(400, 403, 404, 412, 413, 415),
+    )
     async def update_panel(
         self,
         request: Request[Any, Any, Any],
@@ -75,6 +83,10 @@ class PanelController(Controller):
         panel = await panels.update_panel(panel_id, data, if_match)
         return json_response(request, panels.encode(panel))
 
-    @delete("/{panel_id:int}", summary="Delete a panel", responses=error_responses(400, 403, 404, 412))
-    async def delete_panel(self, panels: Panels, panel_id: PathId, if_match: IfMatch = None) -> None:
+    @delete(
+        "/{panel_id:int}", summary="Delete a panel", responses=error_responses(400, 403, 404, 412)
+    )
+    async def delete_panel(
+        self, panels: Panels, panel_id: PathId, if_match: IfMatch = None
+    ) -> None:
         await panels.delete_panel(panel_id, if_match)

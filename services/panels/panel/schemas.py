@@ -23,7 +23,9 @@ Description = Annotated[str, Meta(max_length=2000, pattern=r"^[^\x00]*$")]
 FieldName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
 Metadata = Annotated[
     dict[str, Any],
-    Meta(description="Free-form JSON object (at most 16 levels deep).", examples=[{"team": "ward-7"}]),
+    Meta(
+        description="Free-form JSON object (at most 16 levels deep).", examples=[{"team": "ward-7"}]
+    ),
 ]
 SortField = Literal["name", "createdAt", "updatedAt"]
 SortDirection = Literal["asc", "desc"]
@@ -63,7 +65,7 @@ class PanelUpdate(CamelStruct):
     """Only the keys sent change. `metadata` is merged; a key sent as null is removed."""
 
     name: PanelName | UnsetType = UNSET
-    description: Description | None | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
     metadata: Metadata | UnsetType = UNSET
     cohort_rule: CohortRule | UnsetType = UNSET
     tenant_id: str | None = None

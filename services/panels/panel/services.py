@@ -41,7 +41,10 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
     repository_type = PanelRepository
 
     def __init__(self, session: AsyncSession, ctx: RequestContext, cache: VersionedCache) -> None:
-        super().__init__(session=session, statement=tenant_statement(Panel, ctx), auto_refresh=False)
+        super().__init__(
+            session=session, statement=tenant_statement(Panel, ctx), auto_refresh=False
+        )
+        self.session = session
         self.ctx = ctx
         self.cache = cache
 
@@ -69,8 +72,8 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         name = f"list:{query_key.hexdigest()}"
         cached, slot = await self.cache.get(self.ctx.tenant_id, TENANT_SCOPE, name)
         if cached is not None:
-            total, _, content = cached.partition(b"\n")
-            return JsonBody(content, cache_hit=True, total=int(total))
+            count, _, content = cached.partition(b"\n")
+            return JsonBody(content, cache_hit=True, total=int(count))
         filters: list[StatementFilter] = [
             OrderBy(field_name=_SORT_COLUMNS[sort], sort_order=order),
             OrderBy(field_name="id", sort_order=order),
@@ -106,7 +109,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             )
         )
         await changes.record(
-            self.repository.session,
+            self.session,
             self.ctx,
             panel_id=panel.id,
             change_type="panel_created",
@@ -147,7 +150,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         snapshot = panel_snapshot(panel)
         await self.delete(panel.id)
         await changes.record(
-            self.repository.session,
+            self.session,
             self.ctx,
             panel_id=panel_id,
             change_type="panel_deleted",
@@ -165,7 +168,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
     async def _record_update(
         self, panel: Panel, before: dict[str, Any], after: dict[str, Any]
     ) -> None:
-        session = self.repository.session
+        session = self.session
         if before["cohortRule"] != after["cohortRule"]:
             await changes.record(
                 session,
@@ -200,7 +203,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         async def bump() -> None:
             await self.cache.bump(tenant, str(panel_id), TENANT_SCOPE)
 
-        after_commit(self.repository.session, bump)
+        after_commit(self.session, bump)
 
 
 def _merge_metadata(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ cache is skipped and every read goes to the database.
 from __future__ import annotations
 
 import time
+
 import structlog
 from redis.asyncio import Redis
 
@@ -49,14 +50,18 @@ class VersionedCache:
         self.breaker = breaker
         self._read = redis.register_script(_READ)
 
-    async def get(self, tenant: str, scope: str, name: str) -> tuple[bytes | None, CacheSlot | None]:
+    async def get(
+        self, tenant: str, scope: str, name: str
+    ) -> tuple[bytes | None, CacheSlot | None]:
         """The cached bytes (or None) and the slot to fill on a miss (None when bypassed)."""
         if self.breaker.is_open:
             return None, None
         base = f"panels:{tenant}:{scope}"
         try:
             version, value = await self._read(keys=[f"{base}:ver"], args=[f"{base}:v", f":{name}"])
-        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
+        except (
+            Exception
+        ) as exc:  # any Redis failure degrades to the database, never fails a request
             self.breaker.trip(exc)
             return None, None
         slot = CacheSlot(self, f"{base}:v{version.decode()}:{name}")
@@ -71,7 +76,9 @@ class VersionedCache:
                 for scope in scopes:
                     pipe.incr(f"panels:{tenant}:{scope}:ver")
                 await pipe.execute()
-        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
+        except (
+            Exception
+        ) as exc:  # any Redis failure degrades to the database, never fails a request
             self.breaker.trip(exc)
 
     async def _store(self, key: str, value: bytes) -> None:
@@ -79,7 +86,9 @@ class VersionedCache:
             return
         try:
             await self._redis.set(key, value, ex=self._ttl)
-        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
+        except (
+            Exception
+        ) as exc:  # any Redis failure degrades to the database, never fails a request
             self.breaker.trip(exc)
 
 
@@ -104,4 +113,3 @@ def redis_client(url: str) -> Redis:
         retry_on_timeout=False,
         health_check_interval=30,
     )
-

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from panels.platform.errors import ErrorBody
 
 if TYPE_CHECKING:
-    from litestar.types import Message, Scope
+    from litestar.types import HTTPResponseStartEvent, Message, Scope
     from sqlalchemy.engine import Connection
 
 APP_ROLE = "panels_app"
@@ -106,7 +106,9 @@ async def run_after_commit(session: AsyncSession) -> None:
             log.exception("after-commit effect failed")
 
 
-def database_config(settings_url: str, pool_size: int, read_only: bool = False) -> SQLAlchemyAsyncConfig:
+def database_config(
+    settings_url: str, pool_size: int, read_only: bool = False
+) -> SQLAlchemyAsyncConfig:
     config = SQLAlchemyAsyncConfig(
         engine_instance=request_engine(settings_url, pool_size),
         session_config=AsyncSessionConfig(expire_on_commit=False, autoflush=False),
@@ -137,7 +139,7 @@ def _transaction_handler(scope_key: str) -> Callable[[Message, Scope], Awaitable
     """
 
     async def handler(message: Message, scope: Scope) -> None:
-        state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        state: dict[str, Any] = scope.setdefault("state", {})
         session: AsyncSession | None = get_aa_scope_state(scope, scope_key)
         if message["type"] == "http.response.start" and session is not None:
             if 200 <= message["status"] < 400:
@@ -162,7 +164,7 @@ def _transaction_handler(scope_key: str) -> Callable[[Message, Scope], Awaitable
     return handler
 
 
-def _replace_with_server_error(message: Message, state: dict[str, Any]) -> None:
+def _replace_with_server_error(message: HTTPResponseStartEvent, state: dict[str, Any]) -> None:
     body = msgspec.json.encode(
         ErrorBody(
             status_code=500,
@@ -171,7 +173,7 @@ def _replace_with_server_error(message: Message, state: dict[str, Any]) -> None:
             request_id=str(state.get("request_id", "")),
         )
     )
-    message["status"] = 500  # type: ignore[typeddict-item]
+    message["status"] = 500
     headers = MutableScopeHeaders.from_message(message)
     for name in ("etag", "location", "content-encoding"):
         if name in headers:

@@ -113,9 +113,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     headers = dict(exc.headers or {})
     if isinstance(exc, ValidationException):
         details = _validation_details(exc)
-        message = (
-            "; ".join(f"{d.field}: {d.message}" for d in details) if details else exc.detail
-        )
+        message = "; ".join(f"{d.field}: {d.message}" for d in details) if details else exc.detail
         return error_response(request, 400, message or "Invalid request", details, headers)
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", "Bearer")

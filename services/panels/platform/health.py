@@ -108,4 +108,4 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
 
-routes = [health, ready, docs, MetricsController]
+routes: list[Any] = [health, ready, docs, MetricsController]

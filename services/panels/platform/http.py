@@ -39,7 +39,7 @@ def json_response(
     *,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
-) -> Response[bytes]:
+) -> Response[Any]:
     """Send `body` with its ETag; a GET whose `If-None-Match` still matches gets a 304."""
     out = dict(headers or {})
     if body.cache_hit is not None:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from advanced_alchemy.base import DefaultBase
 from advanced_alchemy.types import DateTimeUTC
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from sqlalchemy import Integer, LargeBinary, String, and_, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -28,7 +29,15 @@ from panels.platform.db import bind_tenant
 from panels.platform.errors import BadRequest, Conflict
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import (
+        ASGIApp,
+        HTTPResponseStartEvent,
+        Message,
+        Receive,
+        Scope,
+        Send,
+    )
+    from sqlalchemy import Table
 
     from panels.platform.runtime import Runtime
 
@@ -54,7 +63,7 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, b"idempotency-key")
         principal = scope.get("user")
-        if scope["type"] != "http" or scope["method"] != "POST" or key is None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "POST" or key is None:
             await app(scope, receive, send)
             return
         if not _KEY.match(key) or not isinstance(principal, Principal):
@@ -62,9 +71,12 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
         runtime: Runtime = scope["app"].state.runtime
         body = await _read_body(receive, runtime.settings.max_body_bytes)
         fingerprint = sha256(
-            b"%s\n%s\n%s" % (scope["path"].encode(), (_header(scope, b"content-type") or "").encode(), body)
+            b"%s\n%s\n%s"
+            % (scope["path"].encode(), (_header(scope, b"content-type") or "").encode(), body)
         ).hexdigest()
-        session = bind_tenant(runtime.db.provide_session(scope["app"].state, scope), principal.tenant_id)
+        session = bind_tenant(
+            runtime.db.provide_session(scope["app"].state, scope), principal.tenant_id
+        )
         identity = (principal.tenant_id, principal.user_id, key)
         stored = await _find(session, identity)
         if stored is not None:
@@ -78,12 +90,14 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
 class _Recorder:
     """Holds the response back until it is whole, then records it before it starts."""
 
-    def __init__(self, session: AsyncSession, identity: tuple[str, str, str], fingerprint: str, send: Send) -> None:
+    def __init__(
+        self, session: AsyncSession, identity: tuple[str, str, str], fingerprint: str, send: Send
+    ) -> None:
         self._session = session
         self._identity = identity
         self._fingerprint = fingerprint
         self._send = send
-        self._start: Message | None = None
+        self._start: HTTPResponseStartEvent | None = None
         self._chunks: list[bytes] = []
 
     async def __call__(self, message: Message) -> None:
@@ -93,8 +107,9 @@ class _Recorder:
         if message["type"] != "http.response.body" or self._start is None:
             await self._send(message)
             return
-        self._chunks.append(message.get("body", b""))
-        if message.get("more_body", False):
+        chunk = message
+        self._chunks.append(chunk.get("body", b""))
+        if chunk.get("more_body", False):
             return
         body = b"".join(self._chunks)
         status = self._start["status"]
@@ -109,13 +124,14 @@ class _Recorder:
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _remember(self, status: int, body: bytes) -> bool:
+        assert self._start is not None
         headers = {
             name.decode(): value.decode("latin-1")
-            for name, value in self._start["headers"]  # type: ignore[index]
+            for name, value in self._start.get("headers", ())
             if name.decode().lower() in _REPLAYED_HEADERS
         }
         tenant_id, user_id, key = self._identity
-        table = IdempotencyRecord.__table__
+        table = cast("Table", IdempotencyRecord.__table__)
         values: dict[str, Any] = {
             "tenant_id": tenant_id,
             "user_id": user_id,
@@ -200,5 +216,3 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-

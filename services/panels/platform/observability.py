@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.plugins.prometheus import PrometheusConfig
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ access_log = structlog.get_logger("panels.access")
 
 def request_id(scope: Scope) -> str:
     """The request's id: the client's when it is well formed, else a new one; made once."""
-    state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    state: dict[str, Any] = scope.setdefault("state", {})
     existing = state.get("request_id")
     if existing is not None:
         return str(existing)
@@ -45,8 +46,8 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
     """Outermost route middleware: fixes the request id and start time, binds log context."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope.setdefault("state", {})["started_at"] = time.perf_counter()  # type: ignore[typeddict-item]
+        if scope["type"] == ScopeType.HTTP:
+            scope.setdefault("state", {})["started_at"] = time.perf_counter()
             structlog.contextvars.bind_contextvars(request_id=request_id(scope))
         await app(scope, receive, send)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.enums import ParamType
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
 from litestar.openapi.spec import (
@@ -44,7 +45,7 @@ Choices this service makes where the contract is silent:
 - `GET /api/panels` sorts `createdAt`/`updatedAt` newest first and `name` A→Z unless
   `direction` is given; ties break on id.
 - A `PUT` that changes nothing returns the resource unchanged and records no change.
-- A POST repeated with the same `Idempotency-Key` (1–255 visible ASCII characters) and body
+- A POST repeated with the same `Idempotency-Key` (1 to 255 visible ASCII characters) and body
   within 24 hours returns the first response with `Idempotent-Replayed: true`; only successful
   (2xx) responses are remembered, so a failed attempt may be retried with the same key.
 - Single-resource reads answer `If-None-Match` (weak comparison) with 304; `If-Match` on
@@ -67,7 +68,7 @@ def header(name: str, description: str, type_: OpenAPIType = OpenAPIType.STRING)
 
 IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",
-    param_in="header",  # type: ignore[arg-type]
+    param_in=ParamType.HEADER,
     required=False,
     description="Repeat-safe POST: the same key and body within 24 h returns the first response.",
     schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255),

@@ -33,16 +33,22 @@ class FailOpenStore(Store):
             return None
         try:
             return await self._inner.get(key, renew_for)
-        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
+        except (
+            Exception
+        ) as exc:  # any Redis failure degrades to the database, never fails a request
             self._breaker.trip(exc)
             return None
 
-    async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
+    async def set(
+        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
+    ) -> None:
         if self._breaker.is_open:
             return
         try:
             await self._inner.set(key, value, expires_in)
-        except Exception as exc:  # any Redis failure degrades to the database, never fails a request
+        except (
+            Exception
+        ) as exc:  # any Redis failure degrades to the database, never fails a request
             self._breaker.trip(exc)
 
     async def delete(self, key: str) -> None:

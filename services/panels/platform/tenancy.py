@@ -39,7 +39,7 @@ class RequestContext:
         return self.principal.user_id
 
 
-def tenant_statement(model: type[M], ctx: RequestContext) -> Select[tuple[M]]:
+def tenant_statement(model: type[M], ctx: RequestContext) -> Select[Any]:
     """`SELECT model WHERE tenant_id = caller's tenant`: the base of every service query."""
     return select(model).where(model.tenant_id == ctx.tenant_id)  # type: ignore[attr-defined]
 
