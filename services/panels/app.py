@@ -15,9 +15,12 @@ from litestar.stores.redis import RedisStore
 
 from panels import __version__
 from panels.change.routes import ChangeController
+from panels.column.routes import ColumnController
+from panels.datasource.routes import DataSourceController, PanelDataSourceController
 from panels.panel.routes import PanelController
 from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
 from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
+from panels.platform.crypto import SecretBox
 from panels.platform.db import database_config
 from panels.platform.errors import exception_handlers
 from panels.platform.health import routes as health_routes
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         breaker=breaker,
         cache=VersionedCache(redis, settings.cache_ttl_seconds, breaker),
         verifier=TokenVerifier(settings.jwt),
+        secrets=SecretBox(settings.secret_keys),
     )
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
     if settings.rate_limit_per_minute > 0:
@@ -70,7 +74,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api_middleware.append(idempotency_middleware)
     api = Router(
         path="/",
-        route_handlers=[PanelController, ChangeController],
+        route_handlers=[
+            PanelController,
+            PanelDataSourceController,
+            DataSourceController,
+            ColumnController,
+            ChangeController,
+        ],
         guards=[requires_tenant],
         middleware=api_middleware,
         dependencies={"ctx": Provide(provide_request_context, sync_to_thread=False)},

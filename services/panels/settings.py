@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
 Environment = Literal["development", "test", "production"]
@@ -67,6 +68,8 @@ class Settings:
     cache_ttl_seconds: int
     db_pool_size: int
     data_dir: Path
+    secret_keys: tuple[str, ...]
+    allow_private_sources: bool
 
     @property
     def is_production(self) -> bool:
@@ -106,6 +109,8 @@ class Settings:
             cache_ttl_seconds=_integer(environ, "CACHE_TTL_SECONDS", 300, 1, 86_400),
             db_pool_size=_integer(environ, "DB_POOL_SIZE", 10, 1, 500),
             data_dir=data_dir,
+            secret_keys=_secret_keys(environ, env, data_dir),
+            allow_private_sources=_boolean(environ, "ALLOW_PRIVATE_SOURCES", False),
         )
 
 
@@ -134,7 +139,7 @@ def _jwt_settings(environ: Mapping[str, str], env: Environment, data_dir: Path) 
     secret = environ.get("JWT_SECRET", "")
     generated = not secret
     if generated and env != "production":
-        secret = _development_secret(data_dir)
+        secret = _stored_random(data_dir / "dev-jwt-secret", lambda: secrets.token_urlsafe(48))
     algorithms = tuple(
         a.strip() for a in environ.get("JWT_ALGORITHMS", "HS256").split(",") if a.strip()
     )
@@ -170,16 +175,37 @@ def _jwt_settings(environ: Mapping[str, str], env: Environment, data_dir: Path) 
     )
 
 
-def _development_secret(data_dir: Path) -> str:
-    """A random secret kept under the data folder so the server and `panels token` agree."""
-    path = data_dir / "dev-jwt-secret"
+def _secret_keys(environ: Mapping[str, str], env: Environment, data_dir: Path) -> tuple[str, ...]:
+    """Fernet keys for secrets at rest: the first encrypts, all decrypt (for rotation)."""
+    raw = environ.get("PANELS_SECRET_KEY", "")
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        if env == "production":
+            raise SettingsError("PANELS_SECRET_KEY: required when PANELS_ENV=production")
+        return (
+            _stored_random(data_dir / "dev-secret-key", lambda: Fernet.generate_key().decode()),
+        )
+    for key in keys:
+        try:
+            Fernet(key)
+        except ValueError:
+            raise SettingsError(
+                "PANELS_SECRET_KEY: each key must be 32 url-safe base64-encoded bytes "
+                "(make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            ) from None
+    return keys
+
+
+def _stored_random(path: Path, make: Callable[[], str]) -> str:
+    """A random value kept under the data folder, so every process of this machine agrees."""
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    path.write_text(secret)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    path.write_text(value)
     path.chmod(0o600)
-    return secret
+    return value
 
 
 def _postgres_url(environ: Mapping[str, str], name: str) -> str | None:

@@ -18,15 +18,32 @@ Client = AsyncTestClient[Litestar]
 
 # How to fill each path parameter with a resource of tenant A. A new route whose path
 # parameter is missing here fails `test_every_route_hides_other_tenants_resources`.
-PATH_PARAMETERS = {"panel_id": "panel"}
+PATH_PARAMETERS = {"panel_id": "panel", "source_id": "datasource", "column_id": "column"}
+# A valid body for each POST, so that the request reaches the lookup (a body that fails
+# validation is a 400 whether or not the resource exists, which reveals nothing).
+VALID_BODIES = {
+    "/api/panels/{panel_id}/datasources": {"type": "custom", "config": {}},
+    "/api/panels/{panel_id}/columns/base": {"name": "x", "type": "text"},
+    "/api/panels/{panel_id}/columns/calculated": {"name": "y", "type": "number", "formula": "1"},
+}
 
 
 async def tenant_a_resources(client: Client, owner: Caller, create_panel: Any) -> dict[str, int]:
     panel = await create_panel(owner, name="Secret of A")
-    await client.put(
-        f"/api/panels/{panel['id']}", json={"name": "Secret of A, v2"}, headers=owner.headers
+    base = f"/api/panels/{panel['id']}"
+    await client.put(base, json={"name": "Secret of A, v2"}, headers=owner.headers)
+    source = await client.post(
+        f"{base}/datasources",
+        json={"type": "custom", "config": {"keyField": "Secret of A"}},
+        headers=owner.headers,
     )
-    return {"panel": panel["id"]}
+    column = await client.post(
+        f"{base}/columns/base",
+        json={"name": "Secret of A column", "type": "text"},
+        headers=owner.headers,
+    )
+    assert source.status_code == column.status_code == 201
+    return {"panel": panel["id"], "datasource": source.json()["id"], "column": column.json()["id"]}
 
 
 def api_operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
@@ -52,7 +69,8 @@ async def test_every_route_hides_other_tenants_resources(
         for name in names:
             assert name in PATH_PARAMETERS, f"{method} {path}: add {name} to PATH_PARAMETERS"
         url = re.sub(r"{(\w+)}", lambda m: str(resources[PATH_PARAMETERS[m.group(1)]]), path)
-        response = await client.request(method, url, json={}, headers=outsider.headers)
+        body = VALID_BODIES.get(path, {}) if method == "POST" else {}
+        response = await client.request(method, url, json=body, headers=outsider.headers)
         assert response.status_code == 404, (method, path, response.text)
         assert "Secret of A" not in response.text
         checked += 1
@@ -60,6 +78,12 @@ async def test_every_route_hides_other_tenants_resources(
     # A still sees everything, untouched.
     panel = await client.get(f"/api/panels/{resources['panel']}", headers=admin.headers)
     assert panel.json()["name"] == "Secret of A, v2"
+    columns = await client.get(f"/api/panels/{resources['panel']}/columns", headers=admin.headers)
+    assert [c["id"] for c in columns.json()["baseColumns"]] == [resources["column"]]
+    sources = await client.get(
+        f"/api/panels/{resources['panel']}/datasources", headers=admin.headers
+    )
+    assert [s["id"] for s in sources.json()] == [resources["datasource"]]
 
 
 async def test_lists_show_nothing_of_other_tenants(
@@ -96,7 +120,7 @@ async def test_request_role_without_tenant_sees_no_rows(
         async with engine.connect() as connection:
             role = (await connection.execute(text("SELECT current_user"))).scalar_one()
             assert role == "panels_app"
-            for table in ("panel", "panel_change", "idempotency_key"):
+            for table in ("panel", "panel_change", "idempotency_key", "datasource", "panel_column"):
                 count = (
                     await connection.execute(text(f"SELECT count(*) FROM {table}"))
                 ).scalar_one()

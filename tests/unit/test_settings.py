@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from panels.settings import Settings, SettingsError
 
@@ -55,9 +56,13 @@ def test_bad_values_name_the_variable(environ: dict[str, str], variable: str) ->
 
 
 def test_production_needs_explicit_services_and_a_strong_secret() -> None:
-    services = {"DATABASE_URL": "postgresql://db/panels", "REDIS_URL": "redis://cache:6379/0"}
+    services = {
+        "DATABASE_URL": "postgresql://db/panels",
+        "REDIS_URL": "redis://cache:6379/0",
+        "PANELS_SECRET_KEY": Fernet.generate_key().decode(),
+    }
     with pytest.raises(SettingsError, match=r"^DATABASE_URL:"):
-        settings(PANELS_ENV="production", REDIS_URL="redis://x", JWT_SECRET="s" * 40)
+        settings(PANELS_ENV="production", REDIS_URL="redis://x", JWT_SECRET="s" * 40)  # no DB
     with pytest.raises(SettingsError, match=r"^REDIS_URL:"):
         settings(PANELS_ENV="production", DATABASE_URL="postgresql://x", JWT_SECRET="s" * 40)
     with pytest.raises(SettingsError, match=r"^JWT_SECRET:"):
@@ -76,3 +81,18 @@ def test_stytch_preset_maps_claim_paths() -> None:
     assert s.jwt.roles_claim == "https://stytch.com/session.roles"
     custom = settings(JWT_TENANT_CLAIM="org.id", JWT_ROLES_CLAIM="app.roles")
     assert (custom.jwt.tenant_claim, custom.jwt.roles_claim) == ("org.id", "app.roles")
+
+
+def test_secret_keys() -> None:
+    one, two = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    assert settings(PANELS_SECRET_KEY=f"{one}, {two}").secret_keys == (one, two)
+    with pytest.raises(SettingsError, match=r"^PANELS_SECRET_KEY:"):
+        settings(PANELS_SECRET_KEY="not-a-key")
+    with pytest.raises(SettingsError, match=r"^PANELS_SECRET_KEY:"):
+        settings(
+            PANELS_ENV="production",
+            DATABASE_URL="postgresql://db/panels",
+            REDIS_URL="redis://cache:6379/0",
+            JWT_SECRET="s" * 40,
+        )
+    assert settings(ALLOW_PRIVATE_SOURCES="true").allow_private_sources

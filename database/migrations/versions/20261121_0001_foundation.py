@@ -75,7 +75,9 @@ def upgrade() -> None:
     op.execute(
         "CREATE INDEX ix_panel_change_panel ON panel_change (tenant_id, panel_id, changed_at DESC, id DESC)"
     )
-    op.execute("CREATE INDEX ix_panel_change_time ON panel_change (tenant_id, changed_at DESC, id DESC)")
+    op.execute(
+        "CREATE INDEX ix_panel_change_time ON panel_change (tenant_id, changed_at DESC, id DESC)"
+    )
     op.execute(
         "CREATE INDEX ix_panel_change_type ON panel_change (tenant_id, change_type, changed_at DESC, id DESC)"
     )

@@ -95,6 +95,12 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             raise NotFound("Panel not found")
         return panel
 
+    async def require_access(self, panel_id: int, needed: Access, action: str) -> Panel:
+        """The panel, if the caller may see it (else 404) and do `action` to it (else 403)."""
+        panel = await self.get_readable(panel_id)
+        require(panel_access(self.ctx.principal, panel), needed, action)
+        return panel
+
     async def create_panel(self, data: PanelCreate) -> Panel:
         ensure_same_tenant(self.ctx, data.tenant_id)
         require_panel_creator(self.ctx.principal)

@@ -27,6 +27,7 @@ from panels.platform.observability import request_id
 from panels.platform.schemas import CamelStruct
 
 log = structlog.get_logger("panels.errors")
+_MISSING_FIELD = re.compile(r"^Object missing required field `([^`]+)`$")
 _OWN_PATH = re.compile(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", re.DOTALL)
 
 
@@ -100,9 +101,13 @@ def _validation_details(exc: ValidationException) -> list[ErrorDetail]:
         message = str(item.get("message", "invalid"))
         # Our own checks (struct __post_init__) name the field they refuse: "value: …".
         own = _OWN_PATH.match(message)
+        missing = _MISSING_FIELD.match(message)
         if own is not None:
             path, message = own.groups()
             key = path if key in ("", "data") else f"{key}.{path}"
+        elif missing is not None:
+            key = missing.group(1) if key in ("", "data") else f"{key}.{missing.group(1)}"
+            message = "is required"
         field = f"{source}.{key}" if source and key else key or source or "request"
         details.append(ErrorDetail(field=field, message=message))
     return details

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
@@ -23,6 +24,10 @@ class JsonBody:
     @property
     def etag(self) -> str:
         return etag_of(self.content)
+
+
+def encoded(value: Any) -> JsonBody:
+    return JsonBody(msgspec.json.encode(value))
 
 
 def etag_of(content: bytes) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.platform.auth import TokenVerifier
 from panels.platform.cache import CircuitBreaker, VersionedCache
+from panels.platform.crypto import SecretBox
 from panels.platform.tenancy import RequestContext, tenant_session
 from panels.settings import Settings
 
@@ -28,6 +29,7 @@ class Runtime:
     breaker: CircuitBreaker
     cache: VersionedCache
     verifier: TokenVerifier
+    secrets: SecretBox
 
 
 def provide_tenant_session(request: Request[Any, Any, Any], ctx: RequestContext) -> AsyncSession:

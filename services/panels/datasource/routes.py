@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+
+from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
+from panels.datasource.services import DataSourceService
+from panels.platform.http import json_response
+from panels.platform.openapi import error_responses
+from panels.platform.runtime import provide_tenant_session
+from panels.platform.schemas import PathId
+from panels.platform.tenancy import RequestContext
+
+Sources = NamedDependency[DataSourceService]
+_WRITE_ERRORS = error_responses(400, 403, 404, 413, 415)
+
+
+async def provide_datasource_service(
+    request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
+) -> DataSourceService:
+    return DataSourceService(provide_tenant_session(request, ctx), ctx, request.app.state.runtime)
+
+
+class PanelDataSourceController(Controller):
+    path = "/api/panels/{panel_id:int}/datasources"
+    tags = ["Data sources"]
+    dependencies = {"sources": Provide(provide_datasource_service)}
+
+    @get("/", summary="List a panel's data sources", responses=error_responses(400, 404))
+    async def list_sources(
+        self, request: Request[Any, Any, Any], sources: Sources, panel_id: PathId
+    ) -> Response[list[DataSourceRead]]:
+        """Secrets in `config` are shown as `"***"`."""
+        return json_response(request, await sources.list_sources(panel_id))
+
+    @post("/", summary="Add a data source", responses=_WRITE_ERRORS)
+    async def create_source(
+        self,
+        request: Request[Any, Any, Any],
+        sources: Sources,
+        panel_id: PathId,
+        data: JSONBody[DataSourceCreate],
+    ) -> Response[DataSourceRead]:
+        """`config` is checked for the `type`; secrets are encrypted at rest."""
+        source = await sources.create_source(panel_id, data)
+        location = {"location": f"/api/panels/{panel_id}/datasources/{source.id}"}
+        return json_response(request, sources.encode(source), status_code=201, headers=location)
+
+    @put("/{source_id:int}", summary="Change a data source", responses=_WRITE_ERRORS)
+    async def update_source(
+        self,
+        request: Request[Any, Any, Any],
+        sources: Sources,
+        panel_id: PathId,
+        source_id: PathId,
+        data: JSONBody[DataSourceUpdate],
+    ) -> Response[DataSourceRead]:
+        """`config`, when sent, replaces the stored one; a secret sent as `"***"` is kept."""
+        source = await sources.update_source(source_id, data, panel_id)
+        return json_response(request, sources.encode(source))
+
+    @delete(
+        "/{source_id:int}", summary="Remove a data source", responses=error_responses(400, 403, 404)
+    )
+    async def delete_source(self, sources: Sources, panel_id: PathId, source_id: PathId) -> None:
+        """Base columns bound to it stay, with `dataSourceId: null`."""
+        await sources.delete_source(source_id, panel_id)
+
+
+class DataSourceController(Controller):
+    path = "/api/datasources"
+    tags = ["Data sources"]
+    dependencies = {"sources": Provide(provide_datasource_service)}
+
+    @put(
+        "/{source_id:int}",
+        summary="Change a data source (by its id alone)",
+        responses=_WRITE_ERRORS,
+    )
+    async def update_source(
+        self,
+        request: Request[Any, Any, Any],
+        sources: Sources,
+        source_id: PathId,
+        data: JSONBody[DataSourceUpdate],
+    ) -> Response[DataSourceRead]:
+        source = await sources.update_source(source_id, data, None)
+        return json_response(request, sources.encode(source))
+
+    @delete(
+        "/{source_id:int}",
+        summary="Remove a data source (by its id alone)",
+        responses=error_responses(400, 403, 404),
+    )
+    async def delete_source(self, sources: Sources, source_id: PathId) -> None:
+        await sources.delete_source(source_id, None)

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from msgspec import UnsetType
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.datasource.config import mask_config, seal_config, validate_config
+from panels.datasource.entities import DataSource
+from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
+from panels.panel.services import PanelService
+from panels.platform import changes
+from panels.platform.db import after_commit
+from panels.platform.errors import BadRequest, NotFound
+from panels.platform.http import JsonBody
+from panels.platform.permissions import Access
+from panels.platform.runtime import Runtime
+from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+
+
+class DataSourceRepository(SQLAlchemyAsyncRepository[DataSource]):
+    model_type = DataSource
+
+
+class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceRepository]):
+    """A panel's data sources. Their configs are sealed at rest and masked on the wire."""
+
+    repository_type = DataSourceRepository
+
+    def __init__(self, session: AsyncSession, ctx: RequestContext, runtime: Runtime) -> None:
+        super().__init__(
+            session=session, statement=tenant_statement(DataSource, ctx), auto_refresh=False
+        )
+        self.session = session
+        self.ctx = ctx
+        self.runtime = runtime
+        self.panels = PanelService(session, ctx, runtime.cache)
+
+    async def list_sources(self, panel_id: int) -> JsonBody:
+        cached, slot = await self.runtime.cache.get(
+            self.ctx.tenant_id, str(panel_id), "datasources"
+        )
+        if cached is not None:
+            count, _, content = cached.partition(b"\n")
+            return JsonBody(content, cache_hit=True, total=int(count))
+        await self.panels.get_readable(panel_id)
+        sources = await self.list(DataSource.panel_id == panel_id, order_by=[("id", False)])
+        content = msgspec.json.encode([self.to_read(s) for s in sources])
+        if slot is not None:
+            await slot.fill(b"%d\n" % len(sources) + content)
+        return JsonBody(content, cache_hit=False, total=len(sources))
+
+    async def create_source(self, panel_id: int, data: DataSourceCreate) -> DataSource:
+        ensure_same_tenant(self.ctx, data.tenant_id)
+        await self.panels.require_access(
+            panel_id, Access.EDITOR, "manage this panel's data sources"
+        )
+        source_type = str(data.__struct_config__.tag)
+        config = validate_config(
+            source_type,
+            msgspec.to_builtins(data.config),
+            allow_private=self.runtime.settings.allow_private_sources,
+        )
+        source = await self.create(
+            DataSource(
+                tenant_id=self.ctx.tenant_id,
+                panel_id=panel_id,
+                type=source_type,
+                config=seal_config(config, self.runtime.secrets),
+                sync_status="never",
+            )
+        )
+        await self._record(
+            source, "source_added", f"{source_type} data source added", new=self._snapshot(source)
+        )
+        return source
+
+    async def update_source(
+        self, source_id: int, data: DataSourceUpdate, panel_id: int | None
+    ) -> DataSource:
+        ensure_same_tenant(self.ctx, data.tenant_id)
+        source = await self._get(source_id, panel_id)
+        await self.panels.require_access(
+            source.panel_id, Access.EDITOR, "manage this panel's data sources"
+        )
+        before = self._snapshot(source)
+        new_type = source.type if isinstance(data.type, UnsetType) else data.type
+        if isinstance(data.config, UnsetType):
+            if new_type != source.type:
+                raise BadRequest("body.config", "is required when the type changes")
+        else:
+            stored = source.config if new_type == source.type else None
+            config = self._validate(new_type, data.config)
+            source.config = seal_config(config, self.runtime.secrets, stored)
+        source.type = new_type
+        after = self._snapshot(source)
+        if after == before:
+            return source
+        source = await self.update(source)
+        await self._record(
+            source, "source_changed", f"{source.type} data source changed", old=before, new=after
+        )
+        return source
+
+    async def delete_source(self, source_id: int, panel_id: int | None) -> None:
+        source = await self._get(source_id, panel_id)
+        await self.panels.require_access(
+            source.panel_id, Access.EDITOR, "manage this panel's data sources"
+        )
+        snapshot = self._snapshot(source)
+        await self.session.delete(source)
+        await self.session.flush()
+        await self._record(
+            source, "source_removed", f"{source.type} data source removed", old=snapshot
+        )
+
+    def to_read(self, source: DataSource) -> DataSourceRead:
+        return DataSourceRead.from_entity(source, mask_config(source.config, self.runtime.secrets))
+
+    def encode(self, source: DataSource) -> JsonBody:
+        return JsonBody(msgspec.json.encode(self.to_read(source)))
+
+    def _validate(self, source_type: str, raw: Any) -> dict[str, Any]:
+        return validate_config(
+            source_type, raw, allow_private=self.runtime.settings.allow_private_sources
+        )
+
+    async def _get(self, source_id: int, panel_id: int | None) -> DataSource:
+        source = await self.get_one_or_none(DataSource.id == source_id, with_for_update=True)
+        if source is None or (panel_id is not None and source.panel_id != panel_id):
+            raise NotFound("Data source not found")
+        await self.panels.get_readable(source.panel_id)
+        return source
+
+    def _snapshot(self, source: DataSource) -> dict[str, Any]:
+        """Tracked fields for change records, with secrets masked."""
+        return {"type": source.type, "config": mask_config(source.config, self.runtime.secrets)}
+
+    async def _record(
+        self, source: DataSource, change_type: changes.ChangeType, description: str, **values: Any
+    ) -> None:
+        await changes.record(
+            self.session,
+            self.ctx,
+            panel_id=source.panel_id,
+            change_type=change_type,
+            entity_type="datasource",
+            entity_id=source.id,
+            description=description,
+            **values,
+        )
+        tenant, panel_id, cache = self.ctx.tenant_id, source.panel_id, self.runtime.cache
+
+        async def bump() -> None:
+            await cache.bump(tenant, str(panel_id))
+
+        after_commit(self.session, bump)
