@@ -52,7 +52,13 @@ from .nodes import (
 )
 from .parser import MAX_HEIGHT, MAX_LENGTH, MAX_NESTING, parse
 from .printer import reference_text, to_text
-from .references import canonical_dependencies, dependencies, rename_column, rename_in_text
+from .references import (
+    canonical_dependencies,
+    dependencies,
+    dependencies_in_text,
+    rename_column,
+    rename_in_text,
+)
 from .validation import validate
 from .value_types import COLUMN_TYPES, VALUE_TYPES, ValueType, check_result, value_type_of
 
@@ -81,6 +87,7 @@ __all__ = [
     "check",
     "check_result",
     "dependencies",
+    "dependencies_in_text",
     "find_cycle",
     "parse",
     "reference_text",

@@ -26,8 +26,12 @@ _NUMBER: frozenset[ValueType] = frozenset({"number"})
 _TEXT: frozenset[ValueType] = frozenset({"text"})
 _BOOLEAN: frozenset[ValueType] = frozenset({"boolean"})
 _DATE_OR_DATETIME: frozenset[ValueType] = frozenset({"date", "datetime"})
-_DESCRIPTION = {_NUMBER: "a number", _TEXT: "text", _BOOLEAN: "a boolean"}
-_DESCRIPTION[_DATE_OR_DATETIME] = "a date or datetime"
+_DESCRIPTION: dict[frozenset[ValueType], str] = {
+    _NUMBER: "a number",
+    _TEXT: "text",
+    _BOOLEAN: "a boolean",
+    _DATE_OR_DATETIME: "a date or datetime",
+}
 
 _ARITHMETIC_MESSAGE = {
     "+": "cannot add {left} and {right}",
@@ -41,7 +45,8 @@ def check(node: Node, columns: Mapping[str, str]) -> ValueType:
     """The type of the value `node` computes; raises FormulaError at the offending node.
 
     `columns` maps each column name of the panel to its column type (service vocabulary);
-    references match names case-insensitively.
+    references match names case-insensitively. An unknown column type is a ValueError, as it
+    is the caller's mistake, not the formula's.
     """
     column_types = {name.lower(): value_type_of(kind) for name, kind in columns.items()}
     return _type_of(node, column_types)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .errors import FormulaError
 
 TokenKind = Literal["number", "string", "name", "column", "symbol", "end"]
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     kind: TokenKind
     # The unescaped content of a string or braced column name, else the text as written.
     value: str
@@ -20,17 +18,18 @@ class Token:
     end: int
 
 
-# One pattern for every token, so that the lexer is a single C-level scan per token. String
-# bodies take a backslash before any character (checked afterwards, for a precise error) and,
-# as in spreadsheets, a doubled quote.
+# One pattern for every token, whitespace before it included, so that the lexer is a single
+# C-level scan per token. String bodies take a backslash before any character (checked
+# afterwards, for a precise error) and, as in spreadsheets, a doubled quote.
 _TOKEN = re.compile(
-    r"(?P<space>\s+)"
-    r"|(?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"(?P<space>\s*)(?:"
+    r"(?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r'|(?P<string>"(?:[^"\\]|\\.|"")*"'
     r"|'(?:[^'\\]|\\.|'')*')"
     r"|(?P<column>\{(?:[^}\\]|\\.)*\})"
-    r"|(?P<symbol><>|!=|<=|>=|[-+*/&=<>(),])",
+    r"|(?P<symbol><>|!=|<=|>=|[-+*/&=<>(),])"
+    r"|(?P<end>\Z))",
     re.DOTALL,
 )
 # A number running straight into a letter, digit or dot ("12abc", "1.2.3", "1e") is a typo,
@@ -48,41 +47,43 @@ _COLUMN_ESCAPABLE = "}\\"
 def tokenize(text: str) -> list[Token]:
     """The tokens of `text`, whitespace dropped, always ending with one "end" token."""
     tokens: list[Token] = []
+    append = tokens.append
+    match_token = _TOKEN.match
     position = 0
-    length = len(text)
-    while position < length:
-        match = _TOKEN.match(text, position)
+    while True:
+        match = match_token(text, position)
         if match is None:
             raise _unmatched(text, position)
         kind = match.lastgroup
-        end = match.end()
-        if kind == "number":
-            if end < length and _NUMBER_TAIL.match(text, end):
-                raise FormulaError("invalid number", position)
-            tokens.append(Token("number", match.group(), position, end))
-        elif kind == "name":
-            tokens.append(Token("name", match.group(), position, end))
+        start = match.end("space")
+        position = match.end()
+        if kind == "name":
+            append(Token("name", match.group(kind), start, position))
+        elif kind == "symbol":
+            append(Token("symbol", match.group(kind), start, position))
+        elif kind == "number":
+            if _NUMBER_TAIL.match(text, position):
+                raise FormulaError("invalid number", start)
+            append(Token("number", match.group(kind), start, position))
         elif kind == "string":
-            quote = text[position]
-            value = _unescape(
-                text[position + 1 : end - 1], position + 1, _STRING_ESCAPE[quote], _STRING_ESCAPABLE
-            )
-            tokens.append(Token("string", value, position, end))
+            escape = _STRING_ESCAPE[text[start]]
+            value = _unescape(text[start + 1 : position - 1], start + 1, escape, _STRING_ESCAPABLE)
+            append(Token("string", value, start, position))
         elif kind == "column":
             name = _unescape(
-                text[position + 1 : end - 1], position + 1, _COLUMN_ESCAPE, _COLUMN_ESCAPABLE
+                text[start + 1 : position - 1], start + 1, _COLUMN_ESCAPE, _COLUMN_ESCAPABLE
             )
             if not name:
-                raise FormulaError("empty column name", position)
-            tokens.append(Token("column", name, position, end))
-        elif kind == "symbol":
-            tokens.append(Token("symbol", match.group(), position, end))
-        position = end
-    tokens.append(Token("end", "", length, length))
-    return tokens
+                raise FormulaError("empty column name", start)
+            append(Token("column", name, start, position))
+        else:
+            append(Token("end", "", position, position))
+            return tokens
 
 
 def _unmatched(text: str, position: int) -> FormulaError:
+    while text[position].isspace():
+        position += 1
     char = text[position]
     if char in "\"'":
         return FormulaError("unterminated string", position)

@@ -9,7 +9,7 @@ from .errors import FormulaError
 from .graph import find_cycle
 from .nodes import ColumnRef, Node, walk
 from .parser import parse
-from .references import canonical_dependencies, dependencies
+from .references import canonical_dependencies, dependencies, dependencies_in_text
 from .value_types import check_result
 
 
@@ -46,8 +46,8 @@ def _reachable_graph(
     """The dependency graph of the calculated columns reachable from the new one, itself first.
 
     The saved formulas have no cycle among themselves, so any cycle passes through the new
-    column and only formulas reachable from it need parsing; a panel's other calculated
-    columns cost nothing.
+    column and only formulas reachable from it need reading; a panel's other calculated
+    columns cost nothing. Being valid, they are read from their tokens, without parsing.
     """
     own_key = column_name.lower()
     saved = {
@@ -62,6 +62,6 @@ def _reachable_graph(
             continue
         visited.add(key)
         name, text = saved[key]
-        graph[name] = dependencies(parse(text))
+        graph[name] = dependencies_in_text(text)
         pending.extend(graph[name])
     return graph
