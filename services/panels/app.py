@@ -40,6 +40,7 @@ from panels.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    settings.check_ready_to_serve()
     if settings.database_url is None or settings.redis_url is None:
         raise RuntimeError(
             "DATABASE_URL and REDIS_URL must be set; `panels serve` starts embedded ones"

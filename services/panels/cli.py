@@ -68,11 +68,21 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
     """Apply migrations and serve the API (embedded PostgreSQL/Redis when no URLs are set)."""
     import uvicorn
 
+    from panels.app import create_app
     from panels.platform.observability import configure_logging
 
-    settings, embedded = _with_services(_settings())
+    base = _settings()
+    try:
+        base.check_ready_to_serve()
+    except SettingsError as exc:
+        click.echo(f"panels: configuration error: {exc}", err=True)
+        sys.exit(2)
+    settings, embedded = _with_services(base)
     configure_logging(settings)
     _alembic(settings).upgrade("head")
+    # Built once here so that a broken app stops the process instead of every worker
+    # failing to start while the server waits for them.
+    create_app(settings)
     if workers > 1:
         metrics_dir = settings.data_dir / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -80,11 +90,12 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     host = host or settings.host
     port = port or settings.port
-    base = f"http://{host}:{port}"
-    click.echo(
-        f"Panels on {base}  docs: {base}/docs  health: {base}/health\n"
-        "A token for trying it: uv run panels token --tenant demo --user alice --role admin"
-    )
+    url = f"http://{host}:{port}"
+    click.echo(f"Panels on {url}  docs: {url}/docs  health: {url}/health")
+    if not settings.is_production:
+        click.echo(
+            "A token for trying it: uv run panels token --tenant demo --user alice --role admin"
+        )
     uvicorn.run(
         "panels.app:create_app",
         factory=True,

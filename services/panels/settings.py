@@ -75,6 +75,29 @@ class Settings:
     def is_production(self) -> bool:
         return self.env == "production"
 
+    def check_ready_to_serve(self) -> None:
+        """Production serves only with explicit services and real secrets.
+
+        Checked by the server, not at parse time, so that `panels db upgrade` needs no more
+        than DATABASE_URL.
+        """
+        if not self.is_production:
+            return
+        if self.database_url is None:
+            raise SettingsError("DATABASE_URL: required when PANELS_ENV=production")
+        if self.redis_url is None:
+            raise SettingsError("REDIS_URL: required when PANELS_ENV=production")
+        jwt = self.jwt
+        if jwt.jwks_url is None and (
+            jwt.secret_is_generated or len(jwt.secret.encode()) < MIN_PRODUCTION_SECRET_BYTES
+        ):
+            raise SettingsError(
+                f"JWT_SECRET: must be at least {MIN_PRODUCTION_SECRET_BYTES} bytes when "
+                "PANELS_ENV=production (or set JWT_JWKS_URL)"
+            )
+        if not self.secret_keys:
+            raise SettingsError("PANELS_SECRET_KEY: required when PANELS_ENV=production")
+
     def with_services(self, database_url: str, redis_url: str) -> Settings:
         """The same settings pointing at concrete (for example embedded) services."""
         return replace(self, database_url=database_url, redis_url=redis_url)
@@ -86,8 +109,6 @@ class Settings:
         jwt = _jwt_settings(environ, env, data_dir)
         database_url = _postgres_url(environ, "DATABASE_URL")
         redis_url = _redis_url(environ)
-        if env == "production":
-            _check_production(database_url, redis_url, jwt)
         return cls(
             env=env,
             host=environ.get("HOST", "127.0.0.1"),
@@ -119,20 +140,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     merged = {k: v for k, v in dotenv_values(".env").items() if v is not None}
     merged.update(os.environ if environ is None else environ)
     return Settings.from_env(merged)
-
-
-def _check_production(database_url: str | None, redis_url: str | None, jwt: JwtSettings) -> None:
-    if database_url is None:
-        raise SettingsError("DATABASE_URL: required when PANELS_ENV=production")
-    if redis_url is None:
-        raise SettingsError("REDIS_URL: required when PANELS_ENV=production")
-    if jwt.jwks_url is None and (
-        jwt.secret_is_generated or len(jwt.secret.encode()) < MIN_PRODUCTION_SECRET_BYTES
-    ):
-        raise SettingsError(
-            f"JWT_SECRET: must be at least {MIN_PRODUCTION_SECRET_BYTES} bytes when "
-            "PANELS_ENV=production (or set JWT_JWKS_URL)"
-        )
 
 
 def _jwt_settings(environ: Mapping[str, str], env: Environment, data_dir: Path) -> JwtSettings:
@@ -181,7 +188,7 @@ def _secret_keys(environ: Mapping[str, str], env: Environment, data_dir: Path) -
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
     if not keys:
         if env == "production":
-            raise SettingsError("PANELS_SECRET_KEY: required when PANELS_ENV=production")
+            return ()  # refused by check_ready_to_serve: production never invents a key
         return (
             _stored_random(data_dir / "dev-secret-key", lambda: Fernet.generate_key().decode()),
         )

@@ -55,6 +55,12 @@ def test_bad_values_name_the_variable(environ: dict[str, str], variable: str) ->
         settings(**environ)
 
 
+def ready(**environ: str) -> Settings:
+    s = settings(**environ)
+    s.check_ready_to_serve()
+    return s
+
+
 def test_production_needs_explicit_services_and_a_strong_secret() -> None:
     services = {
         "DATABASE_URL": "postgresql://db/panels",
@@ -62,14 +68,14 @@ def test_production_needs_explicit_services_and_a_strong_secret() -> None:
         "PANELS_SECRET_KEY": Fernet.generate_key().decode(),
     }
     with pytest.raises(SettingsError, match=r"^DATABASE_URL:"):
-        settings(PANELS_ENV="production", REDIS_URL="redis://x", JWT_SECRET="s" * 40)  # no DB
+        ready(PANELS_ENV="production", REDIS_URL="redis://x", JWT_SECRET="s" * 40)  # no DB
     with pytest.raises(SettingsError, match=r"^REDIS_URL:"):
-        settings(PANELS_ENV="production", DATABASE_URL="postgresql://x", JWT_SECRET="s" * 40)
+        ready(PANELS_ENV="production", DATABASE_URL="postgresql://x", JWT_SECRET="s" * 40)
     with pytest.raises(SettingsError, match=r"^JWT_SECRET:"):
-        settings(PANELS_ENV="production", JWT_SECRET="short", **services)
+        ready(PANELS_ENV="production", JWT_SECRET="short", **services)
     with pytest.raises(SettingsError, match=r"^JWT_SECRET:"):
-        settings(PANELS_ENV="production", **services)
-    assert settings(PANELS_ENV="production", JWT_SECRET="s" * 32, **services).is_production
+        ready(PANELS_ENV="production", **services)
+    assert ready(PANELS_ENV="production", JWT_SECRET="s" * 32, **services).is_production
     assert settings(
         PANELS_ENV="production", JWT_JWKS_URL="https://idp/jwks", **services
     ).is_production
@@ -89,7 +95,7 @@ def test_secret_keys() -> None:
     with pytest.raises(SettingsError, match=r"^PANELS_SECRET_KEY:"):
         settings(PANELS_SECRET_KEY="not-a-key")
     with pytest.raises(SettingsError, match=r"^PANELS_SECRET_KEY:"):
-        settings(
+        ready(
             PANELS_ENV="production",
             DATABASE_URL="postgresql://db/panels",
             REDIS_URL="redis://cache:6379/0",

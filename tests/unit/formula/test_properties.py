@@ -20,6 +20,7 @@ from panels.column.formula import (
     Unary,
     check,
     dependencies,
+    dependencies_in_text,
     find_cycle,
     parse,
     rename_column,
@@ -140,6 +141,7 @@ def test_printed_trees_parse_back_to_themselves(tree: Node) -> None:
 def test_loosely_written_trees_parse_to_themselves(written: tuple[Node, str]) -> None:
     tree, text = written
     assert parse(text) == tree
+    assert dependencies_in_text(text) == dependencies(tree)
 
 
 @settings(deadline=None, max_examples=300)

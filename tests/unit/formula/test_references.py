@@ -8,6 +8,7 @@ from panels.column.formula import (
     FormulaError,
     canonical_dependencies,
     dependencies,
+    dependencies_in_text,
     find_cycle,
     parse,
     rename_column,
@@ -21,6 +22,14 @@ def test_dependencies_in_order_of_first_appearance_each_once() -> None:
     tree = parse("IF(b > a, {First Name} & b, A & c) & 'a' & UPPER(d)")
     assert dependencies(tree) == ["b", "a", "First Name", "c", "d"]
     assert dependencies(parse("1 + TODAY()")) == []
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["IF(b > a, {First Name} & b, A & c) & 'a' & UPPER(d)", "if (x, true, {true}) + t", "1"],
+)
+def test_dependencies_in_text_agree_with_the_tree(formula: str) -> None:
+    assert dependencies_in_text(formula) == dependencies(parse(formula))
 
 
 def test_canonical_dependencies_use_the_panel_spelling() -> None:
