@@ -36,6 +36,7 @@ from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import provide_request_context, requires_tenant
 from panels.settings import Settings, load_settings
+from panels.view.routes import ViewController
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PanelDataSourceController,
             DataSourceController,
             ColumnController,
+            ViewController,
             ChangeController,
         ],
         guards=[requires_tenant],

@@ -18,13 +18,20 @@ Client = AsyncTestClient[Litestar]
 
 # How to fill each path parameter with a resource of tenant A. A new route whose path
 # parameter is missing here fails `test_every_route_hides_other_tenants_resources`.
-PATH_PARAMETERS = {"panel_id": "panel", "source_id": "datasource", "column_id": "column"}
-# A valid body for each POST, so that the request reaches the lookup (a body that fails
+PATH_PARAMETERS = {
+    "panel_id": "panel",
+    "source_id": "datasource",
+    "column_id": "column",
+    "view_id": "view",
+}
+# A valid body where an empty one is not, so that the request reaches the lookup (a body that fails
 # validation is a 400 whether or not the resource exists, which reveals nothing).
 VALID_BODIES = {
     "/api/panels/{panel_id}/datasources": {"type": "custom", "config": {}},
     "/api/panels/{panel_id}/columns/base": {"name": "x", "type": "text"},
     "/api/panels/{panel_id}/columns/calculated": {"name": "y", "type": "number", "formula": "1"},
+    "/api/views/{view_id}/sorts": {"sorts": []},
+    "/api/views/{view_id}/filters": {"filters": []},
 }
 
 
@@ -42,8 +49,27 @@ async def tenant_a_resources(client: Client, owner: Caller, create_panel: Any) -
         json={"name": "Secret of A column", "type": "text"},
         headers=owner.headers,
     )
-    assert source.status_code == column.status_code == 201
-    return {"panel": panel["id"], "datasource": source.json()["id"], "column": column.json()["id"]}
+    view = await client.post(
+        "/api/views",
+        json={
+            "panelId": panel["id"],
+            "name": "Secret of A view",
+            "visibleColumns": [column.json()["id"]],
+        },
+        headers=owner.headers,
+    )
+    assert source.status_code == column.status_code == view.status_code == 201
+    await client.put(
+        f"/api/views/{view.json()['id']}/sorts",
+        json={"sorts": [{"columnName": "Secret of A column"}]},
+        headers=owner.headers,
+    )
+    return {
+        "panel": panel["id"],
+        "datasource": source.json()["id"],
+        "column": column.json()["id"],
+        "view": view.json()["id"],
+    }
 
 
 def api_operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
@@ -69,7 +95,7 @@ async def test_every_route_hides_other_tenants_resources(
         for name in names:
             assert name in PATH_PARAMETERS, f"{method} {path}: add {name} to PATH_PARAMETERS"
         url = re.sub(r"{(\w+)}", lambda m: str(resources[PATH_PARAMETERS[m.group(1)]]), path)
-        body = VALID_BODIES.get(path, {}) if method == "POST" else {}
+        body = VALID_BODIES.get(path, {}) if method in ("POST", "PUT") else {}
         response = await client.request(method, url, json=body, headers=outsider.headers)
         assert response.status_code == 404, (method, path, response.text)
         assert "Secret of A" not in response.text
@@ -120,7 +146,16 @@ async def test_request_role_without_tenant_sees_no_rows(
         async with engine.connect() as connection:
             role = (await connection.execute(text("SELECT current_user"))).scalar_one()
             assert role == "panels_app"
-            for table in ("panel", "panel_change", "idempotency_key", "datasource", "panel_column"):
+            for table in (
+                "panel",
+                "panel_change",
+                "idempotency_key",
+                "datasource",
+                "panel_column",
+                "panel_view",
+                "view_sort",
+                "view_filter",
+            ):
                 count = (
                     await connection.execute(text(f"SELECT count(*) FROM {table}"))
                 ).scalar_one()

@@ -32,6 +32,7 @@ from panels.platform.http import JsonBody
 from panels.platform.permissions import Access
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+from panels.view.services import VIEWS_SCOPE, ViewService
 
 MAX_COLUMNS_PER_PANEL = 500
 
@@ -156,6 +157,9 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
                 f'Column "{column.name}" is used by calculated columns: {", ".join(dependents)}'
             )
         snapshot = column_snapshot(column)
+        # Views lose the column in this same transaction. The views returned are where the
+        # owners' notifications will come from.
+        await ViewService(self.session, self.ctx, self.runtime).detach_column(panel_id, column.id)
         await self.session.delete(column)
         await self.session.flush()
         await self._record(
@@ -255,7 +259,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         tenant, panel_id, cache = self.ctx.tenant_id, column.panel_id, self.runtime.cache
 
         async def bump() -> None:
-            await cache.bump(tenant, str(panel_id))
+            await cache.bump(tenant, str(panel_id), VIEWS_SCOPE)
 
         after_commit(self.session, bump)
 

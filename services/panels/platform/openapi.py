@@ -97,6 +97,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
             Tag(name="Panels", description="Panels: cohort rule, metadata, lifecycle."),
             Tag(name="Data sources", description="Where a panel's rows come from."),
             Tag(name="Columns", description="Base and calculated columns of a panel."),
+            Tag(name="Views", description="Saved views: visible columns, sorts, filters."),
             Tag(name="Changes", description="The change history of panels."),
             Tag(name="Health", description="Liveness, readiness and metrics (no token)."),
         ],

@@ -1,0 +1,403 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from hashlib import blake2b
+from typing import Any
+
+import msgspec
+from advanced_alchemy.filters import LimitOffset, OrderBy, StatementFilter
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from msgspec import UnsetType
+from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from panels.column.entities import PanelColumn
+from panels.panel.services import PanelService
+from panels.platform import changes
+from panels.platform.auth import Principal
+from panels.platform.db import after_commit
+from panels.platform.errors import BadRequest, Forbidden, NotFound
+from panels.platform.http import JsonBody
+from panels.platform.runtime import Runtime
+from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
+from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+from panels.view.entities import PanelView, ViewFilter, ViewSort
+from panels.view.rules import check_filter_value, resolve_column, resolve_visible_columns
+from panels.view.schemas import (
+    FilterRead,
+    FiltersRead,
+    FiltersWrite,
+    SortRead,
+    SortsRead,
+    SortsWrite,
+    ViewCreate,
+    ViewPage,
+    ViewRead,
+    ViewUpdate,
+    Visibility,
+)
+
+VIEWS_SCOPE = "views"
+_CHILDREN = (selectinload(PanelView.sorts), selectinload(PanelView.filters))
+
+
+def visible_to(principal: Principal) -> list[ColumnElement[bool]]:
+    """Until grants exist: admins see every view; others published ones and their own."""
+    if principal.is_admin:
+        return []
+    return [or_(PanelView.is_published.is_(True), PanelView.owner_user_id == principal.user_id)]
+
+
+class ViewRepository(SQLAlchemyAsyncRepository[PanelView]):
+    model_type = PanelView
+
+
+class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
+    """Saved views. Reads see what `visible_to` allows; changes need the owner or an admin."""
+
+    repository_type = ViewRepository
+
+    def __init__(self, session: AsyncSession, ctx: RequestContext, runtime: Runtime) -> None:
+        statement = tenant_statement(PanelView, ctx).where(*visible_to(ctx.principal))
+        super().__init__(
+            session=session, statement=statement, auto_refresh=False, load=list(_CHILDREN)
+        )
+        self.session = session
+        self.ctx = ctx
+        self.runtime = runtime
+
+    async def list_views(
+        self, *, panel_id: int | None, published: bool | None, limit: int, offset: int
+    ) -> JsonBody:
+        query = (
+            f"{self.ctx.user_id}|{self.ctx.principal.role}|{panel_id}|{published}|{limit}|{offset}"
+        )
+        name = f"list:{blake2b(query.encode(), digest_size=12).hexdigest()}"
+        cached, slot = await self.runtime.cache.get(self.ctx.tenant_id, VIEWS_SCOPE, name)
+        if cached is not None:
+            return JsonBody(cached, cache_hit=True)
+        filters: list[StatementFilter | ColumnElement[bool]] = [
+            OrderBy(field_name="updated_at", sort_order="desc"),
+            OrderBy(field_name="id", sort_order="desc"),
+            LimitOffset(limit=limit, offset=offset),
+        ]
+        if panel_id is not None:
+            filters.append(PanelView.panel_id == panel_id)
+        if published is not None:
+            filters.append(PanelView.is_published.is_(published))
+        views, total = await self.get_many_and_count(*filters)
+        names = await self._column_names({v.panel_id for v in views})
+        content = msgspec.json.encode(
+            ViewPage(views=[self.to_read(v, names) for v in views], total=total)
+        )
+        if slot is not None:
+            await slot.fill(content)
+        return JsonBody(content, cache_hit=False)
+
+    async def read_view(self, view_id: int) -> JsonBody:
+        cached, slot = await self.runtime.cache.get(
+            self.ctx.tenant_id, VIEWS_SCOPE, f"view:{view_id}"
+        )
+        if cached is not None:
+            probe = msgspec.json.decode(cached, type=Visibility)
+            if not (
+                self.ctx.principal.is_admin
+                or probe.is_published
+                or probe.owner_user_id == self.ctx.user_id
+            ):
+                raise NotFound("View not found")
+            return JsonBody(cached, cache_hit=True)
+        view = await self._get(view_id)
+        content = msgspec.json.encode(self.to_read(view, await self._column_names({view.panel_id})))
+        if slot is not None:
+            await slot.fill(content)
+        return JsonBody(content, cache_hit=False)
+
+    async def sorts(self, view_id: int) -> SortsRead:
+        view = await self._get(view_id)
+        return SortsRead(sorts=self.to_read(view, await self._column_names({view.panel_id})).sort)
+
+    async def filters(self, view_id: int) -> FiltersRead:
+        view = await self._get(view_id)
+        return FiltersRead(
+            filters=self.to_read(view, await self._column_names({view.panel_id})).filters
+        )
+
+    async def create_view(self, data: ViewCreate) -> ViewRead:
+        ensure_same_tenant(self.ctx, data.tenant_id)
+        try:
+            await PanelService(self.session, self.ctx, self.runtime.cache).get_readable(
+                data.panel_id
+            )
+        except NotFound:
+            raise BadRequest("body.panelId", "no such panel") from None
+        columns = await self._panel_columns(data.panel_id)
+        view = PanelView(
+            tenant_id=self.ctx.tenant_id,
+            panel_id=data.panel_id,
+            name=data.name,
+            owner_user_id=self.ctx.user_id,
+            is_published=False,
+            visible_columns=resolve_visible_columns(
+                columns, data.visible_columns, "body.visibleColumns"
+            ),
+            meta=data.metadata,
+            sorts=[],
+            filters=[],
+        )
+        view = await self.create(view)
+        await self._record(
+            view, "view_created", f'View "{view.name}" created', new=_snapshot(view, columns)
+        )
+        return self.to_read(view, {c.id: c.name for c in columns})
+
+    async def update_view(self, view_id: int, data: ViewUpdate) -> ViewRead:
+        ensure_same_tenant(self.ctx, data.tenant_id)
+        view = await self._get_for_change(view_id)
+        columns = await self._panel_columns(view.panel_id)
+        before = _snapshot(view, columns)
+        if not isinstance(data.name, UnsetType):
+            view.name = data.name
+        if not isinstance(data.visible_columns, UnsetType):
+            view.visible_columns = resolve_visible_columns(
+                columns, data.visible_columns, "body.visibleColumns"
+            )
+        if not isinstance(data.metadata, UnsetType):
+            view.meta = _merge(view.meta, data.metadata)
+        return await self._save_if_changed(
+            view, columns, before, "view_updated", f'View "{view.name}" updated'
+        )
+
+    async def set_published(self, view_id: int, published: bool) -> ViewRead:
+        view = await self._get_for_change(view_id)
+        columns = await self._panel_columns(view.panel_id)
+        before = _snapshot(view, columns)
+        view.is_published = published
+        view.published_at = datetime.now(UTC) if published else None
+        view.published_by = self.ctx.user_id if published else None
+        if published:
+            return await self._save_if_changed(
+                view, columns, before, "view_published", f'View "{view.name}" published'
+            )
+        return await self._save_if_changed(
+            view, columns, before, "view_unpublished", f'View "{view.name}" unpublished'
+        )
+
+    async def replace_sorts(self, view_id: int, data: SortsWrite) -> SortsRead:
+        view = await self._get_for_change(view_id)
+        columns = await self._panel_columns(view.panel_id)
+        before = _snapshot(view, columns)
+        sorts, seen = [], set()
+        for index, item in enumerate(data.sorts):
+            column = resolve_column(columns, item.column_name, f"body.sorts[{index}].columnName")
+            if column.id in seen:
+                raise BadRequest(
+                    f"body.sorts[{index}].columnName", f'sorts on "{column.name}" twice'
+                )
+            seen.add(column.id)
+            order = item.order if item.order is not None else index
+            sorts.append(
+                self._child(ViewSort, view, column, direction=item.direction, sort_order=order)
+            )
+        view.sorts = sorts
+        read = await self._save_if_changed(
+            view, columns, before, "view_updated", f'Sorts of view "{view.name}" replaced'
+        )
+        return SortsRead(sorts=read.sort)
+
+    async def replace_filters(self, view_id: int, data: FiltersWrite) -> FiltersRead:
+        view = await self._get_for_change(view_id)
+        columns = await self._panel_columns(view.panel_id)
+        before = _snapshot(view, columns)
+        filters = []
+        for index, item in enumerate(data.filters):
+            where = f"body.filters[{index}]"
+            column = resolve_column(columns, item.column_name, f"{where}.columnName")
+            check_filter_value(column, item.operator, item.value, f"{where}.value")
+            filters.append(
+                self._child(
+                    ViewFilter,
+                    view,
+                    column,
+                    operator=item.operator,
+                    value=item.value,
+                    logical_operator=item.logical_operator,
+                    position=index,
+                )
+            )
+        view.filters = filters
+        read = await self._save_if_changed(
+            view, columns, before, "view_updated", f'Filters of view "{view.name}" replaced'
+        )
+        return FiltersRead(filters=read.filters)
+
+    async def delete_view(self, view_id: int) -> None:
+        view = await self._get_for_change(view_id)
+        columns = await self._panel_columns(view.panel_id)
+        snapshot = _snapshot(view, columns)
+        await self.session.delete(view)
+        await self.session.flush()
+        await self._record(view, "view_deleted", f'View "{view.name}" deleted', old=snapshot)
+
+    async def detach_column(self, panel_id: int, column_id: int) -> list[PanelView]:
+        """Take a column out of every view of the panel (all owners'), in the caller's
+        transaction; the views changed are returned so their owners can be told."""
+        uses_column = or_(
+            PanelView.visible_columns.contains([column_id]),
+            exists().where(ViewSort.view_id == PanelView.id, ViewSort.column_id == column_id),
+            exists().where(ViewFilter.view_id == PanelView.id, ViewFilter.column_id == column_id),
+        )
+        statement = (
+            tenant_statement(PanelView, self.ctx)
+            .where(PanelView.panel_id == panel_id, uses_column)
+            .options(*_CHILDREN)
+            .with_for_update(of=PanelView)
+        )
+        views = list((await self.session.scalars(statement)).all())
+        for view in views:
+            view.visible_columns = [c for c in view.visible_columns if c != column_id]
+            view.sorts = [s for s in view.sorts if s.column_id != column_id]
+            view.filters = [f for f in view.filters if f.column_id != column_id]
+        await self.session.flush()
+        return views
+
+    def to_read(self, view: PanelView, names: dict[int, str]) -> ViewRead:
+        return ViewRead(
+            id=view.id,
+            panel_id=view.panel_id,
+            name=view.name,
+            owner_user_id=view.owner_user_id,
+            tenant_id=view.tenant_id,
+            is_published=view.is_published,
+            published_at=iso_timestamp(view.published_at) if view.published_at else None,
+            published_by=view.published_by,
+            visible_columns=[str(c) for c in view.visible_columns],
+            metadata=view.meta,
+            sort=[
+                SortRead(
+                    id=s.id,
+                    column_name=names.get(s.column_id, ""),
+                    direction=s.direction,  # type: ignore[arg-type]
+                    order=s.sort_order,
+                )
+                for s in sorted(view.sorts, key=lambda s: (s.sort_order, s.id))
+            ],
+            filters=[
+                FilterRead(
+                    id=f.id,
+                    column_name=names.get(f.column_id, ""),
+                    operator=f.operator,  # type: ignore[arg-type]
+                    value=f.value,
+                    logical_operator=f.logical_operator,  # type: ignore[arg-type]
+                )
+                for f in sorted(view.filters, key=lambda f: f.position)
+            ],
+            created_at=iso_timestamp(view.created_at),
+            updated_at=iso_timestamp(view.updated_at),
+        )
+
+    async def _get(self, view_id: int, *, for_update: bool = False) -> PanelView:
+        view = await self.get_one_or_none(PanelView.id == view_id, with_for_update=for_update)
+        if view is None:
+            raise NotFound("View not found")
+        return view
+
+    async def _get_for_change(self, view_id: int) -> PanelView:
+        view = await self._get(view_id, for_update=True)
+        if not (self.ctx.principal.is_admin or view.owner_user_id == self.ctx.user_id):
+            raise Forbidden("Only the view's owner or an admin may change it")
+        return view
+
+    async def _panel_columns(self, panel_id: int) -> list[PanelColumn]:
+        statement = tenant_statement(PanelColumn, self.ctx).where(PanelColumn.panel_id == panel_id)
+        return list((await self.session.scalars(statement)).all())
+
+    async def _column_names(self, panel_ids: set[int]) -> dict[int, str]:
+        if not panel_ids:
+            return {}
+        statement = select(PanelColumn.id, PanelColumn.name).where(
+            PanelColumn.tenant_id == self.ctx.tenant_id, PanelColumn.panel_id.in_(panel_ids)
+        )
+        return {row.id: row.name for row in await self.session.execute(statement)}
+
+    def _child(self, model: type[Any], view: PanelView, column: PanelColumn, **values: Any) -> Any:
+        return model(
+            tenant_id=self.ctx.tenant_id,
+            panel_id=view.panel_id,
+            view_id=view.id,
+            column_id=column.id,
+            **values,
+        )
+
+    async def _save_if_changed(
+        self,
+        view: PanelView,
+        columns: list[PanelColumn],
+        before: dict[str, Any],
+        change_type: changes.ChangeType,
+        description: str,
+    ) -> ViewRead:
+        after = _snapshot(view, columns)
+        if after != before:
+            view.updated_at = datetime.now(UTC)
+            await self.session.flush()
+            await self._record(view, change_type, description, old=before, new=after)
+        return self.to_read(view, {c.id: c.name for c in columns})
+
+    async def _record(
+        self, view: PanelView, change_type: changes.ChangeType, description: str, **values: Any
+    ) -> None:
+        await changes.record(
+            self.session,
+            self.ctx,
+            panel_id=view.panel_id,
+            change_type=change_type,
+            entity_type="view",
+            entity_id=view.id,
+            description=description,
+            **values,
+        )
+        tenant, cache = self.ctx.tenant_id, self.runtime.cache
+
+        async def bump() -> None:
+            await cache.bump(tenant, VIEWS_SCOPE)
+
+        after_commit(self.session, bump)
+
+
+def _snapshot(view: PanelView, columns: list[PanelColumn]) -> dict[str, Any]:
+    """Tracked fields of a view, in wire names and with column names, for change records."""
+    names = {c.id: c.name for c in columns}
+    return {
+        "name": view.name,
+        "visibleColumns": [str(c) for c in view.visible_columns],
+        "metadata": view.meta,
+        "isPublished": view.is_published,
+        "sort": [
+            {"columnName": names.get(s.column_id), "direction": s.direction, "order": s.sort_order}
+            for s in sorted(view.sorts, key=lambda s: (s.sort_order, s.column_id))
+        ],
+        "filters": [
+            {
+                "columnName": names.get(f.column_id),
+                "operator": f.operator,
+                "value": f.value,
+                "logicalOperator": f.logical_operator,
+            }
+            for f in sorted(view.filters, key=lambda f: f.position)
+        ],
+    }
+
+
+def _merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = {**stored, **patch}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key)
+    try:
+        check_json_value(merged, "metadata")
+    except JsonValueError as exc:
+        raise BadRequest("body.metadata", str(exc)) from None
+    return merged
