@@ -6,12 +6,14 @@ from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
+from litestar.channels import ChannelsPlugin
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.stores.redis import RedisStore
+from redis.asyncio import Redis
 
 from panels import __version__
 from panels.change.routes import ChangeController
@@ -23,6 +25,7 @@ from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
 from panels.platform.crypto import SecretBox
 from panels.platform.db import database_config
 from panels.platform.errors import exception_handlers
+from panels.platform.guards import request_shape_middleware
 from panels.platform.health import routes as health_routes
 from panels.platform.idempotency import idempotency_middleware
 from panels.platform.observability import (
@@ -33,6 +36,7 @@ from panels.platform.observability import (
 )
 from panels.platform.openapi import BEARER, document_idempotency, openapi_config
 from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
+from panels.platform.realtime import Announcer, ResilientPubSubBackend
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import provide_request_context, requires_tenant
 from panels.settings import Settings, load_settings
@@ -54,6 +58,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None
     )
     redis = redis_client(settings.redis_url)
+    # Pub/sub blocks on reads by design, so it gets a client without the cache's timeouts.
+    pubsub_redis = Redis.from_url(
+        settings.redis_url, health_check_interval=30, socket_connect_timeout=1
+    )
+    channels = ChannelsPlugin(
+        backend=ResilientPubSubBackend(redis=pubsub_redis, key_prefix="panels:channels"),
+        arbitrary_channels_allowed=True,
+        subscriber_max_backlog=1000,
+        subscriber_backlog_strategy="dropleft",
+    )
     breaker = CircuitBreaker()
     runtime = Runtime(
         settings=settings,
@@ -64,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cache=VersionedCache(redis, settings.cache_ttl_seconds, breaker),
         verifier=TokenVerifier(settings.jwt),
         secrets=SecretBox(settings.secret_keys),
+        announcer=Announcer(channels),
     )
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
     if settings.rate_limit_per_minute > 0:
@@ -73,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 identifier_for_request=rate_limit_identity,
             ).middleware
         )
-    api_middleware.append(idempotency_middleware)
+    api_middleware += [request_shape_middleware, idempotency_middleware]
     api = Router(
         path="/",
         route_handlers=[
@@ -92,11 +107,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def close_redis() -> None:
         await redis.aclose()
+        await pubsub_redis.aclose()
 
     metrics = prometheus_config()
     app = Litestar(
         route_handlers=[api, *health_routes],
-        plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None])],
+        plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
         middleware=[request_context_middleware, metrics.middleware],
         before_send=[make_response_decorator(settings)],
         exception_handlers=exception_handlers,

@@ -203,3 +203,71 @@ async def test_openapi_declares_bearer_and_idempotency(client: Client) -> None:
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "text/html" in docs.headers["content-type"]
+
+
+async def test_non_json_bodies_are_415(client: Client, admin: Caller) -> None:
+    for content_type in ("text/plain", "application/xml", "application/x-www-form-urlencoded"):
+        response = await client.post(
+            "/api/panels",
+            content=b'{"name": "x"}',
+            headers={**admin.headers, "content-type": content_type},
+        )
+        assert response.status_code == 415, content_type
+        assert response.json()["statusCode"] == 415
+    ok = await client.post(
+        "/api/panels",
+        content=b'{"name": "x"}',
+        headers={**admin.headers, "content-type": "application/json; charset=utf-8"},
+    )
+    assert ok.status_code == 201
+    assert (await client.get("/api/panels", headers=admin.headers)).headers["x-total-count"] == "1"
+
+
+async def test_nul_in_the_query_string_is_400(client: Client, admin: Caller) -> None:
+    response = await client.get("/api/panels?q=a%00b", headers=admin.headers)
+    assert response.status_code == 400
+    assert response.json()["details"][0]["field"] == "query"
+
+
+async def test_parameter_errors_name_the_wire_field(client: Client, admin: Caller) -> None:
+    limit = await client.get("/api/panels", params={"limit": 0}, headers=admin.headers)
+    assert limit.json()["details"][0]["field"] == "query.limit"
+    kind = await client.get(
+        "/api/changes/panels", params={"changeType": "x"}, headers=admin.headers
+    )
+    assert kind.json()["details"][0]["field"] == "query.changeType"
+    path = await client.get("/api/panels/0", headers=admin.headers)
+    assert path.json()["details"][0]["field"] == "path.panelId"
+    empty = await client.post("/api/panels", headers=admin.headers)
+    assert empty.status_code == 400
+    assert empty.json()["details"] == [{"field": "body", "message": "a JSON body is required"}]
+    array = await client.post("/api/panels", json=[], headers=admin.headers)
+    assert array.json()["details"][0]["field"] == "body"
+
+
+async def test_written_and_read_representations_share_an_etag(
+    client: Client, admin: Caller
+) -> None:
+    created = await client.post(
+        "/api/panels",
+        json={"name": "e", "metadata": {"team": "x", "keep": 1, "a": {"z": 1, "b": 2}}},
+        headers=admin.headers,
+    )
+    url = created.headers["location"]
+    read = await client.get(url, headers=admin.headers)
+    assert read.headers["etag"] == created.headers["etag"]
+    assert read.content == created.content
+    assert (
+        await client.get(url, headers={**admin.headers, "If-None-Match": created.headers["etag"]})
+    ).status_code == 304
+    updated = await client.put(
+        url,
+        json={"metadata": {"zz": 1}},
+        headers={**admin.headers, "If-Match": created.headers["etag"]},
+    )
+    assert updated.status_code == 200
+    assert (await client.get(url, headers=admin.headers)).headers["etag"] == updated.headers["etag"]
+    unconditional = await client.put(
+        url, json={"name": "f"}, headers={**admin.headers, "If-Match": ""}
+    )
+    assert unconditional.status_code == 200

@@ -7,7 +7,7 @@ from typing import Any
 
 from advanced_alchemy.base import IdentityBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, String, Text
+from sqlalchemy import BigInteger, Boolean, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,3 +27,20 @@ class PanelChange(IdentityBase):
     old_values: Mapped[dict[str, Any]] = mapped_column(JSONB)
     new_values: Mapped[dict[str, Any]] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class ViewNotification(IdentityBase):
+    """What a change did to a view, for the view's owner."""
+
+    __tablename__ = "view_notification"
+
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    panel_id: Mapped[int] = mapped_column(BigInteger)
+    view_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[str] = mapped_column(String(255))
+    panel_change_id: Mapped[int] = mapped_column(BigInteger)
+    impact: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    is_read: Mapped[bool] = mapped_column(Boolean, default=False)
+    read_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))

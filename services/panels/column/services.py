@@ -9,6 +9,8 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.change.entities import PanelChange
+from panels.change.notifications import Impact, notify_owners, views_using_columns
 from panels.column.entities import PanelColumn
 from panels.column.formula import FormulaError, parse, rename_column, to_text, validate
 from panels.column.schemas import (
@@ -28,7 +30,7 @@ from panels.panel.services import PanelService
 from panels.platform import changes
 from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, Conflict, NotFound
-from panels.platform.http import JsonBody
+from panels.platform.http import JsonBody, encode_json
 from panels.platform.permissions import Access
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
@@ -75,7 +77,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
             base_columns=[r for r in reads if isinstance(r, BaseColumnRead)],
             calculated_columns=[r for r in reads if isinstance(r, CalculatedColumnRead)],
         )
-        content = msgspec.json.encode(listing)
+        content = encode_json(listing)
         if slot is not None:
             await slot.fill(content)
         return JsonBody(content, cache_hit=False)
@@ -139,13 +141,14 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         after = column_snapshot(column)
         if after != before:
             await self.update(column)
-            await self._record(
+            change = await self._record(
                 column,
                 "column_modified",
                 _describe_change(old_name, before, after),
                 old=before,
                 new=after,
             )
+            await self._notify_views(change, before, after)
         return _read(column, columns)
 
     async def delete_column(self, panel_id: int, column_id: int) -> None:
@@ -157,14 +160,17 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
                 f'Column "{column.name}" is used by calculated columns: {", ".join(dependents)}'
             )
         snapshot = column_snapshot(column)
-        # Views lose the column in this same transaction. The views returned are where the
-        # owners' notifications will come from.
-        await ViewService(self.session, self.ctx, self.runtime).detach_column(panel_id, column.id)
+        # Views lose the column in this same transaction, and their owners hear of it.
+        views = await ViewService(self.session, self.ctx, self.runtime).detach_column(
+            panel_id, column.id
+        )
         await self.session.delete(column)
         await self.session.flush()
-        await self._record(
+        change = await self._record(
             column, "column_removed", f'Column "{column.name}" removed', old=snapshot
         )
+        message = f'column "{column.name}" was removed'
+        await notify_owners(self.session, self.ctx, change, views, "breaking", message)
 
     async def _columns_for_write(
         self, panel_id: int, claimed_tenant: str | None
@@ -244,8 +250,8 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
 
     async def _record(
         self, column: PanelColumn, change_type: changes.ChangeType, description: str, **values: Any
-    ) -> None:
-        await changes.record(
+    ) -> PanelChange:
+        change = await changes.record(
             self.session,
             self.ctx,
             panel_id=column.panel_id,
@@ -262,6 +268,31 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
             await cache.bump(tenant, str(panel_id), VIEWS_SCOPE)
 
         after_commit(self.session, bump)
+        return change
+
+    async def _notify_views(
+        self, change: PanelChange, before: dict[str, Any], after: dict[str, Any]
+    ) -> None:
+        """Tell the owners of views that use the column what the change means for them."""
+        if before["name"] != after["name"]:
+            impact: Impact = "info"
+            message = f'column "{before["name"]}" was renamed to "{after["name"]}"'
+        elif before["type"] != after["type"] or before.get("formula") != after.get("formula"):
+            impact = "warning"
+            message = f'column "{after["name"]}" changed its ' + (
+                "type" if before["type"] != after["type"] else "formula"
+            )
+        elif before.get("dataSourceId") != after.get("dataSourceId") or before.get(
+            "sourceField"
+        ) != after.get("sourceField"):
+            impact = "warning"
+            message = f'column "{after["name"]}" now reads another source field'
+        else:
+            return
+        views = await views_using_columns(
+            self.session, self.ctx, change.panel_id, [change.entity_id or 0]
+        )
+        await notify_owners(self.session, self.ctx, change, views, impact, message)
 
 
 def _read(column: PanelColumn, columns: list[PanelColumn]) -> ColumnRead:

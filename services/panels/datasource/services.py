@@ -8,6 +8,8 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.change.entities import PanelChange
+from panels.change.notifications import notify_owners, views_using_source
 from panels.datasource.config import mask_config, seal_config, validate_config
 from panels.datasource.entities import DataSource
 from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
@@ -15,7 +17,7 @@ from panels.panel.services import PanelService
 from panels.platform import changes
 from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, NotFound
-from panels.platform.http import JsonBody
+from panels.platform.http import JsonBody, encode_json
 from panels.platform.permissions import Access
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
@@ -48,7 +50,7 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
             return JsonBody(content, cache_hit=True, total=int(count))
         await self.panels.get_readable(panel_id)
         sources = await self.list(DataSource.panel_id == panel_id, order_by=[("id", False)])
-        content = msgspec.json.encode([self.to_read(s) for s in sources])
+        content = encode_json([self.to_read(s) for s in sources])
         if slot is not None:
             await slot.fill(b"%d\n" % len(sources) + content)
         return JsonBody(content, cache_hit=False, total=len(sources))
@@ -100,9 +102,12 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
         if after == before:
             return source
         source = await self.update(source)
-        await self._record(
+        change = await self._record(
             source, "source_changed", f"{source.type} data source changed", old=before, new=after
         )
+        views = await views_using_source(self.session, self.ctx, source.panel_id, source.id)
+        message = f"the {source.type} data source behind it changed"
+        await notify_owners(self.session, self.ctx, change, views, "warning", message)
         return source
 
     async def delete_source(self, source_id: int, panel_id: int | None) -> None:
@@ -111,17 +116,21 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
             source.panel_id, Access.EDITOR, "manage this panel's data sources"
         )
         snapshot = self._snapshot(source)
+        # Found before the delete, which unbinds the columns from the source.
+        views = await views_using_source(self.session, self.ctx, source.panel_id, source.id)
         await self.session.delete(source)
         await self.session.flush()
-        await self._record(
+        change = await self._record(
             source, "source_removed", f"{source.type} data source removed", old=snapshot
         )
+        message = f"the {source.type} data source behind it was removed"
+        await notify_owners(self.session, self.ctx, change, views, "breaking", message)
 
     def to_read(self, source: DataSource) -> DataSourceRead:
         return DataSourceRead.from_entity(source, mask_config(source.config, self.runtime.secrets))
 
     def encode(self, source: DataSource) -> JsonBody:
-        return JsonBody(msgspec.json.encode(self.to_read(source)))
+        return JsonBody(encode_json(self.to_read(source)))
 
     def _validate(self, source_type: str, raw: Any) -> dict[str, Any]:
         return validate_config(
@@ -141,8 +150,8 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
 
     async def _record(
         self, source: DataSource, change_type: changes.ChangeType, description: str, **values: Any
-    ) -> None:
-        await changes.record(
+    ) -> PanelChange:
+        change = await changes.record(
             self.session,
             self.ctx,
             panel_id=source.panel_id,
@@ -158,3 +167,4 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
             await cache.bump(tenant, str(panel_id))
 
         after_commit(self.session, bump)
+        return change

@@ -10,6 +10,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.change.notifications import notify_owners, views_of_panel
 from panels.panel.entities import Panel
 from panels.panel.schemas import (
     PanelCreate,
@@ -23,7 +24,7 @@ from panels.platform import changes
 from panels.platform.cache import TENANT_SCOPE, VersionedCache
 from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, NotFound
-from panels.platform.http import JsonBody, check_if_match
+from panels.platform.http import JsonBody, check_if_match, encode_json
 from panels.platform.permissions import Access, panel_access, require, require_panel_creator
 from panels.platform.schemas import JsonValueError, check_json_value
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
@@ -53,7 +54,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         if cached is not None:
             return JsonBody(cached, cache_hit=True)
         panel = await self.get_readable(panel_id)
-        content = msgspec.json.encode(PanelRead.from_entity(panel))
+        content = encode_json(PanelRead.from_entity(panel))
         if slot is not None:
             await slot.fill(content)
         return JsonBody(content, cache_hit=False)
@@ -84,7 +85,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
                 SearchFilter(field_name="name", value=q, ignore_case=True, escape_wildcards=True)
             )
         panels, total = await self.get_many_and_count(*filters)
-        content = msgspec.json.encode([PanelRead.from_entity(p) for p in panels])
+        content = encode_json([PanelRead.from_entity(p) for p in panels])
         if slot is not None:
             await slot.fill(b"%d\n" % total + content)
         return JsonBody(content, cache_hit=False, total=total)
@@ -169,14 +170,14 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
 
     @staticmethod
     def encode(panel: Panel) -> JsonBody:
-        return JsonBody(msgspec.json.encode(PanelRead.from_entity(panel)))
+        return JsonBody(encode_json(PanelRead.from_entity(panel)))
 
     async def _record_update(
         self, panel: Panel, before: dict[str, Any], after: dict[str, Any]
     ) -> None:
         session = self.session
         if before["cohortRule"] != after["cohortRule"]:
-            await changes.record(
+            change = await changes.record(
                 session,
                 self.ctx,
                 panel_id=panel.id,
@@ -187,6 +188,9 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
                 old={"cohortRule": before["cohortRule"]},
                 new={"cohortRule": after["cohortRule"]},
             )
+            views = await views_of_panel(session, self.ctx, panel.id)
+            message = f'the cohort rule of panel "{panel.name}" changed'
+            await notify_owners(session, self.ctx, change, views, "warning", message)
         old_fields = {k: v for k, v in before.items() if k != "cohortRule"}
         new_fields = {k: v for k, v in after.items() if k != "cohortRule"}
         if old_fields != new_fields:

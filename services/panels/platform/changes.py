@@ -7,31 +7,14 @@ roll back together, and keeps only the fields that differ in `oldValues`/`newVal
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.change.entities import PanelChange
+from panels.change.schemas import ChangeType, EntityType
+from panels.platform.realtime import queue_change
 from panels.platform.tenancy import RequestContext
-
-ChangeType = Literal[
-    "panel_created",
-    "panel_updated",
-    "panel_deleted",
-    "cohort_changed",
-    "source_added",
-    "source_changed",
-    "source_removed",
-    "column_added",
-    "column_modified",
-    "column_removed",
-    "view_created",
-    "view_updated",
-    "view_published",
-    "view_unpublished",
-    "view_deleted",
-]
-EntityType = Literal["panel", "datasource", "column", "view", "grant"]
 
 
 def field_diff(old: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -69,4 +52,8 @@ async def record(
         request_id=ctx.request_id,
     )
     session.add(change)
+    queue_change(session, change)
     return change
+
+
+__all__ = ["ChangeType", "EntityType", "field_diff", "record"]

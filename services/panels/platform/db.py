@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 APP_ROLE = "panels_app"
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "database" / "migrations"
 TENANT_KEY = "tenant_id"
+_TRANSACTION_KEY = "transaction_state"
 _AFTER_COMMIT_KEY = "after_commit"
 _COMMIT_FAILED_KEY = "panels_commit_failed"
 _TERMINUS = {"http.response.body", "http.disconnect"}
@@ -92,13 +93,24 @@ def bind_tenant(session: AsyncSession, tenant_id: str) -> AsyncSession:
     return session
 
 
+def transaction_state(session: AsyncSession) -> dict[str, Any]:
+    """Scratch space that lives as long as the current transaction: dropped on rollback."""
+    state: dict[str, Any] = session.info.setdefault(_TRANSACTION_KEY, {})
+    return state
+
+
 def after_commit(session: AsyncSession, effect: AfterCommit) -> None:
     """Run `effect` once the request's transaction has committed (never if it rolls back)."""
-    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(effect)
+    transaction_state(session).setdefault(_AFTER_COMMIT_KEY, []).append(effect)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_transaction_state(session: Session) -> None:
+    session.info.pop(_TRANSACTION_KEY, None)
 
 
 async def run_after_commit(session: AsyncSession) -> None:
-    effects: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
+    effects: list[AfterCommit] = session.info.pop(_TRANSACTION_KEY, {}).get(_AFTER_COMMIT_KEY, [])
     for effect in effects:
         try:
             await effect()
@@ -153,7 +165,6 @@ def _transaction_handler(scope_key: str) -> Callable[[Message, Scope], Awaitable
                     await run_after_commit(session)
             else:
                 await session.rollback()
-                session.info.pop(_AFTER_COMMIT_KEY, None)
         elif message["type"] == "http.response.body" and _COMMIT_FAILED_KEY in state:
             message["body"] = state.pop(_COMMIT_FAILED_KEY)
             message["more_body"] = False

@@ -96,21 +96,33 @@ def _validation_details(exc: ValidationException) -> list[ErrorDetail]:
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if not isinstance(item, dict):
             continue
+        raw_source = item.get("source") or ""
+        # Litestar names parameters by their Python names and sources by enum members; the
+        # wire names are camelCase (`query.changeType`), and "data" is the body itself.
+        source = str(getattr(raw_source, "value", raw_source))
         key = str(item.get("key") or "")
-        source = str(item.get("source") or "")
+        key = _camel(key) if source in ("query", "path", "header", "cookie") else key
+        key = "" if key == "data" else key
         message = str(item.get("message", "invalid"))
+        if message == "'data'":  # the body was required but absent
+            source, message = "body", "a JSON body is required"
         # Our own checks (struct __post_init__) name the field they refuse: "value: …".
         own = _OWN_PATH.match(message)
         missing = _MISSING_FIELD.match(message)
         if own is not None:
             path, message = own.groups()
-            key = path if key in ("", "data") else f"{key}.{path}"
+            key = f"{key}.{path}" if key else path
         elif missing is not None:
-            key = missing.group(1) if key in ("", "data") else f"{key}.{missing.group(1)}"
+            key = f"{key}.{missing.group(1)}" if key else missing.group(1)
             message = "is required"
         field = f"{source}.{key}" if source and key else key or source or "request"
         details.append(ErrorDetail(field=field, message=message))
     return details
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

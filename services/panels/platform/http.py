@@ -26,8 +26,17 @@ class JsonBody:
         return etag_of(self.content)
 
 
+# Dict keys sorted: a representation written by a POST/PUT is byte for byte what a later GET
+# returns (PostgreSQL's jsonb reorders object keys), so their ETags agree.
+_ENCODER = msgspec.json.Encoder(order="deterministic")
+
+
+def encode_json(value: Any) -> bytes:
+    return _ENCODER.encode(value)
+
+
 def encoded(value: Any) -> JsonBody:
-    return JsonBody(msgspec.json.encode(value))
+    return JsonBody(encode_json(value))
 
 
 def etag_of(content: bytes) -> str:
@@ -62,7 +71,7 @@ def json_response(
 
 def check_if_match(if_match: str | None, current_etag: str) -> None:
     """`If-Match` compares strong ETags exactly; absent means unconditional."""
-    if if_match is None:
+    if if_match is None or not if_match.strip():
         return
     tags = [t.strip() for t in if_match.split(",") if t.strip()]
     if "*" in tags or current_etag in tags:

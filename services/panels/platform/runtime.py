@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.platform.auth import TokenVerifier
 from panels.platform.cache import CircuitBreaker, VersionedCache
 from panels.platform.crypto import SecretBox
+from panels.platform.realtime import ANNOUNCER, Announcer
 from panels.platform.tenancy import RequestContext, tenant_session
 from panels.settings import Settings
 
@@ -30,10 +31,13 @@ class Runtime:
     cache: VersionedCache
     verifier: TokenVerifier
     secrets: SecretBox
+    announcer: Announcer
 
 
 def provide_tenant_session(request: Request[Any, Any, Any], ctx: RequestContext) -> AsyncSession:
     """The request's tenant-bound session; GETs read from the replica when one is set."""
     runtime: Runtime = request.app.state.runtime
     config = runtime.read_db if request.method == "GET" and runtime.read_db else runtime.db
-    return tenant_session(request, config, ctx)
+    session = tenant_session(request, config, ctx)
+    session.info[ANNOUNCER] = runtime.announcer
+    return session

@@ -19,7 +19,7 @@ from panels.platform import changes
 from panels.platform.auth import Principal
 from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, Forbidden, NotFound
-from panels.platform.http import JsonBody
+from panels.platform.http import JsonBody, encode_json
 from panels.platform.runtime import Runtime
 from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
@@ -89,9 +89,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             filters.append(PanelView.is_published.is_(published))
         views, total = await self.get_many_and_count(*filters)
         names = await self._column_names({v.panel_id for v in views})
-        content = msgspec.json.encode(
-            ViewPage(views=[self.to_read(v, names) for v in views], total=total)
-        )
+        content = encode_json(ViewPage(views=[self.to_read(v, names) for v in views], total=total))
         if slot is not None:
             await slot.fill(content)
         return JsonBody(content, cache_hit=False)
@@ -110,7 +108,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
                 raise NotFound("View not found")
             return JsonBody(cached, cache_hit=True)
         view = await self._get(view_id)
-        content = msgspec.json.encode(self.to_read(view, await self._column_names({view.panel_id})))
+        content = encode_json(self.to_read(view, await self._column_names({view.panel_id})))
         if slot is not None:
             await slot.fill(content)
         return JsonBody(content, cache_hit=False)
