@@ -16,7 +16,7 @@ from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 
 from panels import __version__
-from panels.change.routes import ChangeController
+from panels.change.routes import ChangeController, NotificationController
 from panels.column.routes import ColumnController
 from panels.datasource.routes import DataSourceController, PanelDataSourceController
 from panels.panel.routes import PanelController
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ColumnController,
             ViewController,
             ChangeController,
+            NotificationController,
         ],
         guards=[requires_tenant],
         middleware=api_middleware,

@@ -111,6 +111,8 @@ async def test_filters_and_paging(client: Client, admin: Caller, create_panel: A
     "params",
     [
         {"since": "yesterday"},
+        {"since": "1700000000"},
+        {"since": "0.5"},
         {"since": "2026-13-01T00:00:00Z"},
         {"changeType": "panel_exploded"},
         {"limit": 0},

@@ -1,24 +1,21 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
-from panels.change.schemas import ChangePage
-from panels.change.services import ChangeService
+from panels.change.schemas import ChangePage, Impact, MarkedRead, MarkRead, NotificationPage
+from panels.change.services import ChangeService, NotificationService
 from panels.platform.changes import ChangeType
 from panels.platform.openapi import error_responses
+from panels.platform.params import Since, parse_since
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import MAX_ID, Offset, PathId
 from panels.platform.tenancy import RequestContext
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="1 to 100.")]
-Since = Annotated[
-    datetime | None, QueryParameter(description="ISO-8601; only changes at or after it.")
-]
 Kind = Annotated[ChangeType | None, QueryParameter(name="changeType")]
 Changes = NamedDependency[ChangeService]
 
@@ -49,7 +46,11 @@ class ChangeController(Controller):
     ) -> ChangePage:
         """Newest first; only panels the caller may read (admins also see deleted panels)."""
         return await changes.list_changes(
-            panel_id=panel_id, change_type=change_type, since=since, limit=limit, offset=offset
+            panel_id=panel_id,
+            change_type=change_type,
+            since=parse_since(since),
+            limit=limit,
+            offset=offset,
         )
 
     @get(
@@ -68,5 +69,52 @@ class ChangeController(Controller):
     ) -> ChangePage:
         await changes.ensure_panel_history_visible(panel_id)
         return await changes.list_changes(
-            panel_id=panel_id, change_type=change_type, since=since, limit=limit, offset=offset
+            panel_id=panel_id,
+            change_type=change_type,
+            since=parse_since(since),
+            limit=limit,
+            offset=offset,
         )
+
+
+Notifications = NamedDependency[NotificationService]
+
+
+async def provide_notification_service(
+    request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
+) -> NotificationService:
+    return NotificationService(provide_tenant_session(request, ctx), ctx)
+
+
+class NotificationController(Controller):
+    path = "/api/notifications/views"
+    tags = ["Notifications"]
+    dependencies = {"notifications": Provide(provide_notification_service)}
+
+    @get("/", summary="The caller's view notifications", responses=error_responses(400, 403))
+    async def list_notifications(
+        self,
+        notifications: Notifications,
+        is_read: Annotated[bool | None, QueryParameter(name="isRead")] = None,
+        notification_type: Annotated[Impact | None, QueryParameter(name="notificationType")] = None,
+        since: Since = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> NotificationPage:
+        """Newest first; `unreadCount` counts all the caller's unread ones, whatever the filters."""
+        return await notifications.list_notifications(
+            is_read=is_read,
+            impact=notification_type,
+            since=parse_since(since),
+            limit=limit,
+            offset=offset,
+        )
+
+    @put(
+        "/mark-read",
+        summary="Mark notifications read",
+        responses=error_responses(400, 403, 413, 415),
+    )
+    async def mark_read(self, notifications: Notifications, data: JSONBody[MarkRead]) -> MarkedRead:
+        """`updated` counts only the caller's own notifications that were unread."""
+        return MarkedRead(updated=await notifications.mark_read(data.notification_ids))
