@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from panels import __version__
 from panels.change.routes import ChangeController, NotificationController
+from panels.change.stream import change_stream
 from panels.column.routes import ColumnController
 from panels.datasource.routes import DataSourceController, PanelDataSourceController
 from panels.panel.routes import PanelController
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         verifier=TokenVerifier(settings.jwt),
         secrets=SecretBox(settings.secret_keys),
         announcer=Announcer(channels),
+        channels=channels,
     )
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
     if settings.rate_limit_per_minute > 0:
@@ -112,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     metrics = prometheus_config()
     app = Litestar(
-        route_handlers=[api, *health_routes],
+        route_handlers=[api, change_stream, *health_routes],
         plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
         middleware=[request_context_middleware, metrics.middleware],
         before_send=[make_response_decorator(settings)],

@@ -10,6 +10,7 @@ from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Request
+from litestar.channels import ChannelsPlugin
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,7 @@ class Runtime:
     verifier: TokenVerifier
     secrets: SecretBox
     announcer: Announcer
+    channels: ChannelsPlugin
 
 
 def provide_tenant_session(request: Request[Any, Any, Any], ctx: RequestContext) -> AsyncSession:
