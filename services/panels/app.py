@@ -35,7 +35,7 @@ from panels.platform.observability import (
     prometheus_config,
     request_context_middleware,
 )
-from panels.platform.openapi import BEARER, document_idempotency, openapi_config
+from panels.platform.openapi import BEARER, finish_schema, openapi_config
 from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
 from panels.platform.realtime import Announcer, ResilientPubSubBackend
 from panels.platform.runtime import Runtime
@@ -154,5 +154,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.runtime = runtime
-    document_idempotency(app.openapi_schema)
+    finish_schema(app.openapi_schema)
     return app

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
+import signal
 import sys
 from datetime import timedelta
 from typing import Any
 
 import click
+import msgspec
 
 from panels.settings import Settings, SettingsError, load_settings
 
@@ -78,6 +79,9 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
         click.echo(f"panels: configuration error: {exc}", err=True)
         sys.exit(2)
     settings, embedded = _with_services(base)
+    # The server re-raises SIGTERM once it has drained; exiting through SystemExit instead of
+    # dying on the signal lets the embedded PostgreSQL and Redis stop with the process.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     configure_logging(settings)
     _alembic(settings).upgrade("head")
     # Built once here so that a broken app stops the process instead of every worker
@@ -111,6 +115,10 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
         timeout_keep_alive=30,
     )
     del embedded  # the embedded servers stop only after the server has shut down
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @main.group()
@@ -181,4 +189,5 @@ def openapi() -> None:
 
     settings = _settings().with_services("postgresql://localhost/unused", "redis://localhost:6379")
     app = create_app(settings)
-    click.echo(json.dumps(app.openapi_schema.to_schema(), indent=2))
+    document = msgspec.json.encode(app.openapi_schema.to_schema())
+    click.echo(msgspec.json.format(document, indent=2).decode())

@@ -128,7 +128,7 @@ class Settings:
             ),
             max_body_bytes=_integer(environ, "MAX_BODY_BYTES", 1024 * 1024, 1024, 100 * 1024**2),
             cache_ttl_seconds=_integer(environ, "CACHE_TTL_SECONDS", 300, 1, 86_400),
-            db_pool_size=_integer(environ, "DB_POOL_SIZE", 10, 1, 500),
+            db_pool_size=_integer(environ, "DB_POOL_SIZE", 20, 1, 500),
             data_dir=data_dir,
             secret_keys=_secret_keys(environ, env, data_dir),
             allow_private_sources=_boolean(environ, "ALLOW_PRIVATE_SOURCES", False),

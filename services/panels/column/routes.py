@@ -16,7 +16,7 @@ from panels.column.schemas import (
 from panels.column.services import ColumnService
 from panels.platform.errors import BadRequest
 from panels.platform.http import encoded, json_response
-from panels.platform.openapi import error_responses
+from panels.platform.openapi import POST_CODES, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import MAX_ID, PathId
 from panels.platform.tenancy import RequestContext
@@ -68,7 +68,7 @@ class ColumnController(Controller):
         body = await columns.list_columns(panel_id, parse_ids(ids), split_values(tags))
         return json_response(request, body)
 
-    @post("/base", summary="Add a base column", responses=_WRITE_ERRORS)
+    @post("/base", summary="Add a base column", responses=error_responses(*POST_CODES))
     async def create_base_column(
         self,
         request: Request[Any, Any, Any],
@@ -79,7 +79,7 @@ class ColumnController(Controller):
         """`sourceField` (a dotted path into the source's records) defaults to the name."""
         return _created(request, panel_id, await columns.create_base(panel_id, data))
 
-    @post("/calculated", summary="Add a calculated column", responses=_WRITE_ERRORS)
+    @post("/calculated", summary="Add a calculated column", responses=error_responses(*POST_CODES))
     async def create_calculated_column(
         self,
         request: Request[Any, Any, Any],

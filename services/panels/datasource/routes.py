@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
 from panels.datasource.services import DataSourceService
 from panels.platform.http import json_response
-from panels.platform.openapi import error_responses
+from panels.platform.openapi import POST_CODES, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import PathId
 from panels.platform.tenancy import RequestContext
@@ -36,7 +36,7 @@ class PanelDataSourceController(Controller):
         """Secrets in `config` are shown as `"***"`."""
         return json_response(request, await sources.list_sources(panel_id))
 
-    @post("/", summary="Add a data source", responses=_WRITE_ERRORS)
+    @post("/", summary="Add a data source", responses=error_responses(*POST_CODES))
     async def create_source(
         self,
         request: Request[Any, Any, Any],

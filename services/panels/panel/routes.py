@@ -9,7 +9,7 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 from panels.panel.schemas import PanelCreate, PanelRead, PanelUpdate, SortDirection, SortField
 from panels.panel.services import PanelService
 from panels.platform.http import json_response
-from panels.platform.openapi import error_responses, header
+from panels.platform.openapi import POST_CODES, error_responses, header
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import Offset, PathId
 from panels.platform.tenancy import RequestContext
@@ -53,7 +53,7 @@ class PanelController(Controller):
         )
         return json_response(request, body)
 
-    @post("/", summary="Create a panel", responses=error_responses(400, 403, 409, 413, 415))
+    @post("/", summary="Create a panel", responses=error_responses(*POST_CODES))
     async def create_panel(
         self, request: Request[Any, Any, Any], panels: Panels, data: JSONBody[PanelCreate]
     ) -> Response[PanelRead]:

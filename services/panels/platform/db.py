@@ -56,7 +56,9 @@ def request_engine(url: str, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # Overflow connections are opened and closed per burst; keep them few, so a busy
+        # worker reuses its pool rather than reconnecting (and SET ROLE-ing) constantly.
+        max_overflow=max(pool_size // 4, 1),
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "panels"}},

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from litestar import MediaType, Request, Response, get
+from litestar.openapi import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
@@ -58,6 +59,11 @@ async def health() -> Health:
     tags=["Health"],
     summary="Readiness",
     description="503 with `error` when the database is unreachable; `degraded` when only Redis is.",
+    responses={
+        503: ResponseSpec(
+            Readiness, description="The database is unreachable.", generate_examples=False
+        )
+    },
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[Readiness]:
     runtime: Runtime = request.app.state.runtime

@@ -20,6 +20,7 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec.enums import OpenAPIType
 
 from panels.platform.errors import ErrorBody
+from panels.platform.schemas import MAX_ID
 
 BEARER = "BearerToken"
 _MEANINGS = {
@@ -57,9 +58,15 @@ Choices this service makes where the contract is silent:
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     """The standard error body for each status, always including 401 and 429."""
     return {
-        code: ResponseSpec(data_container=ErrorBody, description=_MEANINGS[code])
+        code: ResponseSpec(
+            data_container=ErrorBody, description=_MEANINGS[code], generate_examples=False
+        )
         for code in sorted({401, 429, *codes})
     }
+
+
+POST_CODES = (400, 403, 404, 409, 413, 415)
+"""What any POST under /api may answer (409: an Idempotency-Key reused with another body)."""
 
 
 def header(name: str, description: str, type_: OpenAPIType = OpenAPIType.STRING) -> OpenAPIHeader:
@@ -106,8 +113,23 @@ def openapi_config(version: str) -> OpenAPIConfig:
     )
 
 
-def document_idempotency(schema: Any) -> None:
-    """Every POST under /api takes an Idempotency-Key; say so once, here, for all of them."""
+def finish_schema(schema: Any) -> None:
+    """What the generated document cannot say by itself, said once for every route.
+
+    Every POST under /api takes an Idempotency-Key (so every one documents 409, see
+    `POST_ERRORS`); 64-bit bounds are written as integers, not as floats that round past the
+    largest id.
+    """
     for path, item in (schema.paths or {}).items():
+        for operation in (item.get, item.put, item.post, item.delete):
+            for parameter in (operation.parameters or []) if operation else []:
+                _exact_bounds(parameter.schema)
         if path.startswith("/api/") and item.post is not None:
             item.post.parameters = [*(item.post.parameters or []), IDEMPOTENCY_KEY]
+
+
+def _exact_bounds(parameter_schema: Any) -> None:
+    for bound in ("maximum", "exclusive_maximum"):
+        value = getattr(parameter_schema, bound, None)
+        if isinstance(value, float) and value >= 2**63 - 1024:
+            setattr(parameter_schema, bound, MAX_ID)

@@ -7,7 +7,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, QueryParameter
 
 from panels.platform.http import encoded, json_response
-from panels.platform.openapi import error_responses
+from panels.platform.openapi import POST_CODES, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import MAX_ID, Offset, PathId
 from panels.platform.tenancy import RequestContext
@@ -55,7 +55,7 @@ class ViewController(Controller):
         )
         return json_response(request, page)
 
-    @post("/", summary="Create a personal view", responses=_WRITE_ERRORS)
+    @post("/", summary="Create a personal view", responses=error_responses(*POST_CODES))
     async def create_view(
         self, request: Request[Any, Any, Any], views: Views, data: JSONBody[ViewCreate]
     ) -> Response[ViewRead]:
@@ -91,7 +91,7 @@ class ViewController(Controller):
         "/{view_id:int}/publish",
         summary="Publish a view to the tenant",
         status_code=200,
-        responses=error_responses(400, 403, 404),
+        responses=error_responses(*POST_CODES),
     )
     async def publish_view(
         self, request: Request[Any, Any, Any], views: Views, view_id: PathId
@@ -102,7 +102,7 @@ class ViewController(Controller):
         "/{view_id:int}/unpublish",
         summary="Make a view personal again",
         status_code=200,
-        responses=error_responses(400, 403, 404),
+        responses=error_responses(*POST_CODES),
     )
     async def unpublish_view(
         self, request: Request[Any, Any, Any], views: Views, view_id: PathId
