@@ -1,0 +1,1 @@
+"""HTTP benchmarks of the Panels service against bare-Litestar ceilings (see README.md)."""
