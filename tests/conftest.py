@@ -151,3 +151,28 @@ def create_panel(client: AsyncTestClient[Litestar]) -> Callable[..., Any]:
         return dict(response.json())
 
     return create
+
+
+@pytest.fixture
+def share(client: AsyncTestClient[Litestar]) -> Callable[..., Any]:
+    """Grant access to a panel or view: to everyone in the tenant unless a user is named."""
+
+    async def grant(
+        owner: Caller,
+        resource_type: str,
+        resource_id: int,
+        user: str = "_all",
+        permission: str = "viewer",
+    ) -> None:
+        base = f"/api/acls/{resource_type}/{resource_id}"
+        if user == "_all":
+            response = await client.post(
+                f"{base}/share-public", json={"permission": permission}, headers=owner.headers
+            )
+        else:
+            response = await client.post(
+                base, json={"userEmail": user, "permission": permission}, headers=owner.headers
+            )
+        assert response.status_code in (200, 201), response.text
+
+    return grant

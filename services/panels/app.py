@@ -16,6 +16,7 @@ from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 
 from panels import __version__
+from panels.acl.routes import GrantController
 from panels.change.routes import ChangeController, NotificationController
 from panels.change.stream import change_stream
 from panels.column.routes import ColumnController
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ViewController,
             ChangeController,
             NotificationController,
+            GrantController,
         ],
         guards=[requires_tenant],
         middleware=api_middleware,

@@ -56,9 +56,10 @@ async def test_writes_invalidate_after_commit(
 
 
 async def test_a_failed_write_does_not_invalidate(
-    client: Client, admin: Caller, member: Caller, create_panel: Any
+    client: Client, admin: Caller, member: Caller, create_panel: Any, share: Any
 ) -> None:
     panel = await create_panel(admin)
+    await share(admin, "panel", panel["id"])
     url = f"/api/panels/{panel['id']}"
     await client.get(url, headers=admin.headers)
     assert (await client.put(url, json={"name": "no"}, headers=member.headers)).status_code == 403

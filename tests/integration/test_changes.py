@@ -129,9 +129,10 @@ async def test_bad_filters_are_400(client: Client, admin: Caller, params: dict[s
 
 
 async def test_failed_update_leaves_no_record(
-    client: Client, builder: Caller, make_caller: CallerFactory, create_panel: Any
+    client: Client, builder: Caller, make_caller: CallerFactory, create_panel: Any, share: Any
 ) -> None:
     panel = await create_panel(builder)
+    await share(builder, "panel", panel["id"])
     stranger = make_caller("zed", "builder")
     assert (
         await client.put(f"/api/panels/{panel['id']}", json={"name": "x"}, headers=stranger.headers)
@@ -144,4 +145,5 @@ async def test_failed_update_leaves_no_record(
     )
     assert response.status_code == 412
     records = await history(client, builder, panel["id"])
-    assert [c["changeType"] for c in records["changes"]] == ["panel_created"]
+    panel_records = [c for c in records["changes"] if c["entityType"] == "panel"]
+    assert [c["changeType"] for c in panel_records] == ["panel_created"]

@@ -415,10 +415,13 @@ async def test_change_records(client: Client, builder: Caller, panel: dict[str, 
 
 
 async def test_permissions_and_missing(
-    client: Client, builder: Caller, make_caller: CallerFactory, panel: dict[str, Any]
+    client: Client, builder: Caller, make_caller: CallerFactory, panel: dict[str, Any], share: Any
 ) -> None:
+    """Without a grant the panel does not exist; a viewer may read, not change."""
     stranger = make_caller("sam", "builder")
     url = f"/api/panels/{panel['id']}/columns"
+    assert (await client.get(url, headers=stranger.headers)).status_code == 404
+    await share(builder, "panel", panel["id"])
     assert (
         await client.post(
             f"{url}/base", json={"name": "x", "type": "text"}, headers=stranger.headers

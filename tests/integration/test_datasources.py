@@ -276,10 +276,12 @@ async def test_both_path_forms_and_panel_mismatch(
 
 
 async def test_permissions(
-    client: Client, builder: Caller, make_caller: CallerFactory, panel: dict[str, Any]
+    client: Client, builder: Caller, make_caller: CallerFactory, panel: dict[str, Any], share: Any
 ) -> None:
     stranger = make_caller("sam", "builder")
     url = f"/api/panels/{panel['id']}/datasources"
+    assert (await client.get(url, headers=stranger.headers)).status_code == 404
+    await share(builder, "panel", panel["id"])
     assert (
         await client.post(url, json={"type": "custom", "config": {}}, headers=stranger.headers)
     ).status_code == 403

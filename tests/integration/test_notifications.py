@@ -20,6 +20,9 @@ async def setup(
     """A panel by the builder, two views by two other users, each using some columns."""
     panel = await create_panel(builder, name="Ward")
     base = f"/api/panels/{panel['id']}"
+    await client.post(
+        f"/api/acls/panel/{panel['id']}/share-public", json={}, headers=builder.headers
+    )
     source = (
         await client.post(
             f"{base}/datasources", json={"type": "custom", "config": {}}, headers=builder.headers

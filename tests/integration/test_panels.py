@@ -227,14 +227,26 @@ async def test_update_that_changes_nothing_records_nothing(
     assert [c["changeType"] for c in changes["changes"]] == ["panel_created"]
 
 
-async def test_only_owner_or_admin_changes_a_panel(
-    client: Client, builder: Caller, make_caller: CallerFactory, create_panel: Any
+async def test_only_owner_editor_or_admin_changes_a_panel(
+    client: Client, builder: Caller, make_caller: CallerFactory, create_panel: Any, share: Any
 ) -> None:
     panel = await create_panel(builder)
     url = f"/api/panels/{panel['id']}"
     stranger = make_caller("dave", "builder")
+    assert (await client.get(url, headers=stranger.headers)).status_code == 404
+    assert (await client.put(url, json={"name": "x"}, headers=stranger.headers)).status_code == 404
+    await share(builder, "panel", panel["id"], user="dave@example.com")
     assert (await client.get(url, headers=stranger.headers)).status_code == 200
     assert (await client.put(url, json={"name": "x"}, headers=stranger.headers)).status_code == 403
+    assert (await client.delete(url, headers=stranger.headers)).status_code == 403
+    await client.put(
+        f"/api/acls/panel/{panel['id']}/dave@example.com",
+        json={"permission": "editor"},
+        headers=builder.headers,
+    )
+    assert (
+        await client.put(url, json={"name": "by editor"}, headers=stranger.headers)
+    ).status_code == 200
     assert (await client.delete(url, headers=stranger.headers)).status_code == 403
     admin = make_caller("erin", "admin")
     assert (

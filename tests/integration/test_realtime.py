@@ -121,6 +121,7 @@ async def test_a_change_through_one_process_reaches_a_socket_on_the_other(
         )
     ).json()
     ann = make_caller("ann", "user")
+    await a.post(f"/api/acls/panel/{panel['id']}/share-public", json={}, headers=builder.headers)
     view = (
         await a.post(
             "/api/views",

@@ -18,8 +18,9 @@ Client = AsyncTestClient[Litestar]
 
 
 @pytest.fixture
-async def panel(client: Client, create_panel: Any, builder: Caller) -> dict[str, Any]:
+async def panel(client: Client, create_panel: Any, builder: Caller, share: Any) -> dict[str, Any]:
     created = dict(await create_panel(builder, name="Cases"))
+    await share(builder, "panel", created["id"])
     url = f"/api/panels/{created['id']}/columns"
     ids = {}
     for name, kind in (
@@ -147,6 +148,9 @@ async def test_list_filters_paging_and_order(
     client: Client, member: Caller, panel: dict[str, Any], create_panel: Any, builder: Caller
 ) -> None:
     other_panel = await create_panel(builder, name="Other")
+    await client.post(
+        f"/api/acls/panel/{other_panel['id']}/share-public", json={}, headers=builder.headers
+    )
     first = await create_view(client, member, panel, name="first")
     second = await create_view(client, member, panel, name="second")
     third = await create_view(client, member, {"id": other_panel["id"]}, name="third")

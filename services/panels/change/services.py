@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from advanced_alchemy.filters import LimitOffset, OrderBy, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.change.entities import PanelChange, ViewNotification
@@ -17,9 +17,9 @@ from panels.change.schemas import (
     NotificationRead,
     NotificationView,
 )
-from panels.panel.entities import Panel
 from panels.platform.changes import ChangeType
 from panels.platform.errors import NotFound
+from panels.platform.permissions import readable_panels
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
 
@@ -37,12 +37,9 @@ class ChangeService(SQLAlchemyAsyncRepositoryService[PanelChange, ChangeReposito
     repository_type = ChangeRepository
 
     def __init__(self, session: AsyncSession, ctx: RequestContext) -> None:
-        statement = tenant_statement(PanelChange, ctx)
-        if not ctx.principal.is_admin:
-            readable = select(Panel.id).where(
-                Panel.tenant_id == ctx.tenant_id, Panel.id == PanelChange.panel_id
-            )
-            statement = statement.where(exists(readable))
+        statement = tenant_statement(PanelChange, ctx).where(
+            *readable_panels(ctx.principal, PanelChange.panel_id)
+        )
         super().__init__(session=session, statement=statement)
         self.ctx = ctx
 

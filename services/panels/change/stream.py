@@ -29,6 +29,7 @@ from panels.change.schemas import ChangeRead
 from panels.panel.entities import Panel
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
+from panels.platform.permissions import readable_panels
 from panels.platform.realtime import ChangeEvent, Event, tenant_channel
 from panels.platform.runtime import Runtime
 
@@ -138,7 +139,9 @@ class _Stream:
             readable = set(
                 await session.scalars(
                     select(Panel.id).where(
-                        Panel.tenant_id == self.principal.tenant_id, Panel.id.in_(panel_ids)
+                        Panel.tenant_id == self.principal.tenant_id,
+                        Panel.id.in_(panel_ids),
+                        *readable_panels(self.principal),
                     )
                 )
             )

@@ -28,13 +28,14 @@ from panels.column.schemas import (
 from panels.datasource.entities import DataSource
 from panels.panel.services import PanelService
 from panels.platform import changes
+from panels.platform.cache import VIEWS_SCOPE
 from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, Conflict, NotFound
 from panels.platform.http import JsonBody, encode_json
 from panels.platform.permissions import Access
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
-from panels.view.services import VIEWS_SCOPE, ViewService
+from panels.view.services import ViewService
 
 MAX_COLUMNS_PER_PANEL = 500
 

@@ -8,8 +8,10 @@ from advanced_alchemy.filters import LimitOffset, OrderBy, SearchFilter, Stateme
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.acl.grants import grant_owner, revoke_all
 from panels.change.notifications import notify_owners, views_of_panel
 from panels.panel.entities import Panel
 from panels.panel.schemas import (
@@ -21,13 +23,20 @@ from panels.panel.schemas import (
     panel_snapshot,
 )
 from panels.platform import changes
-from panels.platform.cache import TENANT_SCOPE, VersionedCache
+from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE, VersionedCache
 from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json
-from panels.platform.permissions import Access, panel_access, require, require_panel_creator
+from panels.platform.permissions import (
+    Access,
+    access,
+    readable_panels,
+    require,
+    require_panel_creator,
+)
 from panels.platform.schemas import JsonValueError, check_json_value
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+from panels.view.entities import PanelView
 
 _SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
 
@@ -37,20 +46,20 @@ class PanelRepository(SQLAlchemyAsyncRepository[Panel]):
 
 
 class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
-    """Panels of the caller's tenant: every query starts from the tenant statement."""
+    """Panels of the caller's tenant that the caller may read: every query starts there."""
 
     repository_type = PanelRepository
 
     def __init__(self, session: AsyncSession, ctx: RequestContext, cache: VersionedCache) -> None:
-        super().__init__(
-            session=session, statement=tenant_statement(Panel, ctx), auto_refresh=False
-        )
+        statement = tenant_statement(Panel, ctx).where(*readable_panels(ctx.principal))
+        super().__init__(session=session, statement=statement, auto_refresh=False)
         self.session = session
         self.ctx = ctx
         self.cache = cache
 
     async def read_panel(self, panel_id: int) -> JsonBody:
-        cached, slot = await self.cache.get(self.ctx.tenant_id, str(panel_id), "panel")
+        name = f"panel:{self.ctx.cache_identity}"
+        cached, slot = await self.cache.get(self.ctx.tenant_id, str(panel_id), name)
         if cached is not None:
             return JsonBody(cached, cache_hit=True)
         panel = await self.get_readable(panel_id)
@@ -70,7 +79,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
     ) -> JsonBody:
         order: SortDirection = direction or ("asc" if sort == "name" else "desc")
         query_key = blake2b(f"{limit}|{offset}|{sort}|{order}|{q}".encode(), digest_size=12)
-        name = f"list:{query_key.hexdigest()}"
+        name = f"list:{self.ctx.cache_identity}:{query_key.hexdigest()}"
         cached, slot = await self.cache.get(self.ctx.tenant_id, TENANT_SCOPE, name)
         if cached is not None:
             count, _, content = cached.partition(b"\n")
@@ -91,15 +100,18 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return JsonBody(content, cache_hit=False, total=total)
 
     async def get_readable(self, panel_id: int, *, for_update: bool = False) -> Panel:
+        """The panel if the caller may read it; 404 alike when it is missing or hidden."""
         panel = await self.get_one_or_none(Panel.id == panel_id, with_for_update=for_update)
-        if panel is None or panel_access(self.ctx.principal, panel) < Access.VIEWER:
+        if panel is None:
             raise NotFound("Panel not found")
         return panel
 
-    async def require_access(self, panel_id: int, needed: Access, action: str) -> Panel:
+    async def require_access(
+        self, panel_id: int, needed: Access, action: str, *, for_update: bool = False
+    ) -> Panel:
         """The panel, if the caller may see it (else 404) and do `action` to it (else 403)."""
-        panel = await self.get_readable(panel_id)
-        require(panel_access(self.ctx.principal, panel), needed, action)
+        panel = await self.get_readable(panel_id, for_update=for_update)
+        require(await access(self.session, self.ctx.principal, panel), needed, action)
         return panel
 
     async def create_panel(self, data: PanelCreate) -> Panel:
@@ -115,6 +127,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
                 meta=data.metadata,
             )
         )
+        grant_owner(self.session, self.ctx, "panel", panel.id)
         await changes.record(
             self.session,
             self.ctx,
@@ -130,8 +143,9 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
 
     async def update_panel(self, panel_id: int, data: PanelUpdate, if_match: str | None) -> Panel:
         ensure_same_tenant(self.ctx, data.tenant_id)
-        panel = await self.get_readable(panel_id, for_update=True)
-        require(panel_access(self.ctx.principal, panel), Access.EDITOR, "change this panel")
+        panel = await self.require_access(
+            panel_id, Access.EDITOR, "change this panel", for_update=True
+        )
         check_if_match(if_match, self.encode(panel).etag)
         before = panel_snapshot(panel)
         if not isinstance(data.name, UnsetType):
@@ -151,11 +165,18 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return panel
 
     async def delete_panel(self, panel_id: int, if_match: str | None) -> None:
-        panel = await self.get_readable(panel_id, for_update=True)
-        require(panel_access(self.ctx.principal, panel), Access.OWNER, "delete this panel")
+        panel = await self.require_access(
+            panel_id, Access.OWNER, "delete this panel", for_update=True
+        )
         check_if_match(if_match, self.encode(panel).etag)
         snapshot = panel_snapshot(panel)
-        await self.delete(panel.id)
+        views = select(PanelView.id).where(
+            PanelView.tenant_id == self.ctx.tenant_id, PanelView.panel_id == panel_id
+        )
+        await revoke_all(self.session, self.ctx, "view", await self.session.scalars(views))
+        await revoke_all(self.session, self.ctx, "panel", [panel_id])
+        await self.session.delete(panel)
+        await self.session.flush()
         await changes.record(
             self.session,
             self.ctx,
@@ -211,7 +232,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         tenant = self.ctx.tenant_id
 
         async def bump() -> None:
-            await self.cache.bump(tenant, str(panel_id), TENANT_SCOPE)
+            await self.cache.bump(tenant, str(panel_id), TENANT_SCOPE, VIEWS_SCOPE)
 
         after_commit(self.session, bump)
 

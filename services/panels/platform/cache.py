@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 log = structlog.get_logger("panels.cache")
 
 TENANT_SCOPE = "all"
+VIEWS_SCOPE = "views"  # every view entry of the tenant (views show column names of panels)
 
 # One round trip: read the scope's version and the entry stored under it.
 _READ = """

@@ -1,16 +1,29 @@
-"""What a principal may do to a resource, answered in one place.
+"""What a principal may do to a panel or a view, answered in one place.
 
-Until per-resource grants exist, a panel's creator is its owner, an admin is owner of
-everything in the tenant, and every other member of the tenant may read.
+- Admins may do anything within their tenant.
+- A grant gives `viewer < editor < owner` on one panel or view, to a user (matched by email or
+  user id) or to `_all` (everyone in the tenant); the strongest matching grant counts.
+- Anyone in the tenant may read a panel that has a published view, and a published view.
+- A view's creator is its owner (also when their grant is gone), so a personal view never
+  becomes unreachable for the one who made it.
+
+`access` answers for one resource; `readable_panels` / `readable_views` are the same rules as
+SQL conditions, so that lists filter in the database and never load what they would hide.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Protocol
 
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from panels.acl.entities import EVERYONE, Grant
+from panels.panel.entities import Panel
 from panels.platform.auth import Principal
 from panels.platform.errors import Forbidden
+from panels.view.entities import PanelView
 
 
 class Access(IntEnum):
@@ -20,15 +33,97 @@ class Access(IntEnum):
     OWNER = 3
 
 
-class Owned(Protocol):
-    @property
-    def user_id(self) -> str: ...
+IdColumn = ColumnElement[int] | InstrumentedAttribute[int]
+PERMISSIONS = {"viewer": Access.VIEWER, "editor": Access.EDITOR, "owner": Access.OWNER}
 
 
-def panel_access(principal: Principal, panel: Owned) -> Access:
-    if principal.is_admin or panel.user_id == principal.user_id:
+def identities(principal: Principal) -> list[str]:
+    """The grant names that stand for this principal."""
+    names = [principal.user_id, EVERYONE]
+    if principal.email:
+        names.append(principal.email)
+    return names
+
+
+def _grants_of(
+    principal: Principal, resource_type: str, resource_id: IdColumn
+) -> ColumnElement[bool]:
+    return and_(
+        Grant.tenant_id == principal.tenant_id,
+        Grant.resource_type == resource_type,
+        Grant.resource_id == resource_id,
+        Grant.user_email.in_(identities(principal)),
+    )
+
+
+def _published_view_of(principal: Principal, panel_id: IdColumn) -> ColumnElement[bool]:
+    return exists().where(
+        PanelView.tenant_id == principal.tenant_id,
+        PanelView.panel_id == panel_id,
+        PanelView.is_published.is_(True),
+    )
+
+
+def readable_panels(
+    principal: Principal, panel_id: IdColumn | None = None
+) -> list[ColumnElement[bool]]:
+    """Conditions keeping the panels (or rows about panels, by `panel_id`) the caller may read."""
+    if principal.is_admin:
+        return []
+    column = Panel.id if panel_id is None else panel_id
+    return [
+        or_(
+            exists().where(_grants_of(principal, "panel", column)),
+            _published_view_of(principal, column),
+        )
+    ]
+
+
+def readable_views(principal: Principal) -> list[ColumnElement[bool]]:
+    if principal.is_admin:
+        return []
+    return [
+        or_(
+            PanelView.is_published.is_(True),
+            PanelView.owner_user_id == principal.user_id,
+            exists().where(_grants_of(principal, "view", PanelView.id)),
+        )
+    ]
+
+
+_LEVEL = case(
+    (Grant.permission == "owner", int(Access.OWNER)),
+    (Grant.permission == "editor", int(Access.EDITOR)),
+    else_=int(Access.VIEWER),
+)
+
+
+async def access(
+    session: AsyncSession, principal: Principal, resource: Panel | PanelView
+) -> Access:
+    """What this principal may do to this panel or view (one query at most)."""
+    if principal.is_admin:
         return Access.OWNER
-    return Access.VIEWER
+    if isinstance(resource, PanelView):
+        if resource.owner_user_id == principal.user_id:
+            return Access.OWNER
+        granted = select(func.max(_LEVEL)).where(
+            _grants_of(principal, "view", literal(resource.id))
+        )
+        level = await session.scalar(granted)
+        if level:
+            return Access(level)
+        return Access.VIEWER if resource.is_published else Access.NONE
+    statement = select(
+        select(func.max(_LEVEL))
+        .where(_grants_of(principal, "panel", literal(resource.id)))
+        .scalar_subquery(),
+        select(_published_view_of(principal, literal(resource.id))).scalar_subquery(),
+    )
+    level, published = (await session.execute(statement)).one()
+    if level:
+        return Access(level)
+    return Access.VIEWER if published else Access.NONE
 
 
 def require(granted: Access, needed: Access, action: str) -> None:

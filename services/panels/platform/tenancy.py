@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from hashlib import blake2b
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -36,6 +37,12 @@ class RequestContext:
     @property
     def user_id(self) -> str:
         return self.principal.user_id
+
+    @property
+    def cache_identity(self) -> str:
+        """Cached reads are kept per identity: what a caller may see depends on who they are."""
+        p = self.principal
+        return blake2b(f"{p.role}|{p.user_id}|{p.email}".encode(), digest_size=8).hexdigest()
 
 
 def tenant_statement(model: type[Any], ctx: RequestContext) -> Select[Any]:

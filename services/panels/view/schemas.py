@@ -119,10 +119,3 @@ class ViewRead(CamelStruct):
 class ViewPage(CamelStruct):
     views: list[ViewRead]
     total: int
-
-
-class Visibility(CamelStruct):
-    """The two fields of a cached view that decide who may read it."""
-
-    is_published: bool
-    owner_user_id: str

@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import Any
 
-import msgspec
 from advanced_alchemy.filters import LimitOffset, OrderBy, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
@@ -13,13 +12,15 @@ from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from panels.acl.grants import grant_owner, revoke_all
 from panels.column.entities import PanelColumn
 from panels.panel.services import PanelService
 from panels.platform import changes
-from panels.platform.auth import Principal
+from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE
 from panels.platform.db import after_commit
-from panels.platform.errors import BadRequest, Forbidden, NotFound
+from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, encode_json
+from panels.platform.permissions import Access, access, readable_views, require
 from panels.platform.runtime import Runtime
 from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
@@ -36,18 +37,9 @@ from panels.view.schemas import (
     ViewPage,
     ViewRead,
     ViewUpdate,
-    Visibility,
 )
 
-VIEWS_SCOPE = "views"
 _CHILDREN = (selectinload(PanelView.sorts), selectinload(PanelView.filters))
-
-
-def visible_to(principal: Principal) -> list[ColumnElement[bool]]:
-    """Until grants exist: admins see every view; others published ones and their own."""
-    if principal.is_admin:
-        return []
-    return [or_(PanelView.is_published.is_(True), PanelView.owner_user_id == principal.user_id)]
 
 
 class ViewRepository(SQLAlchemyAsyncRepository[PanelView]):
@@ -55,12 +47,12 @@ class ViewRepository(SQLAlchemyAsyncRepository[PanelView]):
 
 
 class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
-    """Saved views. Reads see what `visible_to` allows; changes need the owner or an admin."""
+    """Saved views the caller may read (see platform.permissions); changes need an editor."""
 
     repository_type = ViewRepository
 
     def __init__(self, session: AsyncSession, ctx: RequestContext, runtime: Runtime) -> None:
-        statement = tenant_statement(PanelView, ctx).where(*visible_to(ctx.principal))
+        statement = tenant_statement(PanelView, ctx).where(*readable_views(ctx.principal))
         super().__init__(
             session=session, statement=statement, auto_refresh=False, load=list(_CHILDREN)
         )
@@ -95,30 +87,22 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         return JsonBody(content, cache_hit=False)
 
     async def read_view(self, view_id: int) -> JsonBody:
-        cached, slot = await self.runtime.cache.get(
-            self.ctx.tenant_id, VIEWS_SCOPE, f"view:{view_id}"
-        )
+        name = f"view:{view_id}:{self.ctx.cache_identity}"
+        cached, slot = await self.runtime.cache.get(self.ctx.tenant_id, VIEWS_SCOPE, name)
         if cached is not None:
-            probe = msgspec.json.decode(cached, type=Visibility)
-            if not (
-                self.ctx.principal.is_admin
-                or probe.is_published
-                or probe.owner_user_id == self.ctx.user_id
-            ):
-                raise NotFound("View not found")
             return JsonBody(cached, cache_hit=True)
-        view = await self._get(view_id)
+        view = await self.get_readable(view_id)
         content = encode_json(self.to_read(view, await self._column_names({view.panel_id})))
         if slot is not None:
             await slot.fill(content)
         return JsonBody(content, cache_hit=False)
 
     async def sorts(self, view_id: int) -> SortsRead:
-        view = await self._get(view_id)
+        view = await self.get_readable(view_id)
         return SortsRead(sorts=self.to_read(view, await self._column_names({view.panel_id})).sort)
 
     async def filters(self, view_id: int) -> FiltersRead:
-        view = await self._get(view_id)
+        view = await self.get_readable(view_id)
         return FiltersRead(
             filters=self.to_read(view, await self._column_names({view.panel_id})).filters
         )
@@ -146,6 +130,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             filters=[],
         )
         view = await self.create(view)
+        grant_owner(self.session, self.ctx, "view", view.id)
         await self._record(
             view, "view_created", f'View "{view.name}" created', new=_snapshot(view, columns)
         )
@@ -232,9 +217,10 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         return FiltersRead(filters=read.filters)
 
     async def delete_view(self, view_id: int) -> None:
-        view = await self._get_for_change(view_id)
+        view = await self._get_for_change(view_id, Access.OWNER)
         columns = await self._panel_columns(view.panel_id)
         snapshot = _snapshot(view, columns)
+        await revoke_all(self.session, self.ctx, "view", [view.id])
         await self.session.delete(view)
         await self.session.flush()
         await self._record(view, "view_deleted", f'View "{view.name}" deleted', old=snapshot)
@@ -296,16 +282,17 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             updated_at=iso_timestamp(view.updated_at),
         )
 
-    async def _get(self, view_id: int, *, for_update: bool = False) -> PanelView:
+    async def get_readable(self, view_id: int, *, for_update: bool = False) -> PanelView:
+        """The view if the caller may read it; 404 alike when it is missing or hidden."""
         view = await self.get_one_or_none(PanelView.id == view_id, with_for_update=for_update)
         if view is None:
             raise NotFound("View not found")
         return view
 
-    async def _get_for_change(self, view_id: int) -> PanelView:
-        view = await self._get(view_id, for_update=True)
-        if not (self.ctx.principal.is_admin or view.owner_user_id == self.ctx.user_id):
-            raise Forbidden("Only the view's owner or an admin may change it")
+    async def _get_for_change(self, view_id: int, needed: Access = Access.EDITOR) -> PanelView:
+        view = await self.get_readable(view_id, for_update=True)
+        action = "change this view" if needed < Access.OWNER else "delete this view"
+        require(await access(self.session, self.ctx.principal, view), needed, action)
         return view
 
     async def _panel_columns(self, panel_id: int) -> list[PanelColumn]:
@@ -358,9 +345,13 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             **values,
         )
         tenant, cache = self.ctx.tenant_id, self.runtime.cache
+        # Publishing changes who may read the panel too.
+        scopes = [VIEWS_SCOPE]
+        if change_type in ("view_published", "view_unpublished"):
+            scopes += [str(view.panel_id), TENANT_SCOPE]
 
         async def bump() -> None:
-            await cache.bump(tenant, VIEWS_SCOPE)
+            await cache.bump(tenant, *scopes)
 
         after_commit(self.session, bump)
 

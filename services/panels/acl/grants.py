@@ -1,0 +1,52 @@
+"""Grant bookkeeping that other features do inside their own transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.acl.entities import Grant
+from panels.platform.tenancy import RequestContext
+
+ResourceType = Literal["panel", "view"]
+
+
+def creator_name(ctx: RequestContext) -> str:
+    """How a grant names the caller: by email when the token has one, else by user id."""
+    return ctx.principal.email or ctx.user_id
+
+
+def grant_owner(
+    session: AsyncSession, ctx: RequestContext, resource_type: ResourceType, resource_id: int
+) -> None:
+    """The creator of a panel or view owns it, from the same transaction on."""
+    session.add(
+        Grant(
+            tenant_id=ctx.tenant_id,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            user_email=creator_name(ctx),
+            permission="owner",
+        )
+    )
+
+
+async def revoke_all(
+    session: AsyncSession,
+    ctx: RequestContext,
+    resource_type: ResourceType,
+    resource_ids: Iterable[int],
+) -> None:
+    """Remove every grant on these resources (they are being deleted)."""
+    ids = list(resource_ids)
+    if ids:
+        await session.execute(
+            delete(Grant).where(
+                Grant.tenant_id == ctx.tenant_id,
+                Grant.resource_type == resource_type,
+                Grant.resource_id.in_(ids),
+            )
+        )
