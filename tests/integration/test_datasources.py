@@ -156,11 +156,14 @@ async def test_masked_secrets_sent_back_are_kept(
     assert box.open(stored["headers"]["Authorization"]) == "Bearer t-SECRET-2"
     assert box.open(stored["headers"]["Accept"]) == "text/csv"
     database = await add(client, builder, panel["id"], DATABASE_SOURCE)
-    moved = {"url": "postgresql://reader:***@replica.example.com/ehr", "query": "SELECT 1 AS id"}
+    same_host = {
+        "url": "postgresql://reader:***@db.example.com:5432/ehr2",
+        "query": "SELECT 1 AS id",
+    }
     response = await client.put(
-        f"/api/datasources/{database['id']}", json={"config": moved}, headers=builder.headers
+        f"/api/datasources/{database['id']}", json={"config": same_host}, headers=builder.headers
     )
-    assert response.json()["config"]["url"] == "postgresql://reader:***@replica.example.com/ehr"
+    assert response.json()["config"]["url"] == "postgresql://reader:***@db.example.com:5432/ehr2"
 
 
 async def test_mask_without_a_stored_secret_is_400(
@@ -355,3 +358,30 @@ async def test_list_is_cached_and_invalidated(
     again = await client.get(url, headers=builder.headers)
     assert again.headers["x-cache"] == "MISS"
     assert len(again.json()) == 1
+
+
+async def test_secrets_are_not_kept_when_the_host_changes(
+    client: Client, builder: Caller, panel: dict[str, Any]
+) -> None:
+    source = await add(client, builder, panel["id"], API_SOURCE)
+    moved = {**source["config"], "url": "https://elsewhere.example.net/patients?api_key=***"}
+    response = await client.put(
+        f"/api/datasources/{source['id']}", json={"config": moved}, headers=builder.headers
+    )
+    assert response.status_code == 400
+    assert "none is stored for this URL" in response.json()["message"]
+    fresh = {
+        **moved,
+        "url": "https://elsewhere.example.net/p?api_key=new",
+        "headers": {"Authorization": "Bearer n"},
+    }
+    ok = await client.put(
+        f"/api/datasources/{source['id']}", json={"config": fresh}, headers=builder.headers
+    )
+    assert ok.status_code == 200
+    same_host = {**ok.json()["config"], "method": "GET"}
+    assert (
+        await client.put(
+            f"/api/datasources/{source['id']}", json={"config": same_host}, headers=builder.headers
+        )
+    ).status_code == 200

@@ -112,8 +112,26 @@ def check_single_select(query: str, *, where: str) -> None:
 def seal_config(
     config: dict[str, Any], box: SecretBox, stored: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The config as stored: secrets sealed, `"***"` replaced by the stored secret."""
+    """The config as stored: secrets sealed, `"***"` replaced by the stored secret.
+
+    Stored secrets are kept only while the URL points where it did: an editor who moves a
+    source to another host must send its secrets again, or they could be replayed to a host
+    of their choosing.
+    """
+    if stored and _origin(config.get("url"), box) != _origin(stored.get("url"), box):
+        stored = {}
     return _walk(config, stored or {}, "body.config", box, under_headers=False)
+
+
+def _origin(url: Any, box: SecretBox) -> tuple[str, str | None, int | None] | None:
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(box.open(url))
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme, parts.hostname, port
 
 
 def _walk(
@@ -143,7 +161,7 @@ def _seal_value(value: str, previous: Any, where: str, box: SecretBox) -> str:
     if value != MASK:
         return box.seal(value)
     if not is_sealed(previous):
-        raise BadRequest(where, '"***" keeps a stored secret, but none is stored here')
+        raise BadRequest(where, '"***" keeps a stored secret, and none is stored for this URL')
     return str(previous)
 
 
@@ -155,7 +173,7 @@ def _seal_url(url: str, previous: Any, where: str, box: SecretBox) -> str:
         known = _url_secrets(box.open(previous)) if isinstance(previous, str) else {}
         missing = [name for name, v in secrets.items() if v == MASK and name not in known]
         if missing:
-            raise BadRequest(where, '"***" keeps a stored secret, but none is stored here')
+            raise BadRequest(where, '"***" keeps a stored secret, and none is stored for this URL')
         url = _replace_url_secrets(
             url, {n: known[n] if v == MASK else v for n, v in secrets.items()}
         )
