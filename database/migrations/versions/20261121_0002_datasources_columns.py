@@ -82,7 +82,9 @@ def upgrade() -> None:
     op.execute(
         "CREATE INDEX ix_panel_column_datasource ON panel_column (tenant_id, panel_id, data_source_id)"
     )
-    op.execute("CREATE INDEX ix_panel_column_dependencies ON panel_column USING gin (dependency_ids)")
+    op.execute(
+        "CREATE INDEX ix_panel_column_dependencies ON panel_column USING gin (dependency_ids)"
+    )
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(
@@ -93,7 +95,9 @@ def upgrade() -> None:
             """
         )
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO panels_app")
-    op.execute("GRANT USAGE, SELECT ON SEQUENCE datasource_id_seq, panel_column_id_seq TO panels_app")
+    op.execute(
+        "GRANT USAGE, SELECT ON SEQUENCE datasource_id_seq, panel_column_id_seq TO panels_app"
+    )
 
 
 def downgrade() -> None:

@@ -48,11 +48,17 @@ def upgrade() -> None:
         """
     )
     for table, extra in (
-        ("view_sort", "direction VARCHAR(4) NOT NULL CHECK (direction IN ('asc', 'desc')),\n"
-                      "          sort_order INTEGER NOT NULL CHECK (sort_order >= 0),"),
-        ("view_filter", "operator VARCHAR(16) NOT NULL,\n          value JSONB,\n"
-                        "          logical_operator VARCHAR(3) NOT NULL CHECK (logical_operator IN ('and', 'or')),\n"
-                        "          position INTEGER NOT NULL,"),
+        (
+            "view_sort",
+            "direction VARCHAR(4) NOT NULL CHECK (direction IN ('asc', 'desc')),\n"
+            "          sort_order INTEGER NOT NULL CHECK (sort_order >= 0),",
+        ),
+        (
+            "view_filter",
+            "operator VARCHAR(16) NOT NULL,\n          value JSONB,\n"
+            "          logical_operator VARCHAR(3) NOT NULL CHECK (logical_operator IN ('and', 'or')),\n"
+            "          position INTEGER NOT NULL,",
+        ),
     ):
         op.execute(
             f"""
@@ -72,8 +78,12 @@ def upgrade() -> None:
         )
         op.execute(f"CREATE INDEX ix_{table}_view ON {table} (tenant_id, view_id)")
         op.execute(f"CREATE INDEX ix_{table}_column ON {table} (tenant_id, panel_id, column_id)")
-    op.execute("CREATE INDEX ix_panel_view_panel ON panel_view (tenant_id, panel_id, updated_at DESC)")
-    op.execute("CREATE INDEX ix_panel_view_updated ON panel_view (tenant_id, updated_at DESC, id DESC)")
+    op.execute(
+        "CREATE INDEX ix_panel_view_panel ON panel_view (tenant_id, panel_id, updated_at DESC)"
+    )
+    op.execute(
+        "CREATE INDEX ix_panel_view_updated ON panel_view (tenant_id, updated_at DESC, id DESC)"
+    )
     op.execute(
         "CREATE INDEX ix_panel_view_visible_columns ON panel_view USING gin (visible_columns)"
     )
