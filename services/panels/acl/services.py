@@ -52,7 +52,7 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
         conditions = [Grant.user_email == user]
         if resource_type is not None:
             conditions.append(Grant.resource_type == resource_type)
-        return list(await self.list(*conditions, order_by=[("id", False)]))
+        return list(await self.get_many(*conditions, order_by=[("id", False)]))
 
     async def add_grant(
         self, resource_type: ResourceType, resource_id: int, data: GrantCreate
@@ -142,7 +142,7 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
 
     async def _grants(self, resource_type: ResourceType, resource_id: int) -> list[Grant]:
         return list(
-            await self.list(
+            await self.get_many(
                 Grant.resource_type == resource_type,
                 Grant.resource_id == resource_id,
                 order_by=[("id", False)],

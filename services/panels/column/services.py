@@ -182,7 +182,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         return await self._panel_columns(panel_id)
 
     async def _panel_columns(self, panel_id: int) -> list[PanelColumn]:
-        return list(await self.list(PanelColumn.panel_id == panel_id, order_by=[("id", False)]))
+        return list(await self.get_many(PanelColumn.panel_id == panel_id, order_by=[("id", False)]))
 
     async def _add(self, column: PanelColumn, columns: list[PanelColumn]) -> ColumnRead:
         if len(columns) >= MAX_COLUMNS_PER_PANEL:

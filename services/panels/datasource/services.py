@@ -49,7 +49,7 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
             count, _, content = cached.partition(b"\n")
             return JsonBody(content, cache_hit=True, total=int(count))
         await self.panels.get_readable(panel_id)
-        sources = await self.list(DataSource.panel_id == panel_id, order_by=[("id", False)])
+        sources = await self.get_many(DataSource.panel_id == panel_id, order_by=[("id", False)])
         content = encode_json([self.to_read(s) for s in sources])
         if slot is not None:
             await slot.fill(b"%d\n" % len(sources) + content)
