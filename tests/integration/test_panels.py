@@ -329,3 +329,13 @@ async def test_list_rejects_out_of_range_parameters(
 async def test_list_accepts_the_maximum_limit(client: Client, admin: Caller) -> None:
     response = await client.get("/api/panels", params={"limit": 500}, headers=admin.headers)
     assert response.status_code == 200
+
+
+async def test_total_is_kept_past_the_last_page(client: Client, admin: Caller, create_panel: Any) -> None:
+    for name in ("a", "b"):
+        await create_panel(admin, name=name)
+    past = await client.get("/api/panels", params={"offset": 10}, headers=admin.headers)
+    assert past.json() == []
+    assert past.headers["x-total-count"] == "2"
+    changes = await client.get("/api/changes/panels", params={"offset": 10}, headers=admin.headers)
+    assert changes.json() == {"changes": [], "total": 2, "hasMore": False}

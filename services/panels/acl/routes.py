@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from panels.acl.schemas import (
@@ -84,7 +85,10 @@ class GrantController(Controller):
         "/{resource_type:str}/{resource_id:int}/share-public",
         summary="Share with everyone in the tenant",
         status_code=201,
-        responses=error_responses(*POST_CODES),
+        responses={
+            **error_responses(*POST_CODES),
+            200: ResponseSpec(GrantOne, description="The `_all` grant existed and was changed."),
+        },
     )
     async def share_public(
         self,

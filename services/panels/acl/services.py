@@ -4,6 +4,7 @@ from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.entities import Grant
@@ -47,9 +48,12 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
 
     async def grants_of_user(self, user: str, resource_type: ResourceType | None) -> list[Grant]:
         user = normalise_user(user)
-        if not self.ctx.principal.is_admin and user not in identities(self.ctx.principal):
+        own = [name for name in identities(self.ctx.principal) if name != EVERYONE]
+        if not self.ctx.principal.is_admin and user not in own:
             raise Forbidden("Only admins may list another user's grants")
-        conditions = [Grant.user_email == user]
+        # Asking for oneself by either name finds the grants made to the other name too.
+        names = own if user in own else [user]
+        conditions: list[ColumnElement[bool]] = [Grant.user_email.in_(names)]
         if resource_type is not None:
             conditions.append(Grant.resource_type == resource_type)
         return list(await self.get_many(*conditions, order_by=[("id", False)]))

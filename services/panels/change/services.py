@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from advanced_alchemy.filters import LimitOffset, OrderBy, StatementFilter
+from advanced_alchemy.filters import OrderBy, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, select, update
@@ -19,6 +19,7 @@ from panels.change.schemas import (
 )
 from panels.platform.changes import ChangeType
 from panels.platform.errors import NotFound
+from panels.platform.paging import get_page
 from panels.platform.permissions import readable_panels
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
@@ -52,12 +53,7 @@ class ChangeService(SQLAlchemyAsyncRepositoryService[PanelChange, ChangeReposito
         limit: int,
         offset: int,
     ) -> ChangePage:
-        filters: list[StatementFilter] = [
-            OrderBy(field_name="changed_at", sort_order="desc"),
-            OrderBy(field_name="id", sort_order="desc"),
-            LimitOffset(limit=limit, offset=offset),
-        ]
-        conditions = []
+        conditions: list[StatementFilter | ColumnElement[bool]] = []
         if panel_id is not None:
             conditions.append(PanelChange.panel_id == panel_id)
         if change_type is not None:
@@ -65,7 +61,13 @@ class ChangeService(SQLAlchemyAsyncRepositoryService[PanelChange, ChangeReposito
         if since is not None:
             aware = since if since.tzinfo else since.replace(tzinfo=UTC)
             conditions.append(PanelChange.changed_at >= aware)
-        rows, total = await self.get_many_and_count(*filters, *conditions)
+        order = [
+            OrderBy(field_name="changed_at", sort_order="desc"),
+            OrderBy(field_name="id", sort_order="desc"),
+        ]
+        rows, total = await get_page(
+            self, order=order, limit=limit, offset=offset, conditions=conditions
+        )
         return ChangePage(
             changes=[ChangeRead.from_entity(c) for c in rows],
             total=total,
@@ -107,18 +109,19 @@ class NotificationService(
         limit: int,
         offset: int,
     ) -> NotificationPage:
-        conditions: list[ColumnElement[bool]] = []
+        conditions: list[StatementFilter | ColumnElement[bool]] = []
         if is_read is not None:
             conditions.append(ViewNotification.is_read.is_(is_read))
         if impact is not None:
             conditions.append(ViewNotification.impact == impact)
         if since is not None:
             conditions.append(ViewNotification.created_at >= since)
-        rows, total = await self.get_many_and_count(
+        order = [
             OrderBy(field_name="created_at", sort_order="desc"),
             OrderBy(field_name="id", sort_order="desc"),
-            LimitOffset(limit=limit, offset=offset),
-            *conditions,
+        ]
+        rows, total = await get_page(
+            self, order=order, limit=limit, offset=offset, conditions=conditions
         )
         unread = await self.count(ViewNotification.is_read.is_(False))
         views = await self._views({n.view_id for n in rows})

@@ -4,11 +4,11 @@ from hashlib import blake2b
 from typing import Any
 
 import msgspec
-from advanced_alchemy.filters import LimitOffset, OrderBy, SearchFilter, StatementFilter
+from advanced_alchemy.filters import OrderBy, SearchFilter, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.grants import grant_owner, revoke_all
@@ -27,6 +27,7 @@ from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE, VersionedCache
 from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json
+from panels.platform.paging import get_page
 from panels.platform.permissions import (
     Access,
     access,
@@ -84,16 +85,21 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         if cached is not None:
             count, _, content = cached.partition(b"\n")
             return JsonBody(content, cache_hit=True, total=int(count))
-        filters: list[StatementFilter] = [
-            OrderBy(field_name=_SORT_COLUMNS[sort], sort_order=order),
-            OrderBy(field_name="id", sort_order=order),
-            LimitOffset(limit=limit, offset=offset),
-        ]
+        conditions: list[StatementFilter | ColumnElement[bool]] = []
         if q:
-            filters.append(
+            conditions.append(
                 SearchFilter(field_name="name", value=q, ignore_case=True, escape_wildcards=True)
             )
-        panels, total = await self.get_many_and_count(*filters)
+        panels, total = await get_page(
+            self,
+            order=[
+                OrderBy(field_name=_SORT_COLUMNS[sort], sort_order=order),
+                OrderBy(field_name="id", sort_order=order),
+            ],
+            limit=limit,
+            offset=offset,
+            conditions=conditions,
+        )
         content = encode_json([PanelRead.from_entity(p) for p in panels])
         if slot is not None:
             await slot.fill(b"%d\n" % total + content)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import Any
 
-from advanced_alchemy.filters import LimitOffset, OrderBy, StatementFilter
+from advanced_alchemy.filters import OrderBy, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
@@ -20,6 +20,7 @@ from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE
 from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, encode_json
+from panels.platform.paging import get_page
 from panels.platform.permissions import Access, access, readable_views, require
 from panels.platform.runtime import Runtime
 from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
@@ -70,16 +71,18 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         cached, slot = await self.runtime.cache.get(self.ctx.tenant_id, VIEWS_SCOPE, name)
         if cached is not None:
             return JsonBody(cached, cache_hit=True)
-        filters: list[StatementFilter | ColumnElement[bool]] = [
+        conditions: list[StatementFilter | ColumnElement[bool]] = []
+        if panel_id is not None:
+            conditions.append(PanelView.panel_id == panel_id)
+        if published is not None:
+            conditions.append(PanelView.is_published.is_(published))
+        order = [
             OrderBy(field_name="updated_at", sort_order="desc"),
             OrderBy(field_name="id", sort_order="desc"),
-            LimitOffset(limit=limit, offset=offset),
         ]
-        if panel_id is not None:
-            filters.append(PanelView.panel_id == panel_id)
-        if published is not None:
-            filters.append(PanelView.is_published.is_(published))
-        views, total = await self.get_many_and_count(*filters)
+        views, total = await get_page(
+            self, order=order, limit=limit, offset=offset, conditions=conditions
+        )
         names = await self._column_names({v.panel_id for v in views})
         content = encode_json(ViewPage(views=[self.to_read(v, names) for v in views], total=total))
         if slot is not None:
