@@ -101,3 +101,16 @@ async def test_concurrent_requests_with_one_key_act_once(
     assert await count_panels(client, admin) == 1
     records = (await client.get("/api/changes/panels", headers=admin.headers)).json()
     assert records["total"] == 1
+
+
+async def test_a_compressed_first_response_replays_readably(client: Client, admin: Caller) -> None:
+    key = str(uuid.uuid4())
+    body = {"name": "big", "description": "d" * 1900, "metadata": {"k": "v" * 500}}
+    gzip_ok = {**keyed(admin, key), "Accept-Encoding": "gzip"}
+    first = await client.post("/api/panels", json=body, headers=gzip_ok)
+    assert first.headers.get("content-encoding") == "gzip"
+    plain = {**keyed(admin, key), "Accept-Encoding": "identity"}
+    replay = await client.post("/api/panels", json=body, headers=plain)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert "content-encoding" not in replay.headers
+    assert replay.json() == first.json()

@@ -331,7 +331,9 @@ async def test_list_accepts_the_maximum_limit(client: Client, admin: Caller) -> 
     assert response.status_code == 200
 
 
-async def test_total_is_kept_past_the_last_page(client: Client, admin: Caller, create_panel: Any) -> None:
+async def test_total_is_kept_past_the_last_page(
+    client: Client, admin: Caller, create_panel: Any
+) -> None:
     for name in ("a", "b"):
         await create_panel(admin, name=name)
     past = await client.get("/api/panels", params={"offset": 10}, headers=admin.headers)

@@ -10,6 +10,7 @@ are remembered: a failed attempt may be retried with the same key.
 
 from __future__ import annotations
 
+import gzip
 import re
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
@@ -125,11 +126,14 @@ class _Recorder:
 
     async def _remember(self, status: int, body: bytes) -> bool:
         assert self._start is not None
-        headers = {
-            name.decode(): value.decode("latin-1")
+        raw_headers = [
+            (name.decode().lower(), value.decode("latin-1"))
             for name, value in self._start.get("headers", ())
-            if name.decode().lower() in _REPLAYED_HEADERS
-        }
+        ]
+        headers = {name: value for name, value in raw_headers if name in _REPLAYED_HEADERS}
+        # Stored as the handler made it: a replay may go to a client that takes no gzip.
+        if ("content-encoding", "gzip") in raw_headers:
+            body = gzip.decompress(body)
         tenant_id, user_id, key = self._identity
         table = cast("Table", IdempotencyRecord.__table__)
         values: dict[str, Any] = {
