@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cache=VersionedCache(redis, settings.cache_ttl_seconds, breaker),
         verifier=TokenVerifier(settings.jwt),
         secrets=SecretBox(settings.secret_keys),
-        announcer=Announcer(channels),
+        announcer=Announcer(redis, breaker),
         channels=channels,
     )
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
