@@ -9,14 +9,13 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 from panels.panel.schemas import PanelCreate, PanelRead, PanelUpdate, SortDirection, SortField
 from panels.panel.services import PanelService
 from panels.platform.http import json_response
-from panels.platform.openapi import POST_CODES, error_responses, header
+from panels.platform.openapi import POST_CODES, documented_headers, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import Offset, PathId
 from panels.platform.tenancy import RequestContext
 
 IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description="A strong ETag.")]
 Panels = NamedDependency[PanelService]
-_ETAG = {"ETag": header("ETag", "Strong ETag of the representation.")}
 
 
 async def provide_panel_service(
@@ -35,6 +34,7 @@ class PanelController(Controller):
         summary="List panels",
         description="The panels the caller may read; `X-Total-Count` is the count before paging.",
         responses=error_responses(400, 403),
+        response_headers=documented_headers("X-Total-Count", "x-cache", "ETag"),
     )
     async def list_panels(
         self,
@@ -53,7 +53,12 @@ class PanelController(Controller):
         )
         return json_response(request, body)
 
-    @post("/", summary="Create a panel", responses=error_responses(*POST_CODES))
+    @post(
+        "/",
+        summary="Create a panel",
+        responses=error_responses(*POST_CODES),
+        response_headers=documented_headers("Location", "ETag"),
+    )
     async def create_panel(
         self, request: Request[Any, Any, Any], panels: Panels, data: JSONBody[PanelCreate]
     ) -> Response[PanelRead]:
@@ -61,7 +66,12 @@ class PanelController(Controller):
         location = {"location": f"/api/panels/{panel.id}"}
         return json_response(request, panels.encode(panel), status_code=201, headers=location)
 
-    @get("/{panel_id:int}", summary="Get a panel", responses=error_responses(400, 404))
+    @get(
+        "/{panel_id:int}",
+        summary="Get a panel",
+        responses=error_responses(400, 404),
+        response_headers=documented_headers("ETag", "x-cache"),
+    )
     async def get_panel(
         self, request: Request[Any, Any, Any], panels: Panels, panel_id: PathId
     ) -> Response[PanelRead]:
@@ -71,6 +81,7 @@ class PanelController(Controller):
         "/{panel_id:int}",
         summary="Update a panel",
         responses=error_responses(400, 403, 404, 412, 413, 415),
+        response_headers=documented_headers("ETag"),
     )
     async def update_panel(
         self,

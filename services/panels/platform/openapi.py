@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.datastructures import ResponseHeader
 from litestar.enums import ParamType
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
 from litestar.openapi.spec import (
     Components,
     Contact,
-    OpenAPIHeader,
     Parameter,
     Schema,
     SecurityScheme,
@@ -65,12 +65,22 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
+_HEADERS = {
+    "ETag": "Strong ETag of the representation; send it back in If-None-Match or If-Match.",
+    "x-cache": "HIT when served from the cache, MISS when read from the database.",
+    "X-Total-Count": "How many items match, before paging.",
+    "Location": "Where the created resource lives.",
+}
 POST_CODES = (400, 403, 404, 409, 413, 415)
 """What any POST under /api may answer (409: an Idempotency-Key reused with another body)."""
 
 
-def header(name: str, description: str, type_: OpenAPIType = OpenAPIType.STRING) -> OpenAPIHeader:
-    return OpenAPIHeader(description=description, schema=Schema(type=type_))
+def documented_headers(*names: str) -> list[ResponseHeader]:
+    """Response headers the handlers set themselves, for the OpenAPI document only."""
+    return [
+        ResponseHeader(name=name, description=_HEADERS[name], documentation_only=True)
+        for name in names
+    ]
 
 
 IDEMPOTENCY_KEY = Parameter(
