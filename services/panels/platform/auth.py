@@ -15,7 +15,7 @@ from typing import Any, Literal
 import anyio.to_thread
 import jwt
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from panels.settings import JwtSettings
@@ -160,7 +160,12 @@ class JwtAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         if len(token) > _MAX_TOKEN_BYTES:
             raise NotAuthorizedException("Invalid token")
         verifier: TokenVerifier = connection.app.state.runtime.verifier
-        return AuthenticationResult(user=await verifier.verify(token), auth=token)
+        principal = await verifier.verify(token)
+        # Older clients send the tenant in the query string; it must be the token's.
+        claimed = connection.query_params.get("tenantId")
+        if claimed is not None and claimed != principal.tenant_id:
+            raise PermissionDeniedException("Access denied to tenant")
+        return AuthenticationResult(user=principal, auth=token)
 
 
 def mint_token(

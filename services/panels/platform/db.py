@@ -156,7 +156,9 @@ def _transaction_handler(scope_key: str) -> Callable[[Message, Scope], Awaitable
         state: dict[str, Any] = scope.setdefault("state", {})
         session: AsyncSession | None = get_aa_scope_state(scope, scope_key)
         if message["type"] == "http.response.start" and session is not None:
-            if 200 <= message["status"] < 400:
+            if not session.in_transaction():
+                pass  # nothing was read or written (a cache hit): nothing to end
+            elif 200 <= message["status"] < 400:
                 try:
                     await session.commit()
                 except Exception:

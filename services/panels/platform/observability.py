@@ -10,7 +10,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.plugins.prometheus import PrometheusConfig
 
@@ -21,6 +20,14 @@ if TYPE_CHECKING:
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _UNPROTECTED_PREFIXES = ("/docs", "/schema")
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_REVALIDATE = (b"cache-control", b"private, no-cache")
+_HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 access_log = structlog.get_logger("panels.access")
 
 
@@ -61,18 +68,19 @@ def make_response_decorator(settings: Settings) -> Any:
     async def decorate(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start":
             return
-        headers = MutableScopeHeaders.from_message(message)
-        headers["x-request-id"] = request_id(scope)
-        headers["x-content-type-options"] = "nosniff"
-        headers["x-frame-options"] = "DENY"
-        headers["referrer-policy"] = "no-referrer"
+        # Appended as raw pairs: none of these is set anywhere else, and rescanning the
+        # header list for each one is measurable on every request.
+        headers = list(message.get("headers", ()))
+        headers.append((b"x-request-id", request_id(scope).encode()))
+        headers.extend(_SECURITY_HEADERS)
         path = scope.get("path", "")
         if not path.startswith(_UNPROTECTED_PREFIXES):
-            headers["content-security-policy"] = "default-src 'none'; frame-ancestors 'none'"
-        if path.startswith("/api/") and "cache-control" not in headers:
-            headers["cache-control"] = "private, no-cache"
+            headers.append(_CSP)
+        if path.startswith("/api/") and not any(name == b"cache-control" for name, _ in headers):
+            headers.append(_REVALIDATE)
         if hsts:
-            headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+            headers.append(_HSTS)
+        message["headers"] = headers
         _log_access(scope, message["status"])
 
     return decorate

@@ -9,11 +9,14 @@
 
 `access` answers for one resource; `readable_panels` / `readable_views` are the same rules as
 SQL conditions, so that lists filter in the database and never load what they would hide.
+SQL expressions are immutable, so the conditions are built once per principal and shared:
+building them costs more than a cached read.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,31 +67,33 @@ def _published_view_of(principal: Principal, panel_id: IdColumn) -> ColumnElemen
     )
 
 
+@lru_cache(maxsize=4096)
 def readable_panels(
     principal: Principal, panel_id: IdColumn | None = None
-) -> list[ColumnElement[bool]]:
+) -> tuple[ColumnElement[bool], ...]:
     """Conditions keeping the panels (or rows about panels, by `panel_id`) the caller may read."""
     if principal.is_admin:
-        return []
+        return ()
     column = Panel.id if panel_id is None else panel_id
-    return [
+    return (
         or_(
             exists().where(_grants_of(principal, "panel", column)),
             _published_view_of(principal, column),
-        )
-    ]
+        ),
+    )
 
 
-def readable_views(principal: Principal) -> list[ColumnElement[bool]]:
+@lru_cache(maxsize=4096)
+def readable_views(principal: Principal) -> tuple[ColumnElement[bool], ...]:
     if principal.is_admin:
-        return []
-    return [
+        return ()
+    return (
         or_(
             PanelView.is_published.is_(True),
             PanelView.owner_user_id == principal.user_id,
             exists().where(_grants_of(principal, "view", PanelView.id)),
-        )
-    ]
+        ),
+    )
 
 
 _LEVEL = case(

@@ -13,9 +13,6 @@ from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Request
-from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
-from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,18 +57,6 @@ def _tenant_statement(model: type[Any], tenant_id: str) -> Select[Any]:
 def ensure_same_tenant(ctx: RequestContext, claimed: str | None) -> None:
     """Older clients send `tenantId`; accept it only when it is the token's tenant."""
     if claimed is not None and claimed != ctx.tenant_id:
-        raise Forbidden("Access denied to tenant")
-
-
-async def requires_tenant(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """Router guard: an authenticated principal, and any `tenantId` query value is its tenant."""
-    principal = connection.scope.get("user")
-    if not isinstance(principal, Principal):
-        raise NotAuthorizedException("Missing bearer token")
-    claimed = connection.query_params.get("tenantId")
-    if claimed is not None and claimed != principal.tenant_id:
         raise Forbidden("Access denied to tenant")
 
 
