@@ -173,7 +173,10 @@ def _transaction_handler(scope_key: str) -> Callable[[Message, Scope], Awaitable
             message["body"] = state.pop(_COMMIT_FAILED_KEY)
             message["more_body"] = False
         if session is not None and message["type"] in _TERMINUS:
-            await session.close()
+            # Committed or rolled back above, the connection is back in the pool already;
+            # closing then costs a greenlet round trip for nothing.
+            if session.in_transaction():
+                await session.close()
             delete_aa_scope_state(scope, scope_key)
 
     return handler
