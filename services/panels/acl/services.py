@@ -13,7 +13,6 @@ from panels.panel.entities import Panel
 from panels.panel.services import PanelService
 from panels.platform import changes
 from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE
-from panels.platform.db import after_commit
 from panels.platform.errors import Conflict, Forbidden, NotFound
 from panels.platform.permissions import Access, access, identities, require
 from panels.platform.runtime import Runtime
@@ -193,13 +192,8 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
             description=f"Sharing of {grant.resource_type} {grant.resource_id}: {description}",
             **values,
         )
-        tenant, cache = self.ctx.tenant_id, self.runtime.cache
         scopes = [str(panel_id), TENANT_SCOPE, VIEWS_SCOPE] if is_panel else [VIEWS_SCOPE]
-
-        async def bump() -> None:
-            await cache.bump(tenant, *scopes)
-
-        after_commit(self.session, bump)
+        self.runtime.cache.bump_after_commit(self.session, self.ctx.tenant_id, *scopes)
 
 
 def _snapshot(grant: Grant) -> dict[str, Any]:

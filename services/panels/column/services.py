@@ -29,7 +29,6 @@ from panels.datasource.entities import DataSource
 from panels.panel.services import PanelService
 from panels.platform import changes
 from panels.platform.cache import VIEWS_SCOPE
-from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, Conflict, NotFound
 from panels.platform.http import JsonBody, encode_json
 from panels.platform.permissions import Access
@@ -263,12 +262,9 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
             affected_column=column.name,
             **values,
         )
-        tenant, panel_id, cache = self.ctx.tenant_id, column.panel_id, self.runtime.cache
-
-        async def bump() -> None:
-            await cache.bump(tenant, str(panel_id), VIEWS_SCOPE)
-
-        after_commit(self.session, bump)
+        self.runtime.cache.bump_after_commit(
+            self.session, self.ctx.tenant_id, str(column.panel_id), VIEWS_SCOPE
+        )
         return change
 
     async def _notify_views(

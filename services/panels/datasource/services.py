@@ -15,7 +15,6 @@ from panels.datasource.entities import DataSource
 from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
 from panels.panel.services import PanelService
 from panels.platform import changes
-from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, encode_json
 from panels.platform.permissions import Access
@@ -161,10 +160,5 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
             description=description,
             **values,
         )
-        tenant, panel_id, cache = self.ctx.tenant_id, source.panel_id, self.runtime.cache
-
-        async def bump() -> None:
-            await cache.bump(tenant, str(panel_id))
-
-        after_commit(self.session, bump)
+        self.runtime.cache.bump_after_commit(self.session, self.ctx.tenant_id, str(source.panel_id))
         return change

@@ -24,7 +24,6 @@ from panels.panel.schemas import (
 )
 from panels.platform import changes
 from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE, VersionedCache
-from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json
 from panels.platform.paging import get_page
@@ -235,12 +234,9 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             )
 
     def _invalidate_after_commit(self, panel_id: int) -> None:
-        tenant = self.ctx.tenant_id
-
-        async def bump() -> None:
-            await self.cache.bump(tenant, str(panel_id), TENANT_SCOPE, VIEWS_SCOPE)
-
-        after_commit(self.session, bump)
+        self.cache.bump_after_commit(
+            self.session, self.ctx.tenant_id, str(panel_id), TENANT_SCOPE, VIEWS_SCOPE
+        )
 
 
 def _merge_metadata(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

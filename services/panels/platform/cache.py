@@ -14,6 +14,9 @@ import time
 
 import structlog
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.platform.db import after_commit
 
 log = structlog.get_logger("panels.cache")
 
@@ -81,6 +84,10 @@ class VersionedCache:
             Exception
         ) as exc:  # any Redis failure degrades to the database, never fails a request
             self.breaker.trip(exc)
+
+    def bump_after_commit(self, session: AsyncSession, tenant: str, *scopes: str) -> None:
+        """Invalidate these scopes once the session's transaction commits (never on rollback)."""
+        after_commit(session, lambda: self.bump(tenant, *scopes))
 
     async def _store(self, key: str, value: bytes) -> None:
         if self.breaker.is_open:

@@ -17,7 +17,6 @@ from panels.column.entities import PanelColumn
 from panels.panel.services import PanelService
 from panels.platform import changes
 from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE
-from panels.platform.db import after_commit
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, encode_json
 from panels.platform.paging import get_page
@@ -347,16 +346,11 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             description=description,
             **values,
         )
-        tenant, cache = self.ctx.tenant_id, self.runtime.cache
         # Publishing changes who may read the panel too.
         scopes = [VIEWS_SCOPE]
         if change_type in ("view_published", "view_unpublished"):
             scopes += [str(view.panel_id), TENANT_SCOPE]
-
-        async def bump() -> None:
-            await cache.bump(tenant, *scopes)
-
-        after_commit(self.session, bump)
+        self.runtime.cache.bump_after_commit(self.session, self.ctx.tenant_id, *scopes)
 
 
 def _snapshot(view: PanelView, columns: list[PanelColumn]) -> dict[str, Any]:
