@@ -191,6 +191,22 @@ async def test_nothing_from_another_tenant_or_an_unknown_panel(
         await nothing_of(ws, "change")
 
 
+async def test_nothing_from_a_panel_of_the_tenant_the_caller_cannot_read(
+    servers: list[str], rest: list[httpx.AsyncClient], builder: Caller, member: Caller
+) -> None:
+    a, _ = rest
+    panel = (
+        await a.post("/api/panels", json={"name": "Not shared"}, headers=builder.headers)
+    ).json()
+    async with websockets.connect(ws_url(servers[1]), subprotocols=["bearer", member.token]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "subscribe", "panelIds": [panel["id"]], "since": 0}))
+        assert (await next_of(ws, "error"))["panelIds"] == [panel["id"]]
+        await a.put(
+            f"/api/panels/{panel['id']}", json={"name": "Still not shared"}, headers=builder.headers
+        )
+        await nothing_of(ws, "change")
+
+
 async def test_sockets_without_a_valid_token_are_closed(servers: list[str]) -> None:
     for first in (
         '{"type": "subscribe", "panelIds": [1]}',
