@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import tempfile
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from panels.app import create_app
 from tests.conftest import Caller, Services, build_settings
@@ -136,3 +138,27 @@ async def test_redis_stopped_mid_test_degrades_to_the_database(
         assert ready.status_code == 200
         assert ready.json()["status"] == "degraded"
         assert ready.json()["checks"]["redis"]["status"] == "error"
+
+
+async def test_a_bump_that_missed_redis_is_sent_before_the_next_read(
+    services: Services, admin: Caller
+) -> None:
+    """Redis stalls while a write commits: once it answers again, no stale entry is served."""
+    app = create_app(build_settings(services, RATE_LIMIT="0"))
+    breaker = app.state.runtime.breaker
+    breaker.cooldown = 0.2
+    pauser = Redis.from_url(services.redis_url)
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        url = (
+            await client.post("/api/panels", json={"name": "v1"}, headers=admin.headers)
+        ).headers["location"]
+        await client.get(url, headers=admin.headers)
+        assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
+        await pauser.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # the bump will time out
+        updated = await client.put(url, json={"name": "v2"}, headers=admin.headers)
+        assert updated.status_code == 200
+        await asyncio.sleep(1.8)  # the pause is over and the breaker has closed
+        after = await client.get(url, headers=admin.headers)
+        assert after.json()["name"] == "v2"
+        assert after.headers["x-cache"] == "MISS"
+    await pauser.aclose()

@@ -33,9 +33,7 @@ class FailOpenStore(Store):
             return None
         try:
             return await self._inner.get(key, renew_for)
-        except (
-            Exception
-        ) as exc:  # any Redis failure degrades to the database, never fails a request
+        except Exception as exc:  # unlimited rather than failed while Redis is away
             self._breaker.trip(exc)
             return None
 
@@ -46,9 +44,7 @@ class FailOpenStore(Store):
             return
         try:
             await self._inner.set(key, value, expires_in)
-        except (
-            Exception
-        ) as exc:  # any Redis failure degrades to the database, never fails a request
+        except Exception as exc:  # unlimited rather than failed while Redis is away
             self._breaker.trip(exc)
 
     async def delete(self, key: str) -> None:
