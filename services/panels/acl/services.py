@@ -7,7 +7,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.acl.entities import Grant
+from panels.acl.entities import EVERYONE, Grant
 from panels.acl.schemas import GrantCreate, GrantUpdate, PublicShare, ResourceType, normalise_user
 from panels.panel.entities import Panel
 from panels.panel.services import PanelService
@@ -19,8 +19,6 @@ from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
 from panels.view.services import ViewService
-
-EVERYONE = "_all"
 
 
 class GrantRepository(SQLAlchemyAsyncRepository[Grant]):

@@ -176,8 +176,9 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         self, panel_id: int, claimed_tenant: str | None
     ) -> list[PanelColumn]:
         ensure_same_tenant(self.ctx, claimed_tenant)
-        panel = await self.panels.get_readable(panel_id, for_update=True)
-        await self.panels.require_access(panel.id, Access.EDITOR, "change this panel's columns")
+        await self.panels.require_access(
+            panel_id, Access.EDITOR, "change this panel's columns", for_update=True
+        )
         return await self._panel_columns(panel_id)
 
     async def _panel_columns(self, panel_id: int) -> list[PanelColumn]:

@@ -137,10 +137,10 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
         )
 
     async def _get(self, source_id: int, panel_id: int | None) -> DataSource:
+        """The source, locked; its callers then check the panel (404 when it is hidden)."""
         source = await self.get_one_or_none(DataSource.id == source_id, with_for_update=True)
         if source is None or (panel_id is not None and source.panel_id != panel_id):
             raise NotFound("Data source not found")
-        await self.panels.get_readable(source.panel_id)
         return source
 
     def _snapshot(self, source: DataSource) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from panels.platform.schemas import check_json_value
 
@@ -23,7 +23,6 @@ Operator = Literal[
     "isNull",
     "isNotNull",
 ]
-OPERATORS: tuple[str, ...] = get_args(Operator)
 MAX_LIST_VALUES = 1000
 _SCALAR = (str, int, float, bool)
 _TEXT_OPERATORS = {"contains", "notContains", "startsWith", "endsWith"}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from advanced_alchemy.filters import LimitOffset, OrderBy, StatementFilter
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement
-
-M = TypeVar("M")
 
 
 async def get_page(

@@ -37,7 +37,6 @@ class Access(IntEnum):
 
 
 IdColumn = ColumnElement[int] | InstrumentedAttribute[int]
-PERMISSIONS = {"viewer": Access.VIEWER, "editor": Access.EDITOR, "owner": Access.OWNER}
 
 
 def identities(principal: Principal) -> list[str]:
