@@ -44,6 +44,16 @@ function M.start_offset(rows)
   return math.floor(#rows * index / count)
 end
 
+-- Hands out the items one after another from this thread's start row, round and round.
+function M.cycle(items)
+  local position = M.start_offset(items) + 1
+  return function()
+    local item = items[position]
+    position = position % #items + 1
+    return item
+  end
+end
+
 function M.headers(token, with_body)
   local headers = { ["Accept"] = "application/json" }
   if token and token ~= "-" then

@@ -5,7 +5,7 @@
 local common = dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
 local requests_ = {}
-local position = 1
+local next_request
 
 setup = common.setup
 
@@ -16,16 +16,11 @@ function init(args)
   for i, row in ipairs(rows) do
     requests_[i] = wrk.format("POST", row[1], common.headers(row[2], true), body)
   end
-  position = common.start_offset(requests_) + 1
+  next_request = common.cycle(requests_)
 end
 
 function request()
-  local r = requests_[position]
-  position = position + 1
-  if position > #requests_ then
-    position = 1
-  end
-  return r
+  return next_request()
 end
 
 done = common.done

@@ -4,33 +4,26 @@
 
 local common = dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
-local rows = {}
-local position = 1
+local targets_ = {}
+local next_target
 local sequence = 0
 local index = 0
-local headers_ = {}
 
 setup = common.setup
 
 function init(args)
-  rows = common.load_lines()
-  for i, row in ipairs(rows) do
-    headers_[i] = common.headers(row[2], true)
+  for i, row in ipairs(common.load_lines()) do
+    targets_[i] = { row[1], common.headers(row[2], true) }
   end
   index = tonumber(thread_index) or 0
-  position = common.start_offset(rows) + 1
+  next_target = common.cycle(targets_)
 end
 
 function request()
-  local row = rows[position]
-  local headers = headers_[position]
-  position = position + 1
-  if position > #rows then
-    position = 1
-  end
+  local target = next_target()
   sequence = sequence + 1
   local body = string.format('{"name":"Bench panel t%d r%d"}', index, sequence)
-  return wrk.format("PUT", row[1], headers, body)
+  return wrk.format("PUT", target[1], target[2], body)
 end
 
 done = common.done
