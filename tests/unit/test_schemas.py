@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from panels.platform.changes import field_diff
+from panels.change.recording import field_diff
 from panels.platform.conditions import check_operator_value
 from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
 

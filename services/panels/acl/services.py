@@ -8,13 +8,13 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.entities import EVERYONE, Grant
+from panels.acl.permissions import Access, access, identities, require
 from panels.acl.schemas import GrantCreate, GrantUpdate, PublicShare, ResourceType, normalise_user
+from panels.change import recording as changes
 from panels.panel.entities import Panel
 from panels.panel.services import PanelService
-from panels.platform import changes
 from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE
 from panels.platform.errors import Conflict, Forbidden, NotFound
-from panels.platform.permissions import Access, access, identities, require
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView

@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.change.entities import PanelChange, ViewNotification
+from panels.change.realtime import queue_notification
 from panels.column.entities import PanelColumn
-from panels.platform.realtime import queue_notification
 from panels.platform.tenancy import RequestContext
 from panels.view.entities import PanelView, ViewFilter, ViewSort
 

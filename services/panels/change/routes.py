@@ -6,9 +6,9 @@ from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, QueryParameter
 
+from panels.change.recording import ChangeType
 from panels.change.schemas import ChangePage, Impact, MarkedRead, MarkRead, NotificationPage
 from panels.change.services import ChangeService, NotificationService
-from panels.platform.changes import ChangeType
 from panels.platform.openapi import error_responses
 from panels.platform.params import Since, parse_since
 from panels.platform.runtime import provide_tenant_session

@@ -8,7 +8,9 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.acl.permissions import readable_panels
 from panels.change.entities import PanelChange, ViewNotification
+from panels.change.recording import ChangeType
 from panels.change.schemas import (
     ChangePage,
     ChangeRead,
@@ -17,10 +19,8 @@ from panels.change.schemas import (
     NotificationRead,
     NotificationView,
 )
-from panels.platform.changes import ChangeType
 from panels.platform.errors import NotFound
 from panels.platform.paging import get_page
-from panels.platform.permissions import readable_panels
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
 

@@ -24,13 +24,14 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from sqlalchemy import select
 
+from panels.acl.permissions import readable_panels
 from panels.change.entities import PanelChange
+from panels.change.realtime import ChangeEvent, Event
 from panels.change.schemas import ChangeRead
 from panels.panel.entities import Panel
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
-from panels.platform.permissions import readable_panels
-from panels.platform.realtime import ChangeEvent, Event, tenant_channel
+from panels.platform.realtime import tenant_channel
 from panels.platform.runtime import Runtime
 
 log = structlog.get_logger("panels.stream")

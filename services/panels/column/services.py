@@ -9,6 +9,8 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.acl.permissions import Access
+from panels.change import recording as changes
 from panels.change.entities import PanelChange
 from panels.change.notifications import Impact, notify_owners, views_using_columns
 from panels.column.entities import PanelColumn
@@ -27,11 +29,9 @@ from panels.column.schemas import (
 )
 from panels.datasource.entities import DataSource
 from panels.panel.services import PanelService
-from panels.platform import changes
 from panels.platform.cache import VIEWS_SCOPE
 from panels.platform.errors import BadRequest, Conflict, NotFound
 from panels.platform.http import JsonBody, encode_json
-from panels.platform.permissions import Access
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
 from panels.view.services import ViewService

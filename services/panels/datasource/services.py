@@ -8,16 +8,16 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.acl.permissions import Access
+from panels.change import recording as changes
 from panels.change.entities import PanelChange
 from panels.change.notifications import notify_owners, views_using_source
 from panels.datasource.config import mask_config, seal_config, validate_config
 from panels.datasource.entities import DataSource
 from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
 from panels.panel.services import PanelService
-from panels.platform import changes
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, encode_json
-from panels.platform.permissions import Access
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
 

@@ -12,6 +12,14 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.grants import grant_owner, revoke_all
+from panels.acl.permissions import (
+    Access,
+    access,
+    readable_panels,
+    require,
+    require_panel_creator,
+)
+from panels.change import recording as changes
 from panels.change.notifications import notify_owners, views_of_panel
 from panels.panel.entities import Panel
 from panels.panel.schemas import (
@@ -22,18 +30,10 @@ from panels.panel.schemas import (
     SortField,
     panel_snapshot,
 )
-from panels.platform import changes
 from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE, VersionedCache
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json
 from panels.platform.paging import get_page
-from panels.platform.permissions import (
-    Access,
-    access,
-    readable_panels,
-    require,
-    require_panel_creator,
-)
 from panels.platform.schemas import JsonValueError, check_json_value
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
 from panels.view.entities import PanelView

@@ -1,52 +1,28 @@
-"""Announcing committed changes and notifications to connected clients, through Redis.
+"""Realtime plumbing: a Redis pub/sub backend that survives Redis going away, the tenant channel,
+and the announcer that publishes a committed transaction's events in one round trip.
 
-Services never publish: `record` (and the notification derivation) queue what they wrote on
-the session, and the queue is published only once the transaction has committed, so a rolled
-back change is never announced. Events go to one Litestar channel per tenant, backed by Redis
-pub/sub, so every worker of every replica receives them and delivers to its own sockets.
+What the events are and when they are queued is the change feature's business
+(`panels.change.realtime`); this module knows only encoded structs and channels.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import msgspec
 import structlog
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.change.schemas import ChangeRead, NotificationRead, NotificationView
 from panels.platform.cache import CircuitBreaker
-from panels.platform.db import after_commit, transaction_state
-from panels.platform.schemas import CamelStruct
-
-if TYPE_CHECKING:
-    from panels.change.entities import PanelChange, ViewNotification
-    from panels.view.entities import PanelView
 
 log = structlog.get_logger("panels.realtime")
-_PENDING = "realtime_pending"
 ANNOUNCER = "realtime_announcer"
 RECONNECT_SECONDS = 1.0
 SHUTDOWN_SECONDS = 2.0
-
-
-class ChangeEvent(CamelStruct, tag="change", tag_field="type"):
-    panel_id: int
-    change: ChangeRead
-
-
-class NotificationEvent(CamelStruct, tag="notification", tag_field="type"):
-    user_id: str
-    notification: NotificationRead
-
-
-Event = ChangeEvent | NotificationEvent
-EventKind = Literal["change", "notification"]
 
 
 class ResilientPubSubBackend(RedisChannelsPubSubBackend):
@@ -94,7 +70,7 @@ class Announcer:
         self._redis = redis
         self._breaker = breaker
 
-    async def publish(self, tenant_id: str, events: list[Event]) -> None:
+    async def publish(self, tenant_id: str, events: Sequence[msgspec.Struct]) -> None:
         if self._breaker.is_open or not events:
             return
         channel = tenant_channel(tenant_id)
@@ -105,43 +81,3 @@ class Announcer:
                 await pipe.execute()
         except Exception as exc:  # the change itself is committed; only its announcement is lost
             self._breaker.trip(exc)
-
-
-def queue_change(session: AsyncSession, change: PanelChange) -> None:
-    _pending(session).append(("change", change))
-
-
-def queue_notification(
-    session: AsyncSession, notification: ViewNotification, view: PanelView
-) -> None:
-    summary = NotificationView(
-        id=view.id, name=view.name, panel_id=view.panel_id, published_by=view.published_by
-    )
-    _pending(session).append(("notification", (notification, summary)))
-
-
-def _pending(session: AsyncSession) -> list[tuple[EventKind, Any]]:
-    state = transaction_state(session)
-    pending: list[tuple[EventKind, Any]] | None = state.get(_PENDING)
-    if pending is None:
-        pending = state[_PENDING] = []
-        announcer: Announcer | None = session.info.get(ANNOUNCER)
-        after_commit(session, lambda: _announce(announcer, pending))
-    return pending
-
-
-async def _announce(announcer: Announcer | None, pending: list[tuple[EventKind, Any]]) -> None:
-    if announcer is None or not pending:
-        return
-    events: list[Event] = []
-    tenant_id = ""
-    for kind, item in pending:
-        if kind == "change":
-            tenant_id = item.tenant_id
-            events.append(ChangeEvent(panel_id=item.panel_id, change=ChangeRead.from_entity(item)))
-        else:
-            notification, summary = item
-            tenant_id = notification.tenant_id
-            read = NotificationRead.from_entity(notification, summary)
-            events.append(NotificationEvent(user_id=notification.user_id, notification=read))
-    await announcer.publish(tenant_id, events)

@@ -13,14 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from panels.acl.grants import grant_owner, revoke_all
+from panels.acl.permissions import Access, access, readable_views, require
+from panels.change import recording as changes
 from panels.column.entities import PanelColumn
 from panels.panel.services import PanelService
-from panels.platform import changes
 from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, encode_json
 from panels.platform.paging import get_page
-from panels.platform.permissions import Access, access, readable_views, require
 from panels.platform.runtime import Runtime
 from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
 from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
@@ -47,7 +47,7 @@ class ViewRepository(SQLAlchemyAsyncRepository[PanelView]):
 
 
 class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
-    """Saved views the caller may read (see platform.permissions); changes need an editor."""
+    """Saved views the caller may read (see acl.permissions); changes need an editor."""
 
     repository_type = ViewRepository
 

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.change.entities import PanelChange
+from panels.change.realtime import queue_change
 from panels.change.schemas import ChangeType, EntityType
-from panels.platform.realtime import queue_change
 from panels.platform.tenancy import RequestContext
 
 

@@ -1,0 +1,79 @@
+"""Announcing committed changes and notifications to connected clients.
+
+Services never publish: `record` (and the notification derivation) queue what they wrote on
+the session, and the queue is published only once the transaction has committed, so a rolled
+back change is never announced. Events go to one channel per tenant, backed by Redis pub/sub
+(`panels.platform.realtime`), so every worker of every replica receives them and delivers to
+its own sockets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.change.schemas import ChangeRead, NotificationRead, NotificationView
+from panels.platform.db import after_commit, transaction_state
+from panels.platform.realtime import ANNOUNCER, Announcer
+from panels.platform.schemas import CamelStruct
+
+if TYPE_CHECKING:
+    from panels.change.entities import PanelChange, ViewNotification
+    from panels.view.entities import PanelView
+
+_PENDING = "realtime_pending"
+
+
+class ChangeEvent(CamelStruct, tag="change", tag_field="type"):
+    panel_id: int
+    change: ChangeRead
+
+
+class NotificationEvent(CamelStruct, tag="notification", tag_field="type"):
+    user_id: str
+    notification: NotificationRead
+
+
+Event = ChangeEvent | NotificationEvent
+EventKind = Literal["change", "notification"]
+
+
+def queue_change(session: AsyncSession, change: PanelChange) -> None:
+    _pending(session).append(("change", change))
+
+
+def queue_notification(
+    session: AsyncSession, notification: ViewNotification, view: PanelView
+) -> None:
+    summary = NotificationView(
+        id=view.id, name=view.name, panel_id=view.panel_id, published_by=view.published_by
+    )
+    _pending(session).append(("notification", (notification, summary)))
+
+
+def _pending(session: AsyncSession) -> list[tuple[EventKind, Any]]:
+    state = transaction_state(session)
+    pending: list[tuple[EventKind, Any]] | None = state.get(_PENDING)
+    if pending is None:
+        pending = state[_PENDING] = []
+        announcer: Announcer | None = session.info.get(ANNOUNCER)
+        after_commit(session, lambda: _announce(announcer, pending))
+    return pending
+
+
+async def _announce(announcer: Announcer | None, pending: list[tuple[EventKind, Any]]) -> None:
+    if announcer is None or not pending:
+        return
+    events: list[Event] = []
+    tenant_id = ""
+    for kind, item in pending:
+        if kind == "change":
+            tenant_id = item.tenant_id
+            events.append(ChangeEvent(panel_id=item.panel_id, change=ChangeRead.from_entity(item)))
+        else:
+            notification, summary = item
+            tenant_id = notification.tenant_id
+            read = NotificationRead.from_entity(notification, summary)
+            events.append(NotificationEvent(user_id=notification.user_id, notification=read))
+    await announcer.publish(tenant_id, events)
