@@ -26,6 +26,7 @@ READ = {**ANYONE, "stranger": 404, "outsider": 404}
 EDIT = {**READ, "viewer": 403, "everyone": 403}
 OWN = {**EDIT, "editor": 403}
 CREATE_PANEL = {**ANYONE, "editor": 403, "viewer": 403, "everyone": 403, "stranger": 403}
+SHARE = EDIT  # editors share as viewer or editor (owner grants: see test_sharing)
 CREATE_VIEW = {**READ, "stranger": 400, "outsider": 400}  # the body names a panel it cannot see
 
 
@@ -138,7 +139,7 @@ ROWS = [
         "POST",
         "/api/acls/{resource_type}/{resource_id}",
         "/api/acls/panel/{panel}",
-        OWN,
+        SHARE,
         201,
         {"userEmail": "new@example.com", "permission": "viewer"},
     ),
@@ -146,7 +147,7 @@ ROWS = [
         "PUT",
         "/api/acls/{resource_type}/{resource_id}/{user_email}",
         "/api/acls/panel/{panel}/spare@example.com",
-        OWN,
+        SHARE,
         200,
         {"permission": "editor"},
     ),
@@ -154,7 +155,7 @@ ROWS = [
         "POST",
         "/api/acls/{resource_type}/{resource_id}/share-public",
         "/api/acls/view/{view}/share-public",
-        OWN,
+        SHARE,
         "public",
         {"permission": "viewer"},
     ),
@@ -162,7 +163,7 @@ ROWS = [
         "DELETE",
         "/api/acls/{resource_type}/{resource_id}/{user_email}",
         "/api/acls/panel/{panel}/spare@example.com",
-        OWN,
+        SHARE,
         204,
     ),
     Row(

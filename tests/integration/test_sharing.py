@@ -68,11 +68,17 @@ async def test_grant_lifecycle(
             f"/api/panels/{panel['id']}", json={"name": "by rita"}, headers=reader.headers
         )
     ).status_code == 200
+    # Editors share as viewer or editor, never as owner.
+    assert (
+        await client.post(
+            url, json={"userEmail": "x@example.com", "permission": "owner"}, headers=reader.headers
+        )
+    ).status_code == 403
     assert (
         await client.post(
             url, json={"userEmail": "x@example.com", "permission": "viewer"}, headers=reader.headers
         )
-    ).status_code == 403
+    ).status_code == 201
     assert (
         await client.delete(f"{url}/rita@example.com", headers=builder.headers)
     ).status_code == 204

@@ -106,7 +106,12 @@ async def test_a_panel_of_another_tenant_is_no_panel(
 
 
 async def test_personal_views_are_private_until_published(
-    client: Client, member: Caller, make_caller: CallerFactory, panel: dict[str, Any]
+    client: Client,
+    member: Caller,
+    builder: Caller,
+    make_caller: CallerFactory,
+    panel: dict[str, Any],
+    share: Any,
 ) -> None:
     view = await create_view(client, member, panel)
     url = f"/api/views/{view['id']}"
@@ -121,6 +126,12 @@ async def test_personal_views_are_private_until_published(
         "total": 0,
     }
 
+    # Publishing makes the panel readable by the whole tenant: a mere viewer of the panel may
+    # not, even for a view of their own.
+    refused = await client.post(f"{url}/publish", headers=member.headers)
+    assert refused.status_code == 403
+    assert (await client.get(url, headers=colleague.headers)).status_code == 404
+    await share(builder, "panel", panel["id"], member.email, "editor")
     published = await client.post(f"{url}/publish", headers=member.headers)
     assert published.status_code == 200
     body = published.json()
@@ -145,8 +156,14 @@ async def test_personal_views_are_private_until_published(
 
 
 async def test_list_filters_paging_and_order(
-    client: Client, member: Caller, panel: dict[str, Any], create_panel: Any, builder: Caller
+    client: Client,
+    member: Caller,
+    panel: dict[str, Any],
+    create_panel: Any,
+    builder: Caller,
+    share: Any,
 ) -> None:
+    await share(builder, "panel", panel["id"], member.email, "editor")  # to publish
     other_panel = await create_panel(builder, name="Other")
     await client.post(
         f"/api/acls/panel/{other_panel['id']}/share-public", json={}, headers=builder.headers
@@ -431,7 +448,10 @@ async def test_a_failure_after_the_views_are_cleaned_changes_nothing(
     assert count == 4
 
 
-async def test_change_records(client: Client, member: Caller, panel: dict[str, Any]) -> None:
+async def test_change_records(
+    client: Client, member: Caller, builder: Caller, panel: dict[str, Any], share: Any
+) -> None:
+    await share(builder, "panel", panel["id"], member.email, "editor")  # to publish
     view = await create_view(client, member, panel, name="Tracked")
     url = f"/api/views/{view['id']}"
     await client.put(url, json={"name": "Tracked 2"}, headers=member.headers)

@@ -6,6 +6,11 @@
 - Anyone in the tenant may read a panel that has a published view, and a published view.
 - A view's creator is its owner (also when their grant is gone), so a personal view never
   becomes unreachable for the one who made it.
+- Publishing or unpublishing a view needs the view's write right and its panel's: publishing
+  makes the panel readable by the whole tenant.
+- Grants are managed by owners (any grant) and editors (viewer and editor grants only).
+- Change records about a view are visible to those who may read the view (and to the one who
+  made the change: a deleted view can no longer be read by anyone but admins).
 
 `access` answers for one resource; `readable_panels` / `readable_views` are the same rules as
 SQL conditions, so that lists filter in the database and never load what they would hide.
@@ -23,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from panels.acl.entities import EVERYONE, Grant
+from panels.change.entities import PanelChange
 from panels.panel.entities import Panel
 from panels.platform.auth import Principal
 from panels.platform.errors import Forbidden
@@ -95,6 +101,26 @@ def readable_views(principal: Principal) -> tuple[ColumnElement[bool], ...]:
     )
 
 
+@lru_cache(maxsize=4096)
+def readable_changes(principal: Principal) -> tuple[ColumnElement[bool], ...]:
+    """Change records of panels the caller may read, without those about views they may not."""
+    if principal.is_admin:
+        return ()
+    view_readable = exists().where(
+        PanelView.tenant_id == principal.tenant_id,
+        PanelView.id == PanelChange.view_id,
+        *readable_views(principal),
+    )
+    return (
+        *readable_panels(principal, PanelChange.panel_id),
+        or_(
+            PanelChange.view_id.is_(None),
+            PanelChange.changed_by == principal.user_id,
+            view_readable,
+        ),
+    )
+
+
 _LEVEL = case(
     (Grant.permission == "owner", int(Access.OWNER)),
     (Grant.permission == "editor", int(Access.EDITOR)),
@@ -106,23 +132,32 @@ async def access(
     session: AsyncSession, principal: Principal, resource: Panel | PanelView
 ) -> Access:
     """What this principal may do to this panel or view (one query at most)."""
+    if isinstance(resource, PanelView):
+        return await _view_access(session, principal, resource)
+    return await panel_access(session, principal, resource.id)
+
+
+async def _view_access(session: AsyncSession, principal: Principal, resource: PanelView) -> Access:
     if principal.is_admin:
         return Access.OWNER
-    if isinstance(resource, PanelView):
-        if resource.owner_user_id == principal.user_id:
-            return Access.OWNER
-        granted = select(func.max(_LEVEL)).where(
-            _grants_of(principal, "view", literal(resource.id))
-        )
-        level = await session.scalar(granted)
-        if level:
-            return Access(level)
-        return Access.VIEWER if resource.is_published else Access.NONE
+    if resource.owner_user_id == principal.user_id:
+        return Access.OWNER
+    granted = select(func.max(_LEVEL)).where(_grants_of(principal, "view", literal(resource.id)))
+    level = await session.scalar(granted)
+    if level:
+        return Access(level)
+    return Access.VIEWER if resource.is_published else Access.NONE
+
+
+async def panel_access(session: AsyncSession, principal: Principal, panel_id: int) -> Access:
+    """What this principal may do to the panel with this id (one query at most)."""
+    if principal.is_admin:
+        return Access.OWNER
     statement = select(
         select(func.max(_LEVEL))
-        .where(_grants_of(principal, "panel", literal(resource.id)))
+        .where(_grants_of(principal, "panel", literal(panel_id)))
         .scalar_subquery(),
-        select(_published_view_of(principal, literal(resource.id))).scalar_subquery(),
+        select(_published_view_of(principal, literal(panel_id))).scalar_subquery(),
     )
     level, published = (await session.execute(statement)).one()
     if level:
@@ -134,6 +169,26 @@ def require(granted: Access, needed: Access, action: str) -> None:
     """403 for a caller who can see the resource but may not do `action` to it."""
     if granted < needed:
         raise Forbidden(f"You may not {action}")
+
+
+async def require_publish_right(
+    session: AsyncSession, principal: Principal, view: PanelView
+) -> None:
+    """403 unless the caller may change this view and its panel (see the module docstring)."""
+    require(await access(session, principal, view), Access.EDITOR, "publish or unpublish this view")
+    require(
+        await panel_access(session, principal, view.panel_id),
+        Access.EDITOR,
+        "publish or unpublish views of this panel: that needs the panel's editor or owner right",
+    )
+
+
+def require_grant_right(granted: Access, *permissions: str | None) -> None:
+    """403 unless the caller may manage grants carrying these permissions (the grant's current
+    and new ones): owners manage any grant, editors only viewer and editor grants."""
+    require(granted, Access.EDITOR, "manage its grants")
+    if "owner" in permissions:
+        require(granted, Access.OWNER, "manage owner grants (editors share as viewer or editor)")
 
 
 def require_panel_creator(principal: Principal) -> None:

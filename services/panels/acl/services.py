@@ -8,12 +8,11 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.entities import EVERYONE, Grant
-from panels.acl.permissions import Access, access, identities, require
+from panels.acl.permissions import access, identities, require_grant_right
 from panels.acl.schemas import GrantCreate, GrantUpdate, PublicShare, ResourceType, normalise_user
 from panels.change import recording as changes
 from panels.panel.entities import Panel
 from panels.panel.services import PanelService
-from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE
 from panels.platform.errors import Conflict, Forbidden, NotFound
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
@@ -26,8 +25,9 @@ class GrantRepository(SQLAlchemyAsyncRepository[Grant]):
 
 
 class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
-    """Grants on panels and views. Anyone who may read a resource sees its grants; only its
-    owners (and admins) change them, and a resource never loses its last owner."""
+    """Grants on panels and views. Anyone who may read a resource sees its grants; owners (and
+    admins) change any of them, editors the viewer and editor grants; a resource never loses
+    its last owner."""
 
     repository_type = GrantRepository
 
@@ -48,8 +48,9 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
         own = [name for name in identities(self.ctx.principal) if name != EVERYONE]
         if not self.ctx.principal.is_admin and user not in own:
             raise Forbidden("Only admins may list another user's grants")
-        # Asking for oneself by either name finds the grants made to the other name too.
-        names = own if user in own else [user]
+        # Asking for oneself by either name finds the grants made to the other name too; the
+        # grants to everyone apply to every user, so they are part of anyone's list.
+        names = [*(own if user in own else [user]), EVERYONE]
         conditions: list[ColumnElement[bool]] = [Grant.user_email.in_(names)]
         if resource_type is not None:
             conditions.append(Grant.resource_type == resource_type)
@@ -58,7 +59,7 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
     async def add_grant(
         self, resource_type: ResourceType, resource_id: int, data: GrantCreate
     ) -> Grant:
-        resource = await self._owned(resource_type, resource_id)
+        resource = await self._manageable(resource_type, resource_id, data.permission)
         user = normalise_user(data.user_email)
         if await self._find(resource_type, resource_id, user) is not None:
             raise Conflict(
@@ -81,8 +82,9 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
     async def change_grant(
         self, resource_type: ResourceType, resource_id: int, user: str, data: GrantUpdate
     ) -> Grant:
-        resource = await self._owned(resource_type, resource_id)
-        grant = await self._existing(resource_type, resource_id, normalise_user(user))
+        resource, grant = await self._manageable_grant(
+            resource_type, resource_id, user, data.permission
+        )
         if grant.permission == data.permission:
             return grant
         if grant.permission == "owner":
@@ -100,8 +102,7 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
         return grant
 
     async def remove_grant(self, resource_type: ResourceType, resource_id: int, user: str) -> None:
-        resource = await self._owned(resource_type, resource_id)
-        grant = await self._existing(resource_type, resource_id, normalise_user(user))
+        resource, grant = await self._manageable_grant(resource_type, resource_id, user)
         if grant.permission == "owner":
             await self._keep_an_owner(resource_type, resource_id, grant)
         before = _snapshot(grant)
@@ -132,14 +133,27 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
             )
         return await ViewService(self.session, self.ctx, self.runtime).get_readable(resource_id)
 
-    async def _owned(self, resource_type: ResourceType, resource_id: int) -> Panel | PanelView:
+    async def _manageable(
+        self, resource_type: ResourceType, resource_id: int, *permissions: str
+    ) -> Panel | PanelView:
+        """The resource, if the caller may see it (else 404) and manage grants with these
+        permissions on it (else 403), checked before any conflict."""
         resource = await self._resource(resource_type, resource_id)
-        require(
-            await access(self.session, self.ctx.principal, resource),
-            Access.OWNER,
-            "manage its grants",
-        )
+        granted = await access(self.session, self.ctx.principal, resource)
+        require_grant_right(granted, *permissions)
         return resource
+
+    async def _manageable_grant(
+        self, resource_type: ResourceType, resource_id: int, user: str, *new_permission: str
+    ) -> tuple[Panel | PanelView, Grant]:
+        """The resource and one of its grants, if the caller may manage that grant: its current
+        permission and the new one both count (an editor cannot touch an owner grant)."""
+        resource = await self._manageable(resource_type, resource_id, *new_permission)
+        grant = await self._existing(resource_type, resource_id, normalise_user(user))
+        require_grant_right(
+            await access(self.session, self.ctx.principal, resource), grant.permission
+        )
+        return resource, grant
 
     async def _grants(self, resource_type: ResourceType, resource_id: int) -> list[Grant]:
         return list(
@@ -188,10 +202,9 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
             entity_type="grant",
             entity_id=grant.id,
             description=f"Sharing of {grant.resource_type} {grant.resource_id}: {description}",
+            view_id=None if is_panel else resource.id,
             **values,
         )
-        scopes = [str(panel_id), TENANT_SCOPE, VIEWS_SCOPE] if is_panel else [VIEWS_SCOPE]
-        self.runtime.cache.bump_after_commit(self.session, self.ctx.tenant_id, *scopes)
 
 
 def _snapshot(grant: Grant) -> dict[str, Any]:

@@ -27,6 +27,9 @@ class PanelChange(IdentityBase):
     old_values: Mapped[dict[str, Any]] = mapped_column(JSONB)
     new_values: Mapped[dict[str, Any]] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # The view a record is about (the view itself or a grant on it), if any: such records are
+    # visible only to those who may read that view.
+    view_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ViewNotification(IdentityBase):

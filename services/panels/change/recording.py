@@ -1,7 +1,9 @@
 """`record`: the one call every mutating service makes to log a change.
 
 It writes `panel_change` in the caller's transaction, so a change and its record commit or
-roll back together, and keeps only the fields that differ in `oldValues`/`newValues`.
+roll back together, and keeps only the fields that differ in `oldValues`/`newValues`. It also
+queues what follows from the change once it commits: the realtime announcement and the cache
+invalidation that `panels.change.invalidation` assigns to its type.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.change.entities import PanelChange
+from panels.change.invalidation import scopes_to_bump
 from panels.change.realtime import queue_change
 from panels.change.schemas import ChangeType, EntityType
+from panels.platform.cache import bump_after_commit
 from panels.platform.tenancy import RequestContext
 
 
@@ -35,7 +39,10 @@ async def record(
     old: dict[str, Any] | None = None,
     new: dict[str, Any] | None = None,
     affected_column: str | None = None,
+    view_id: int | None = None,
 ) -> PanelChange:
+    """`view_id` names the view a change is about (the view itself or its grants): such
+    records are shown only to callers who may read that view."""
     old_values, new_values = field_diff(old or {}, new or {})
     change = PanelChange(
         tenant_id=ctx.tenant_id,
@@ -50,9 +57,11 @@ async def record(
         old_values=old_values,
         new_values=new_values,
         request_id=ctx.request_id,
+        view_id=view_id,
     )
     session.add(change)
     queue_change(session, change)
+    bump_after_commit(session, ctx.tenant_id, scopes_to_bump(change_type, panel_id))
     return change
 
 

@@ -8,7 +8,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.acl.permissions import readable_panels
+from panels.acl.permissions import readable_changes
 from panels.change.entities import PanelChange, ViewNotification
 from panels.change.recording import ChangeType
 from panels.change.schemas import (
@@ -30,17 +30,14 @@ class ChangeRepository(SQLAlchemyAsyncRepository[PanelChange]):
 
 
 class ChangeService(SQLAlchemyAsyncRepositoryService[PanelChange, ChangeRepository]):
-    """The change history of the caller's tenant, limited to the panels they may read.
-
-    A deleted panel's history stays, readable by admins only.
+    """The change history of the caller's tenant, limited to what they may read
+    (`acl.permissions.readable_changes`). A deleted panel's history stays, readable by admins only.
     """
 
     repository_type = ChangeRepository
 
     def __init__(self, session: AsyncSession, ctx: RequestContext) -> None:
-        statement = tenant_statement(PanelChange, ctx).where(
-            *readable_panels(ctx.principal, PanelChange.panel_id)
-        )
+        statement = tenant_statement(PanelChange, ctx).where(*readable_changes(ctx.principal))
         super().__init__(session=session, statement=statement)
         self.ctx = ctx
 

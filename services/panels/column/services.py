@@ -29,7 +29,6 @@ from panels.column.schemas import (
 )
 from panels.datasource.entities import DataSource
 from panels.panel.services import PanelService
-from panels.platform.cache import VIEWS_SCOPE
 from panels.platform.errors import BadRequest, Conflict, NotFound
 from panels.platform.http import JsonBody, encode_json
 from panels.platform.runtime import Runtime
@@ -60,12 +59,19 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
 
     async def list_columns(self, panel_id: int, ids: list[int], tags: list[str]) -> JsonBody:
         key = blake2b(f"{sorted(ids)}|{sorted(tags)}".encode(), digest_size=12).hexdigest()
-        cached, slot = await self.runtime.cache.get(
-            self.ctx.tenant_id, str(panel_id), f"columns:{key}"
+
+        async def load() -> JsonBody:
+            return await self._listing(panel_id, ids, tags)
+
+        return await self.runtime.cache.read_through(
+            self.ctx,
+            str(panel_id),
+            f"columns:{key}",
+            load,
+            authorization=self.panels.read_authorization(panel_id),
         )
-        if cached is not None:
-            return JsonBody(cached, cache_hit=True)
-        await self.panels.get_readable(panel_id)
+
+    async def _listing(self, panel_id: int, ids: list[int], tags: list[str]) -> JsonBody:
         columns = await self._panel_columns(panel_id)
         names = {c.id: c.name for c in columns}
         wanted = [
@@ -77,10 +83,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
             base_columns=[r for r in reads if isinstance(r, BaseColumnRead)],
             calculated_columns=[r for r in reads if isinstance(r, CalculatedColumnRead)],
         )
-        content = encode_json(listing)
-        if slot is not None:
-            await slot.fill(content)
-        return JsonBody(content, cache_hit=False)
+        return JsonBody(encode_json(listing))
 
     async def create_base(self, panel_id: int, data: BaseColumnCreate) -> ColumnRead:
         columns = await self._columns_for_write(panel_id, data.tenant_id)
@@ -252,7 +255,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
     async def _record(
         self, column: PanelColumn, change_type: changes.ChangeType, description: str, **values: Any
     ) -> PanelChange:
-        change = await changes.record(
+        return await changes.record(
             self.session,
             self.ctx,
             panel_id=column.panel_id,
@@ -263,10 +266,6 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
             affected_column=column.name,
             **values,
         )
-        self.runtime.cache.bump_after_commit(
-            self.session, self.ctx.tenant_id, str(column.panel_id), VIEWS_SCOPE
-        )
-        return change
 
     async def _notify_views(
         self, change: PanelChange, before: dict[str, Any], after: dict[str, Any]

@@ -41,18 +41,17 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
         self.panels = PanelService(session, ctx, runtime.cache)
 
     async def list_sources(self, panel_id: int) -> JsonBody:
-        cached, slot = await self.runtime.cache.get(
-            self.ctx.tenant_id, str(panel_id), "datasources"
+        async def load() -> JsonBody:
+            sources = await self.get_many(DataSource.panel_id == panel_id, order_by=[("id", False)])
+            return JsonBody(encode_json([self.to_read(s) for s in sources]), total=len(sources))
+
+        return await self.runtime.cache.read_through(
+            self.ctx,
+            str(panel_id),
+            "datasources",
+            load,
+            authorization=self.panels.read_authorization(panel_id),
         )
-        if cached is not None:
-            count, _, content = cached.partition(b"\n")
-            return JsonBody(content, cache_hit=True, total=int(count))
-        await self.panels.get_readable(panel_id)
-        sources = await self.get_many(DataSource.panel_id == panel_id, order_by=[("id", False)])
-        content = encode_json([self.to_read(s) for s in sources])
-        if slot is not None:
-            await slot.fill(b"%d\n" % len(sources) + content)
-        return JsonBody(content, cache_hit=False, total=len(sources))
 
     async def create_source(self, panel_id: int, data: DataSourceCreate) -> DataSource:
         ensure_same_tenant(self.ctx, data.tenant_id)
@@ -150,7 +149,7 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
     async def _record(
         self, source: DataSource, change_type: changes.ChangeType, description: str, **values: Any
     ) -> PanelChange:
-        change = await changes.record(
+        return await changes.record(
             self.session,
             self.ctx,
             panel_id=source.panel_id,
@@ -160,5 +159,3 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
             description=description,
             **values,
         )
-        self.runtime.cache.bump_after_commit(self.session, self.ctx.tenant_id, str(source.panel_id))
-        return change

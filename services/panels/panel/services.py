@@ -20,6 +20,7 @@ from panels.acl.permissions import (
     require_panel_creator,
 )
 from panels.change import recording as changes
+from panels.change.invalidation import PANEL_LISTS_SCOPE
 from panels.change.notifications import notify_owners, views_of_panel
 from panels.panel.entities import Panel
 from panels.panel.schemas import (
@@ -30,7 +31,7 @@ from panels.panel.schemas import (
     SortField,
     panel_snapshot,
 )
-from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE, VersionedCache
+from panels.platform.cache import Authorization, VersionedCache
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json
 from panels.platform.paging import get_page
@@ -58,15 +59,14 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         self.cache = cache
 
     async def read_panel(self, panel_id: int) -> JsonBody:
-        name = f"panel:{self.ctx.cache_identity}"
-        cached, slot = await self.cache.get(self.ctx.tenant_id, str(panel_id), name)
-        if cached is not None:
-            return JsonBody(cached, cache_hit=True)
-        panel = await self.get_readable(panel_id)
-        content = encode_json(PanelRead.from_entity(panel))
-        if slot is not None:
-            await slot.fill(content)
-        return JsonBody(content, cache_hit=False)
+        async def load() -> JsonBody:
+            return self.encode(await self.get_readable(panel_id))
+
+        return await self.cache.read_through(self.ctx, str(panel_id), "panel", load)
+
+    def read_authorization(self, panel_id: int) -> Authorization:
+        """The check that guards shared cached reads about this panel (its columns, sources)."""
+        return Authorization("read-panel", lambda: self.get_readable(panel_id))
 
     async def list_panels(
         self,
@@ -79,11 +79,16 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
     ) -> JsonBody:
         order: SortDirection = direction or ("asc" if sort == "name" else "desc")
         query_key = blake2b(f"{limit}|{offset}|{sort}|{order}|{q}".encode(), digest_size=12)
-        name = f"list:{self.ctx.cache_identity}:{query_key.hexdigest()}"
-        cached, slot = await self.cache.get(self.ctx.tenant_id, TENANT_SCOPE, name)
-        if cached is not None:
-            count, _, content = cached.partition(b"\n")
-            return JsonBody(content, cache_hit=True, total=int(count))
+
+        async def load() -> JsonBody:
+            return await self._page(limit=limit, offset=offset, sort=sort, order=order, q=q)
+
+        name = f"list:{query_key.hexdigest()}"
+        return await self.cache.read_through(self.ctx, PANEL_LISTS_SCOPE, name, load)
+
+    async def _page(
+        self, *, limit: int, offset: int, sort: SortField, order: SortDirection, q: str | None
+    ) -> JsonBody:
         conditions: list[StatementFilter | ColumnElement[bool]] = []
         if q:
             conditions.append(
@@ -99,10 +104,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             offset=offset,
             conditions=conditions,
         )
-        content = encode_json([PanelRead.from_entity(p) for p in panels])
-        if slot is not None:
-            await slot.fill(b"%d\n" % total + content)
-        return JsonBody(content, cache_hit=False, total=total)
+        return JsonBody(encode_json([PanelRead.from_entity(p) for p in panels]), total=total)
 
     async def get_readable(self, panel_id: int, *, for_update: bool = False) -> Panel:
         """The panel if the caller may read it; 404 alike when it is missing or hidden."""
@@ -143,7 +145,6 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             description=f'Panel "{panel.name}" created',
             new=panel_snapshot(panel),
         )
-        self._invalidate_after_commit(panel.id)
         return panel
 
     async def update_panel(self, panel_id: int, data: PanelUpdate, if_match: str | None) -> Panel:
@@ -166,7 +167,6 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             return panel
         panel = await self.update(panel)
         await self._record_update(panel, before, after)
-        self._invalidate_after_commit(panel.id)
         return panel
 
     async def delete_panel(self, panel_id: int, if_match: str | None) -> None:
@@ -192,7 +192,6 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             description=f'Panel "{snapshot["name"]}" deleted',
             old=snapshot,
         )
-        self._invalidate_after_commit(panel_id)
 
     @staticmethod
     def encode(panel: Panel) -> JsonBody:
@@ -232,11 +231,6 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
                 old=old_fields,
                 new=new_fields,
             )
-
-    def _invalidate_after_commit(self, panel_id: int) -> None:
-        self.cache.bump_after_commit(
-            self.session, self.ctx.tenant_id, str(panel_id), TENANT_SCOPE, VIEWS_SCOPE
-        )
 
 
 def _merge_metadata(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Cache-aside in Redis with versioned keys, failing open.
 
 Keys carry the tenant and a version number: `panels:{tenant}:{scope}:v{n}:{name}`, where the
-scope is a panel id or `all` for tenant-wide lists. A write bumps the versions after its
+scope is a name the features choose (which change bumps which scope is decided in one table,
+`panels.change.invalidation`). A write bumps the versions after its
 transaction commits, so nothing is deleted by pattern and no reader sees data older than the
 last commit: a reader that raced the write stored its entry under the old version, which no
 one reads again. Any Redis error opens a circuit breaker for a few seconds, during which the
@@ -13,23 +14,45 @@ the outage until the writer's next cache operation, or at most for the entry's T
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.platform.db import after_commit
+from panels.platform.http import JsonBody
+from panels.platform.tenancy import RequestContext
 
 log = structlog.get_logger("panels.cache")
 
-TENANT_SCOPE = "all"
-VIEWS_SCOPE = "views"  # every view entry of the tenant (views show column names of panels)
-
-# One round trip: read the scope's version and the entry stored under it.
+# One round trip: the scope's version, the entry stored under it, and (when asked) the marker
+# saying this caller's right to read it was checked at that version.
 _READ = """
 local version = redis.call('GET', KEYS[1]) or '0'
-return {version, redis.call('GET', ARGV[1] .. version .. ARGV[2])}
+local prefix = ARGV[1] .. version .. ':'
+local marker = false
+if ARGV[3] ~= '' then marker = redis.call('GET', prefix .. ARGV[3]) end
+return {version, redis.call('GET', prefix .. ARGV[2]), marker}
 """
+_NO_TOTAL = b"-"
+CACHE = "versioned_cache"  # where a request's session finds the cache (see `bump_after_commit`)
+
+Loader = Callable[[], Awaitable[JsonBody]]
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """A permission check shared entries are served behind.
+
+    `rule` names what `check` decides (`read-panel`): its outcome is remembered per caller under
+    the scope's current version, so it runs once per caller and version, and again after any
+    change that bumps the scope (a grant, a publication).
+    """
+
+    rule: str
+    check: Callable[[], Awaitable[object]]
 
 
 class CircuitBreaker:
@@ -62,20 +85,59 @@ class VersionedCache:
         # again, so entries written before an outage are not served once Redis is back.
         self._unsent_bumps: set[str] = set()
 
-    async def get(
-        self, tenant: str, scope: str, name: str
-    ) -> tuple[bytes | None, CacheSlot | None]:
-        """The cached bytes (or None) and the slot to fill on a miss (None when bypassed)."""
+    async def read_through(
+        self,
+        ctx: RequestContext,
+        scope: str,
+        name: str,
+        load: Loader,
+        *,
+        authorization: Authorization | None = None,
+    ) -> JsonBody:
+        """The entry `name` of `scope`, from Redis or from `load`, never served to a caller the
+        permission rules do not allow at this moment.
+
+        Without `authorization`, `load` applies the caller's permission filters itself, so the
+        entry is the caller's own: it is kept under the caller's identity. With it, the entry is
+        shared by everyone allowed, and the check runs before any cached byte is returned
+        (its success is remembered under the same version, see `Authorization`).
+        """
+        marker = f"{authorization.rule}:{ctx.cache_identity}" if authorization else ""
+        entry = name if authorization else f"{name}:{ctx.cache_identity}"
+        base = f"panels:{ctx.tenant_id}:{scope}"
+        found = await self._read_entry(base, entry, marker)
+        if found is None:  # Redis unavailable: the database answers alone
+            if authorization:
+                await authorization.check()
+            return _missed(await load())
+        prefix, cached, checked = found
+        new_keys: list[tuple[str, bytes]] = []
+        if authorization and not checked:
+            await authorization.check()  # raises the caller's 403/404
+            new_keys.append((prefix + marker, b"1"))
+        if cached is not None:
+            body = _decode_entry(cached)
+        else:
+            body = _missed(await load())
+            new_keys.append((prefix + entry, _encode_entry(body)))
+        await self._store(new_keys)
+        return body
+
+    async def _read_entry(
+        self, base: str, entry: str, marker: str
+    ) -> tuple[str, bytes | None, bool] | None:
+        """(the versioned key prefix, the cached entry, whether the marker is set); None when
+        the cache is bypassed."""
         if self.breaker.is_open or not await self._send_bumps():
-            return None, None
-        base = f"panels:{tenant}:{scope}"
+            return None
         try:
-            version, value = await self._read(keys=[f"{base}:ver"], args=[f"{base}:v", f":{name}"])
+            version, value, checked = await self._read(
+                keys=[f"{base}:ver"], args=[f"{base}:v", entry, marker]
+            )
         except Exception as exc:
             self.breaker.trip(exc)
-            return None, None
-        slot = CacheSlot(self, f"{base}:v{version.decode()}:{name}")
-        return value, slot
+            return None
+        return f"{base}:v{version.decode()}:", value, bool(checked)
 
     async def bump(self, tenant: str, *scopes: str) -> None:
         """Invalidate everything cached under these scopes; call after commit."""
@@ -103,26 +165,40 @@ class VersionedCache:
         self._unsent_bumps.difference_update(keys)
         return True
 
-    async def _store(self, key: str, value: bytes) -> None:
-        if self.breaker.is_open:
+    async def _store(self, items: list[tuple[str, bytes]]) -> None:
+        if self.breaker.is_open or not items:
             return
         try:
-            await self._redis.set(key, value, ex=self._ttl)
+            if len(items) == 1:
+                await self._redis.set(items[0][0], items[0][1], ex=self._ttl)
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, value in items:
+                    pipe.set(key, value, ex=self._ttl)
+                await pipe.execute()
         except Exception as exc:
             self.breaker.trip(exc)
 
 
-class CacheSlot:
-    """Where a miss's freshly read value goes: the key of the version seen before the read."""
+def _missed(body: JsonBody) -> JsonBody:
+    return JsonBody(body.content, cache_hit=False, total=body.total)
 
-    __slots__ = ("_cache", "key")
 
-    def __init__(self, cache: VersionedCache, key: str) -> None:
-        self._cache = cache
-        self.key = key
+def _encode_entry(body: JsonBody) -> bytes:
+    total = _NO_TOTAL if body.total is None else b"%d" % body.total
+    return total + b"\n" + body.content
 
-    async def fill(self, value: bytes) -> None:
-        await self._cache._store(self.key, value)
+
+def _decode_entry(cached: bytes) -> JsonBody:
+    total, _, content = cached.partition(b"\n")
+    return JsonBody(content, cache_hit=True, total=None if total == _NO_TOTAL else int(total))
+
+
+def bump_after_commit(session: AsyncSession, tenant: str, scopes: Iterable[str]) -> None:
+    """Invalidate these scopes of the session's cache once its transaction commits."""
+    cache: VersionedCache | None = session.info.get(CACHE)
+    if cache is not None:
+        cache.bump_after_commit(session, tenant, *scopes)
 
 
 def redis_client(url: str) -> Redis:

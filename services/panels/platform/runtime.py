@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.platform.auth import TokenVerifier
-from panels.platform.cache import CircuitBreaker, VersionedCache
+from panels.platform.cache import CACHE, CircuitBreaker, VersionedCache
 from panels.platform.crypto import SecretBox
 from panels.platform.realtime import ANNOUNCER, Announcer
 from panels.platform.tenancy import RequestContext, tenant_session
@@ -42,4 +42,5 @@ def provide_tenant_session(request: Request[Any, Any, Any], ctx: RequestContext)
     config = runtime.read_db if request.method == "GET" and runtime.read_db else runtime.db
     session = tenant_session(request, config, ctx)
     session.info[ANNOUNCER] = runtime.announcer
+    session.info[CACHE] = runtime.cache
     return session

@@ -13,13 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from panels.acl.grants import grant_owner, revoke_all
-from panels.acl.permissions import Access, access, readable_views, require
+from panels.acl.permissions import (
+    Access,
+    access,
+    readable_views,
+    require,
+    require_publish_right,
+)
 from panels.change import recording as changes
+from panels.change.invalidation import VIEWS_SCOPE
 from panels.column.entities import PanelColumn
 from panels.panel.services import PanelService
-from panels.platform.cache import TENANT_SCOPE, VIEWS_SCOPE
 from panels.platform.errors import BadRequest, NotFound
-from panels.platform.http import JsonBody, encode_json
+from panels.platform.http import JsonBody, encode_json, encoded
 from panels.platform.paging import get_page
 from panels.platform.runtime import Runtime
 from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
@@ -63,13 +69,19 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
     async def list_views(
         self, *, panel_id: int | None, published: bool | None, limit: int, offset: int
     ) -> JsonBody:
-        query = (
-            f"{self.ctx.user_id}|{self.ctx.principal.role}|{panel_id}|{published}|{limit}|{offset}"
-        )
+        query = f"{panel_id}|{published}|{limit}|{offset}"
         name = f"list:{blake2b(query.encode(), digest_size=12).hexdigest()}"
-        cached, slot = await self.runtime.cache.get(self.ctx.tenant_id, VIEWS_SCOPE, name)
-        if cached is not None:
-            return JsonBody(cached, cache_hit=True)
+
+        async def load() -> JsonBody:
+            return await self._page(
+                panel_id=panel_id, published=published, limit=limit, offset=offset
+            )
+
+        return await self.runtime.cache.read_through(self.ctx, VIEWS_SCOPE, name, load)
+
+    async def _page(
+        self, *, panel_id: int | None, published: bool | None, limit: int, offset: int
+    ) -> JsonBody:
         conditions: list[StatementFilter | ColumnElement[bool]] = []
         if panel_id is not None:
             conditions.append(PanelView.panel_id == panel_id)
@@ -83,21 +95,16 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             self, order=order, limit=limit, offset=offset, conditions=conditions
         )
         names = await self._column_names({v.panel_id for v in views})
-        content = encode_json(ViewPage(views=[self.to_read(v, names) for v in views], total=total))
-        if slot is not None:
-            await slot.fill(content)
-        return JsonBody(content, cache_hit=False)
+        return JsonBody(
+            encode_json(ViewPage(views=[self.to_read(v, names) for v in views], total=total))
+        )
 
     async def read_view(self, view_id: int) -> JsonBody:
-        name = f"view:{view_id}:{self.ctx.cache_identity}"
-        cached, slot = await self.runtime.cache.get(self.ctx.tenant_id, VIEWS_SCOPE, name)
-        if cached is not None:
-            return JsonBody(cached, cache_hit=True)
-        view = await self.get_readable(view_id)
-        content = encode_json(self.to_read(view, await self._column_names({view.panel_id})))
-        if slot is not None:
-            await slot.fill(content)
-        return JsonBody(content, cache_hit=False)
+        async def load() -> JsonBody:
+            view = await self.get_readable(view_id)
+            return encoded(self.to_read(view, await self._column_names({view.panel_id})))
+
+        return await self.runtime.cache.read_through(self.ctx, VIEWS_SCOPE, f"view:{view_id}", load)
 
     async def sorts(self, view_id: int) -> SortsRead:
         view = await self.get_readable(view_id)
@@ -156,7 +163,8 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         )
 
     async def set_published(self, view_id: int, published: bool) -> ViewRead:
-        view = await self._get_for_change(view_id)
+        view = await self.get_readable(view_id, for_update=True)
+        await require_publish_right(self.session, self.ctx.principal, view)
         columns = await self._panel_columns(view.panel_id)
         before = _snapshot(view, columns)
         view.is_published = published
@@ -344,13 +352,9 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             entity_type="view",
             entity_id=view.id,
             description=description,
+            view_id=view.id,
             **values,
         )
-        # Publishing changes who may read the panel too.
-        scopes = [VIEWS_SCOPE]
-        if change_type in ("view_published", "view_unpublished"):
-            scopes += [str(view.panel_id), TENANT_SCOPE]
-        self.runtime.cache.bump_after_commit(self.session, self.ctx.tenant_id, *scopes)
 
 
 def _snapshot(view: PanelView, columns: list[PanelColumn]) -> dict[str, Any]:
