@@ -40,7 +40,7 @@ from panels.platform.openapi import BEARER, finish_schema, openapi_config
 from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
 from panels.platform.realtime import Announcer, ResilientPubSubBackend
 from panels.platform.runtime import Runtime
-from panels.platform.tenancy import provide_request_context
+from panels.platform.tenancy import check_claimed_tenant, provide_request_context
 from panels.settings import Settings, load_settings
 from panels.view.routes import ViewController
 
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             GrantController,
         ],
         middleware=api_middleware,
+        before_request=check_claimed_tenant,
         dependencies={"ctx": Provide(provide_request_context, sync_to_thread=False)},
         security=[{BEARER: []}],
     )

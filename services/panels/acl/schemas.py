@@ -6,6 +6,7 @@ from msgspec import Meta
 
 from panels.acl.entities import Grant
 from panels.platform.schemas import CamelStruct, Timestamp, iso_timestamp
+from panels.platform.tenancy import RequestBody
 
 Permission = Literal["viewer", "editor", "owner"]
 ResourceType = Literal["panel", "view"]
@@ -26,16 +27,16 @@ def normalise_user(name: str) -> str:
     return name.lower() if "@" in name else name
 
 
-class GrantCreate(CamelStruct):
+class GrantCreate(RequestBody):
     user_email: UserName
     permission: Permission
 
 
-class GrantUpdate(CamelStruct):
+class GrantUpdate(RequestBody):
     permission: Permission
 
 
-class PublicShare(CamelStruct):
+class PublicShare(RequestBody):
     permission: Permission = "viewer"
 
 

@@ -6,6 +6,7 @@ from msgspec import Meta
 
 from panels.change.entities import PanelChange, ViewNotification
 from panels.platform.schemas import CamelStruct, Timestamp, iso_timestamp
+from panels.platform.tenancy import RequestBody
 
 ChangeType = Literal[
     "panel_created",
@@ -112,7 +113,7 @@ class NotificationPage(CamelStruct):
     has_more: bool
 
 
-class MarkRead(CamelStruct):
+class MarkRead(RequestBody):
     notification_ids: Annotated[
         list[Annotated[int, Meta(ge=1, le=2**63 - 1)]], Meta(max_length=1000)
     ]

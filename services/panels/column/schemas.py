@@ -14,6 +14,7 @@ from panels.platform.schemas import (
     check_json_value,
     iso_timestamp,
 )
+from panels.platform.tenancy import RequestBody
 
 ColumnType = Literal[
     "text", "number", "date", "datetime", "boolean",
@@ -85,13 +86,12 @@ class Properties(CamelStruct):
             check_json_value(self.default_value, "defaultValue")
 
 
-class _ColumnCreate(CamelStruct):
+class _ColumnCreate(RequestBody):
     name: ColumnName
     type: ColumnType
     properties: Properties = field(default_factory=Properties)
     metadata: dict[str, Any] = field(default_factory=dict)
     tags: Tags = field(default_factory=list)
-    tenant_id: str | None = None
 
     def __post_init__(self) -> None:
         check_json_value(self.metadata, "metadata")
@@ -106,7 +106,7 @@ class CalculatedColumnCreate(_ColumnCreate, kw_only=True):
     formula: Formula
 
 
-class ColumnUpdate(CamelStruct):
+class ColumnUpdate(RequestBody):
     name: ColumnName | UnsetType = UNSET
     type: ColumnType | UnsetType = UNSET
     properties: Properties | UnsetType = UNSET
@@ -115,7 +115,6 @@ class ColumnUpdate(CamelStruct):
     source_field: SourceField | UnsetType | None = UNSET
     data_source_id: Id | UnsetType | None = UNSET
     formula: Formula | UnsetType = UNSET
-    tenant_id: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.metadata, UnsetType):

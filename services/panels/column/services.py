@@ -32,7 +32,7 @@ from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, Conflict, NotFound
 from panels.platform.http import JsonBody, encode_json
 from panels.platform.runtime import Runtime
-from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.services import ViewService
 
 MAX_COLUMNS_PER_PANEL = 500
@@ -86,7 +86,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         return JsonBody(encode_json(listing))
 
     async def create_base(self, panel_id: int, data: BaseColumnCreate) -> ColumnRead:
-        columns = await self._columns_for_write(panel_id, data.tenant_id)
+        columns = await self._columns_for_write(panel_id)
         self._check_new_name(columns, data.name)
         if data.data_source_id is not None:
             await self._check_source(panel_id, data.data_source_id, "body.dataSourceId")
@@ -106,7 +106,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         return await self._add(column, columns)
 
     async def create_calculated(self, panel_id: int, data: CalculatedColumnCreate) -> ColumnRead:
-        columns = await self._columns_for_write(panel_id, data.tenant_id)
+        columns = await self._columns_for_write(panel_id)
         self._check_new_name(columns, data.name)
         column = PanelColumn(
             tenant_id=self.ctx.tenant_id,
@@ -123,7 +123,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         return await self._add(column, columns)
 
     async def update_column(self, panel_id: int, column_id: int, data: ColumnUpdate) -> ColumnRead:
-        columns = await self._columns_for_write(panel_id, data.tenant_id)
+        columns = await self._columns_for_write(panel_id)
         column = _find(columns, column_id)
         before = column_snapshot(column)
         old_name, old_type = column.name, column.type
@@ -155,7 +155,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         return _read(column, columns)
 
     async def delete_column(self, panel_id: int, column_id: int) -> None:
-        columns = await self._columns_for_write(panel_id, None)
+        columns = await self._columns_for_write(panel_id)
         column = _find(columns, column_id)
         dependents = sorted(c.name for c in columns if column.id in c.dependency_ids)
         if dependents:
@@ -175,10 +175,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         message = f'column "{column.name}" was removed'
         await notify_owners(self.session, self.ctx, change, views, "breaking", message)
 
-    async def _columns_for_write(
-        self, panel_id: int, claimed_tenant: str | None
-    ) -> list[PanelColumn]:
-        ensure_same_tenant(self.ctx, claimed_tenant)
+    async def _columns_for_write(self, panel_id: int) -> list[PanelColumn]:
         await self.panels.require_access(
             panel_id, Access.EDITOR, "change this panel's columns", for_update=True
         )

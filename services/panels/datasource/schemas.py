@@ -8,6 +8,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from panels.datasource.entities import DataSource
 from panels.platform.schemas import CamelStruct, Text, Timestamp, iso_timestamp
+from panels.platform.tenancy import RequestBody
 
 SourceType = Literal["database", "api", "file", "custom"]
 SyncStatus = Literal["never", "queued", "running", "success", "error"]
@@ -59,8 +60,8 @@ CONFIG_TYPES: dict[str, type[Struct]] = {
 }
 
 
-class _SourceCreate(CamelStruct, tag_field="type"):
-    tenant_id: str | None = None
+class _SourceCreate(RequestBody, tag_field="type"):
+    """A data source to add; `type` selects the config schema."""
 
 
 class ApiSourceCreate(_SourceCreate, tag="api", kw_only=True):
@@ -82,12 +83,11 @@ class CustomSourceCreate(_SourceCreate, tag="custom", kw_only=True):
 DataSourceCreate = ApiSourceCreate | DatabaseSourceCreate | FileSourceCreate | CustomSourceCreate
 
 
-class DataSourceUpdate(CamelStruct):
+class DataSourceUpdate(RequestBody):
     """`config`, when sent, replaces the stored one; `"***"` keeps a stored secret."""
 
     type: SourceType | UnsetType = UNSET
     config: dict[str, Any] | UnsetType = UNSET
-    tenant_id: str | None = None
 
 
 class DataSourceRead(CamelStruct):

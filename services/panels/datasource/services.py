@@ -19,7 +19,7 @@ from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, encode_json
 from panels.platform.runtime import Runtime
-from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+from panels.platform.tenancy import RequestContext, tenant_statement
 
 
 class DataSourceRepository(SQLAlchemyAsyncRepository[DataSource]):
@@ -54,7 +54,6 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
         )
 
     async def create_source(self, panel_id: int, data: DataSourceCreate) -> DataSource:
-        ensure_same_tenant(self.ctx, data.tenant_id)
         await self.panels.require_access(
             panel_id, Access.EDITOR, "manage this panel's data sources"
         )
@@ -81,7 +80,6 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
     async def update_source(
         self, source_id: int, data: DataSourceUpdate, panel_id: int | None
     ) -> DataSource:
-        ensure_same_tenant(self.ctx, data.tenant_id)
         source = await self._get(source_id, panel_id)
         await self.panels.require_access(
             source.panel_id, Access.EDITOR, "manage this panel's data sources"

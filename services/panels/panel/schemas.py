@@ -8,6 +8,7 @@ from msgspec import UNSET, Meta, UnsetType, field
 from panels.panel.entities import Panel
 from panels.platform.conditions import Operator, check_operator_value
 from panels.platform.schemas import CamelStruct, Timestamp, check_json_value, iso_timestamp
+from panels.platform.tenancy import RequestBody
 
 PanelName = Annotated[
     str,
@@ -50,25 +51,23 @@ class CohortRule(CamelStruct):
     )
 
 
-class PanelCreate(CamelStruct):
+class PanelCreate(RequestBody):
     name: PanelName = "New Panel"
     description: Description | None = None
     metadata: Metadata = field(default_factory=dict)
     cohort_rule: CohortRule = field(default_factory=CohortRule)
-    tenant_id: str | None = None  # older clients send it; it must be the token's tenant
 
     def __post_init__(self) -> None:
         check_json_value(self.metadata, "metadata")
 
 
-class PanelUpdate(CamelStruct):
+class PanelUpdate(RequestBody):
     """Only the keys sent change. `metadata` is merged; a key sent as null is removed."""
 
     name: PanelName | UnsetType = UNSET
     description: Description | UnsetType | None = UNSET
     metadata: Metadata | UnsetType = UNSET
     cohort_rule: CohortRule | UnsetType = UNSET
-    tenant_id: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.metadata, UnsetType):

@@ -36,7 +36,7 @@ from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json
 from panels.platform.paging import get_page
 from panels.platform.schemas import JsonValueError, check_json_value
-from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
 
 _SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
@@ -122,7 +122,6 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return panel
 
     async def create_panel(self, data: PanelCreate) -> Panel:
-        ensure_same_tenant(self.ctx, data.tenant_id)
         require_panel_creator(self.ctx.principal)
         panel = await self.create(
             Panel(
@@ -148,7 +147,6 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return panel
 
     async def update_panel(self, panel_id: int, data: PanelUpdate, if_match: str | None) -> Panel:
-        ensure_same_tenant(self.ctx, data.tenant_id)
         panel = await self.require_access(
             panel_id, Access.EDITOR, "change this panel", for_update=True
         )

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import blake2b
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Request
 from sqlalchemy import Select, select
@@ -20,6 +21,7 @@ from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
 from panels.platform.errors import Forbidden
 from panels.platform.observability import request_id
+from panels.platform.schemas import CamelStruct
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +56,43 @@ def _tenant_statement(model: type[Any], tenant_id: str) -> Select[Any]:
     return select(model).where(model.tenant_id == tenant_id)
 
 
-def ensure_same_tenant(ctx: RequestContext, claimed: str | None) -> None:
-    """Older clients send `tenantId`; accept it only when it is the token's tenant."""
-    if claimed is not None and claimed != ctx.tenant_id:
+class RequestBody(CamelStruct, kw_only=True):
+    """Base of every request body: it documents the `tenantId` older clients send, which
+    `check_claimed_tenant` compares with the token's tenant before any route reads the body."""
+
+    tenant_id: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Accepted from older clients; any value but the token's tenant is a 403."
+        ),
+    ] = None
+
+
+class _ClaimedTenant(msgspec.Struct):
+    tenant_id: str | None = msgspec.field(default=None, name="tenantId")
+
+
+_CLAIM_DECODER = msgspec.json.Decoder(_ClaimedTenant)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def check_claimed_tenant(request: Request[Principal, Any, Any]) -> None:
+    """403 for a JSON body whose `tenantId` is not the token's tenant, on every route.
+
+    Runs as the API router's `before_request` hook: after authentication, before the route
+    parses its body (which Litestar then reads from the same cached bytes).
+    """
+    if request.method not in _BODY_METHODS:
+        return
+    body = await request.body()
+    # Only bodies that could name the key are decoded; an escaped key needs a backslash.
+    if b'"tenantId"' not in body and b"\\" not in body:
+        return
+    try:
+        claimed = _CLAIM_DECODER.decode(body).tenant_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return  # not an object with a string tenantId: the route's own parsing answers
+    if claimed is not None and claimed != request.user.tenant_id:
         raise Forbidden("Access denied to tenant")
 
 

@@ -6,6 +6,7 @@ from msgspec import UNSET, Meta, UnsetType, field
 
 from panels.platform.conditions import Operator, check_operator_value
 from panels.platform.schemas import CamelStruct, Id, Timestamp, check_json_value
+from panels.platform.tenancy import RequestBody
 
 ViewName = Annotated[
     str,
@@ -28,24 +29,22 @@ MAX_SORTS = 50
 MAX_FILTERS = 100
 
 
-class ViewCreate(CamelStruct):
+class ViewCreate(RequestBody):
     panel_id: Id
     name: ViewName = "New View"
     visible_columns: VisibleColumns = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
-    tenant_id: str | None = None
 
     def __post_init__(self) -> None:
         check_json_value(self.metadata, "metadata")
 
 
-class ViewUpdate(CamelStruct):
+class ViewUpdate(RequestBody):
     """`metadata` is merged; a key sent as null is removed."""
 
     name: ViewName | UnsetType = UNSET
     visible_columns: VisibleColumns | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
-    tenant_id: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.metadata, UnsetType):
@@ -58,7 +57,7 @@ class SortWrite(CamelStruct):
     order: Annotated[int, Meta(ge=0, le=10_000)] | None = None
 
 
-class SortsWrite(CamelStruct):
+class SortsWrite(RequestBody):
     sorts: Annotated[list[SortWrite], Meta(max_length=MAX_SORTS)]
 
 
@@ -72,7 +71,7 @@ class FilterWrite(CamelStruct):
         check_operator_value(self.operator, self.value, "value")
 
 
-class FiltersWrite(CamelStruct):
+class FiltersWrite(RequestBody):
     filters: Annotated[list[FilterWrite], Meta(max_length=MAX_FILTERS)]
 
 

@@ -29,7 +29,7 @@ from panels.platform.http import JsonBody, encode_json, encoded
 from panels.platform.paging import get_page
 from panels.platform.runtime import Runtime
 from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
-from panels.platform.tenancy import RequestContext, ensure_same_tenant, tenant_statement
+from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView, ViewFilter, ViewSort
 from panels.view.rules import check_filter_value, resolve_column, resolve_visible_columns
 from panels.view.schemas import (
@@ -117,7 +117,6 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         )
 
     async def create_view(self, data: ViewCreate) -> ViewRead:
-        ensure_same_tenant(self.ctx, data.tenant_id)
         try:
             await PanelService(self.session, self.ctx, self.runtime.cache).get_readable(
                 data.panel_id
@@ -146,7 +145,6 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         return self.to_read(view, {c.id: c.name for c in columns})
 
     async def update_view(self, view_id: int, data: ViewUpdate) -> ViewRead:
-        ensure_same_tenant(self.ctx, data.tenant_id)
         view = await self._get_for_change(view_id)
         columns = await self._panel_columns(view.panel_id)
         before = _snapshot(view, columns)
