@@ -134,9 +134,10 @@ async def test_share_public(
     ).status_code == 200
 
 
-async def test_user_grant_listing(
+async def test_user_grant_listing_is_ones_own_or_anyones_for_an_admin(
     client: Client, builder: Caller, member: Caller, admin: Caller, panel: dict[str, Any]
 ) -> None:
+    """A user lists their own grants only; an admin lists anyone's (admin rights)."""
     await client.post(
         f"/api/acls/panel/{panel['id']}",
         json={"userEmail": member.email, "permission": "viewer"},

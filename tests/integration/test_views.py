@@ -106,8 +106,16 @@ async def test_a_panel_of_another_tenant_is_no_panel(
 
 
 async def test_personal_views_are_private_until_published(
-    client: Client, member: Caller, make_caller: CallerFactory, panel: dict[str, Any]
+    client: Client,
+    member: Caller,
+    builder: Caller,
+    make_caller: CallerFactory,
+    panel: dict[str, Any],
+    share: Any,
 ) -> None:
+    """Only the owner sees a personal view until it is published; an admin reads and changes
+    it all along (admin rights). Publishing needs the panel's write right too."""
+    await share(builder, "panel", panel["id"], user=member.email, permission="editor")
     view = await create_view(client, member, panel)
     url = f"/api/views/{view['id']}"
     colleague, admin = make_caller("dan", "user"), make_caller("ada", "admin")
@@ -145,8 +153,14 @@ async def test_personal_views_are_private_until_published(
 
 
 async def test_list_filters_paging_and_order(
-    client: Client, member: Caller, panel: dict[str, Any], create_panel: Any, builder: Caller
+    client: Client,
+    member: Caller,
+    panel: dict[str, Any],
+    create_panel: Any,
+    builder: Caller,
+    share: Any,
 ) -> None:
+    await share(builder, "panel", panel["id"], user=member.email, permission="editor")
     other_panel = await create_panel(builder, name="Other")
     await client.post(
         f"/api/acls/panel/{other_panel['id']}/share-public", json={}, headers=builder.headers
@@ -336,11 +350,12 @@ async def test_a_column_rename_shows_in_sorts_and_filters(
 
 
 async def setup_views_using_age(
-    client: Client, member: Caller, admin: Caller, panel: dict[str, Any]
+    client: Client, owners: tuple[Caller, ...], panel: dict[str, Any]
 ) -> list[int]:
+    """One view per owner that shows, sorts and filters by Age and Status."""
     columns = panel["columns"]
     ids = []
-    for owner in (member, admin):
+    for owner in owners:
         view = await create_view(
             client, owner, panel, visibleColumns=[columns["Age"], columns["Status"]]
         )
@@ -371,14 +386,14 @@ async def test_a_column_removal_cleans_every_view(
     builder: Caller,
     panel: dict[str, Any],
 ) -> None:
-    admin = make_caller("ada", "admin")
-    ids = await setup_views_using_age(client, member, admin, panel)
+    owners = (member, make_caller("ada"))
+    ids = await setup_views_using_age(client, owners, panel)
     response = await client.delete(
         f"/api/panels/{panel['id']}/columns/{panel['columns']['Age']}", headers=builder.headers
     )
     assert response.status_code == 204
-    for view_id in ids:
-        view = (await client.get(f"/api/views/{view_id}", headers=admin.headers)).json()
+    for owner, view_id in zip(owners, ids, strict=True):
+        view = (await client.get(f"/api/views/{view_id}", headers=owner.headers)).json()
         assert view["visibleColumns"] == [str(panel["columns"]["Status"])]
         assert [s["columnName"] for s in view["sort"]] == ["Status"]
         assert [f["columnName"] for f in view["filters"]] == ["Status"]
@@ -392,9 +407,16 @@ async def test_a_failure_after_the_views_are_cleaned_changes_nothing(
     panel: dict[str, Any],
     services: Services,
 ) -> None:
-    admin = make_caller("ada", "admin")
-    ids = await setup_views_using_age(client, member, admin, panel)
-    before = [(await client.get(f"/api/views/{i}", headers=admin.headers)).json() for i in ids]
+    owners = (member, make_caller("ada"))
+    ids = await setup_views_using_age(client, owners, panel)
+
+    async def read_views() -> list[dict[str, Any]]:
+        return [
+            (await client.get(f"/api/views/{view_id}", headers=owner.headers)).json()
+            for owner, view_id in zip(owners, ids, strict=True)
+        ]
+
+    before = await read_views()
     flushed: list[int] = []
 
     def fail_once_views_are_cleaned(session: Session, _context: Any) -> None:
@@ -412,7 +434,7 @@ async def test_a_failure_after_the_views_are_cleaned_changes_nothing(
         event.remove(Session, "after_flush", fail_once_views_are_cleaned)
     assert response.status_code == 500
     assert flushed  # the failure did happen in the middle of the removal
-    after = [(await client.get(f"/api/views/{i}", headers=admin.headers)).json() for i in ids]
+    after = await read_views()
     assert after == before
     columns = (
         await client.get(f"/api/panels/{panel['id']}/columns", headers=builder.headers)
@@ -431,7 +453,10 @@ async def test_a_failure_after_the_views_are_cleaned_changes_nothing(
     assert count == 4
 
 
-async def test_change_records(client: Client, member: Caller, panel: dict[str, Any]) -> None:
+async def test_change_records(
+    client: Client, member: Caller, builder: Caller, panel: dict[str, Any], share: Any
+) -> None:
+    await share(builder, "panel", panel["id"], user=member.email, permission="editor")
     view = await create_view(client, member, panel, name="Tracked")
     url = f"/api/views/{view['id']}"
     await client.put(url, json={"name": "Tracked 2"}, headers=member.headers)
