@@ -76,7 +76,6 @@ async def test_create_and_read(client: Client, member: Caller, panel: dict[str, 
     ("body", "field"),
     [
         ({"name": "x"}, "body.panelId"),
-        ({"panelId": 987654321, "name": "x"}, "body.panelId"),
         ({"panelId": "1", "name": "x"}, "body.panelId"),
         ({"name": ""}, "body.name"),
         ({"visibleColumns": ["abc"]}, "body.visibleColumns[0]"),
@@ -95,14 +94,26 @@ async def test_create_validation(
     assert response.json()["details"][0]["field"] == field
 
 
-async def test_a_panel_of_another_tenant_is_no_panel(
-    client: Client, outsider: Caller, panel: dict[str, Any]
+async def test_a_panel_the_caller_cannot_read_is_no_panel(
+    client: Client,
+    outsider: Caller,
+    make_caller: CallerFactory,
+    create_panel: Any,
+    panel: dict[str, Any],
 ) -> None:
-    response = await client.post(
-        "/api/views", json={"panelId": panel["id"], "name": "x"}, headers=outsider.headers
-    )
-    assert response.status_code == 400
-    assert response.json()["details"][0]["field"] == "body.panelId"
+    """API.md: a `panelId` the caller cannot read is a 404, like a missing one."""
+    private = await create_panel(name="Private")
+    stranger = make_caller("sam")
+    for caller, panel_id in (
+        (outsider, panel["id"]),
+        (stranger, private["id"]),
+        (stranger, 987654321),
+    ):
+        response = await client.post(
+            "/api/views", json={"panelId": panel_id, "name": "x"}, headers=caller.headers
+        )
+        assert response.status_code == 404, (caller.user, panel_id, response.text)
+        assert response.json()["message"] == "Panel not found"
 
 
 async def test_personal_views_are_private_until_published(
@@ -510,6 +521,48 @@ async def test_deleting_the_panel_removes_its_views(
         await client.delete(f"/api/panels/{panel['id']}", headers=builder.headers)
     ).status_code == 204
     assert (await client.get(f"/api/views/{view['id']}", headers=member.headers)).status_code == 404
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize("ending", ["delete", "unpublish"])
+async def test_the_panel_is_hidden_again_once_its_only_published_view_is_gone(
+    client: Client,
+    builder: Caller,
+    member: Caller,
+    create_panel: Any,
+    ending: str,
+    cached: bool,
+) -> None:
+    """A published view opens its panel to the tenant only while it is published, whatever the
+    cache holds from the time it was."""
+    panel = await create_panel(name="Published for a while")
+    base = f"/api/panels/{panel['id']}"
+    source = await client.post(
+        f"{base}/datasources", json={"type": "custom", "config": {}}, headers=builder.headers
+    )
+    column = await client.post(
+        f"{base}/columns/base", json={"name": "Age", "type": "number"}, headers=builder.headers
+    )
+    assert source.status_code == column.status_code == 201
+    view = await create_view(client, builder, panel, name="Everyone's")
+    url = f"/api/views/{view['id']}"
+    assert (await client.post(f"{url}/publish", headers=builder.headers)).status_code == 200
+    reads = (base, f"{base}/columns", f"{base}/datasources")
+    if cached:
+        for read in reads:
+            for caller in (builder, member, builder, member):
+                assert (await client.get(read, headers=caller.headers)).status_code == 200
+    if ending == "delete":
+        assert (await client.delete(url, headers=builder.headers)).status_code == 204
+    else:
+        assert (await client.post(f"{url}/unpublish", headers=builder.headers)).status_code == 200
+    if cached:  # the owner reads again, so what is cached is current
+        for read in reads:
+            assert (await client.get(read, headers=builder.headers)).status_code == 200
+            assert (await client.get(read, headers=builder.headers)).headers["x-cache"] == "HIT"
+    for read in reads:
+        response = await client.get(read, headers=member.headers)
+        assert response.status_code == 404, (read, response.headers.get("x-cache"))
 
 
 async def test_listing_1000_views_takes_a_constant_number_of_queries(
