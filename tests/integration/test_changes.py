@@ -24,6 +24,7 @@ async def history(client: Client, caller: Caller, panel_id: int, **params: Any) 
 async def test_each_mutation_writes_one_record(
     client: Client, builder: Caller, make_caller: CallerFactory, create_panel: Any
 ) -> None:
+    """The builder's changes, read back once the panel is gone by an admin (admin rights)."""
     panel = await create_panel(builder, name="Cardio", metadata={"a": 1})
     url = f"/api/panels/{panel['id']}"
     await client.put(
