@@ -109,8 +109,10 @@ def tenant() -> str:
 
 @pytest.fixture
 def make_caller(settings: Settings, tenant: str) -> CallerFactory:
+    """Callers of this test's tenant: an ordinary user unless a role is named."""
+
     def make(
-        user: str = "alice", role: Role = "admin", tenant_id: str | None = None, **claims: Any
+        user: str = "alice", role: Role = "user", tenant_id: str | None = None, **claims: Any
     ) -> Caller:
         tenant_id = tenant_id or tenant
         email = claims.pop("email", f"{user}@example.com")
@@ -122,16 +124,19 @@ def make_caller(settings: Settings, tenant: str) -> CallerFactory:
 
 @pytest.fixture
 def admin(make_caller: CallerFactory) -> Caller:
+    """A tenant admin, who passes every permission check: only for tests of admin rights."""
     return make_caller("alice", "admin")
 
 
 @pytest.fixture
 def builder(make_caller: CallerFactory) -> Caller:
+    """The default caller: an ordinary builder, who owns the panels and views it creates."""
     return make_caller("bob", "builder")
 
 
 @pytest.fixture
 def member(make_caller: CallerFactory) -> Caller:
+    """A plain user of the tenant: reads only what is shared with it or published."""
     return make_caller("carol", "user")
 
 
@@ -142,8 +147,11 @@ def outsider(make_caller: CallerFactory) -> Caller:
 
 
 @pytest.fixture
-def create_panel(client: AsyncTestClient[Litestar]) -> Callable[..., Any]:
-    async def create(caller: Caller, **body: Any) -> dict[str, Any]:
+def create_panel(client: AsyncTestClient[Litestar], builder: Caller) -> Callable[..., Any]:
+    """Create a panel, as the builder unless another caller is given."""
+
+    async def create(caller: Caller | None = None, **body: Any) -> dict[str, Any]:
+        caller = caller or builder
         response = await client.post(
             "/api/panels", json=body or {"name": "Ward 7"}, headers=caller.headers
         )

@@ -21,60 +21,60 @@ from tests.conftest import Caller, Services, build_settings
 Client = AsyncTestClient[Litestar]
 
 
-async def test_reads_miss_then_hit(client: Client, admin: Caller, create_panel: Any) -> None:
-    panel = await create_panel(admin)
+async def test_reads_miss_then_hit(client: Client, builder: Caller, create_panel: Any) -> None:
+    panel = await create_panel(builder)
     url = f"/api/panels/{panel['id']}"
-    first = await client.get(url, headers=admin.headers)
-    second = await client.get(url, headers=admin.headers)
+    first = await client.get(url, headers=builder.headers)
+    second = await client.get(url, headers=builder.headers)
     assert first.headers["x-cache"] == "MISS"  # creating never fills the cache
     assert second.headers["x-cache"] == "HIT"
     assert first.content == second.content
     assert first.headers["etag"] == second.headers["etag"]
-    lists = [await client.get("/api/panels", headers=admin.headers) for _ in range(2)]
+    lists = [await client.get("/api/panels", headers=builder.headers) for _ in range(2)]
     assert [r.headers["x-cache"] for r in lists] == ["MISS", "HIT"]
     assert lists[1].headers["x-total-count"] == "1"
 
 
 async def test_writes_invalidate_after_commit(
-    client: Client, admin: Caller, create_panel: Any
+    client: Client, builder: Caller, create_panel: Any
 ) -> None:
-    panel = await create_panel(admin, name="v1")
+    panel = await create_panel(builder, name="v1")
     url = f"/api/panels/{panel['id']}"
-    await client.get(url, headers=admin.headers)
-    await client.get("/api/panels", headers=admin.headers)
-    await client.put(url, json={"name": "v2"}, headers=admin.headers)
-    after_update = await client.get(url, headers=admin.headers)
+    await client.get(url, headers=builder.headers)
+    await client.get("/api/panels", headers=builder.headers)
+    await client.put(url, json={"name": "v2"}, headers=builder.headers)
+    after_update = await client.get(url, headers=builder.headers)
     assert after_update.headers["x-cache"] == "MISS"
     assert after_update.json()["name"] == "v2"
-    listed = await client.get("/api/panels", headers=admin.headers)
+    listed = await client.get("/api/panels", headers=builder.headers)
     assert listed.headers["x-cache"] == "MISS"
     assert listed.json()[0]["name"] == "v2"
-    await create_panel(admin, name="another")
-    grown = await client.get("/api/panels", headers=admin.headers)
+    await create_panel(builder, name="another")
+    grown = await client.get("/api/panels", headers=builder.headers)
     assert grown.headers["x-cache"] == "MISS"
     assert grown.headers["x-total-count"] == "2"
-    await client.delete(url, headers=admin.headers)
-    assert (await client.get(url, headers=admin.headers)).status_code == 404
+    await client.delete(url, headers=builder.headers)
+    assert (await client.get(url, headers=builder.headers)).status_code == 404
 
 
 async def test_a_failed_write_does_not_invalidate(
-    client: Client, admin: Caller, member: Caller, create_panel: Any, share: Any
+    client: Client, builder: Caller, member: Caller, create_panel: Any, share: Any
 ) -> None:
-    panel = await create_panel(admin)
-    await share(admin, "panel", panel["id"])
+    panel = await create_panel(builder)
+    await share(builder, "panel", panel["id"])
     url = f"/api/panels/{panel['id']}"
-    await client.get(url, headers=admin.headers)
+    await client.get(url, headers=builder.headers)
     assert (await client.put(url, json={"name": "no"}, headers=member.headers)).status_code == 403
-    assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
+    assert (await client.get(url, headers=builder.headers)).headers["x-cache"] == "HIT"
 
 
 async def test_cache_entries_are_per_tenant(
-    client: Client, admin: Caller, outsider: Caller, create_panel: Any
+    client: Client, builder: Caller, outsider: Caller, create_panel: Any
 ) -> None:
-    panel = await create_panel(admin)
+    panel = await create_panel(builder)
     url = f"/api/panels/{panel['id']}"
-    await client.get(url, headers=admin.headers)
-    assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
+    await client.get(url, headers=builder.headers)
+    assert (await client.get(url, headers=builder.headers)).headers["x-cache"] == "HIT"
     assert (await client.get(url, headers=outsider.headers)).status_code == 404
 
 
@@ -110,28 +110,30 @@ def doomed_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 
 async def test_redis_stopped_mid_test_degrades_to_the_database(
-    services: Services, doomed_redis: tuple[str, subprocess.Popen[bytes]], admin: Caller
+    services: Services, doomed_redis: tuple[str, subprocess.Popen[bytes]], builder: Caller
 ) -> None:
     redis_url, process = doomed_redis
     app = create_app(build_settings(services, REDIS_URL=redis_url, RATE_LIMIT="1000"))
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
-        created = await client.post("/api/panels", json={"name": "before"}, headers=admin.headers)
+        created = await client.post("/api/panels", json={"name": "before"}, headers=builder.headers)
         url = f"/api/panels/{created.json()['id']}"
-        await client.get(url, headers=admin.headers)
-        assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
+        await client.get(url, headers=builder.headers)
+        assert (await client.get(url, headers=builder.headers)).headers["x-cache"] == "HIT"
         assert (await client.get("/ready")).json()["status"] == "ok"
 
         process.kill()
         process.wait()
 
-        read = await client.get(url, headers=admin.headers)
+        read = await client.get(url, headers=builder.headers)
         assert read.status_code == 200
         assert read.headers["x-cache"] == "MISS"
-        updated = await client.put(url, json={"name": "after"}, headers=admin.headers)
+        updated = await client.put(url, json={"name": "after"}, headers=builder.headers)
         assert updated.status_code == 200
-        assert (await client.get(url, headers=admin.headers)).json()["name"] == "after"
-        assert (await client.post("/api/panels", json={}, headers=admin.headers)).status_code == 201
-        listed = await client.get("/api/panels", headers=admin.headers)
+        assert (await client.get(url, headers=builder.headers)).json()["name"] == "after"
+        assert (
+            await client.post("/api/panels", json={}, headers=builder.headers)
+        ).status_code == 201
+        listed = await client.get("/api/panels", headers=builder.headers)
         assert listed.status_code == 200
         assert listed.headers["x-total-count"] == "2"
         ready = await client.get("/ready")
@@ -141,7 +143,7 @@ async def test_redis_stopped_mid_test_degrades_to_the_database(
 
 
 async def test_a_bump_that_missed_redis_is_sent_before_the_next_read(
-    services: Services, admin: Caller
+    services: Services, builder: Caller
 ) -> None:
     """Redis stalls while a write commits: once it answers again, no stale entry is served."""
     app = create_app(build_settings(services, RATE_LIMIT="0"))
@@ -150,15 +152,15 @@ async def test_a_bump_that_missed_redis_is_sent_before_the_next_read(
     pauser = Redis.from_url(services.redis_url)
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
         url = (
-            await client.post("/api/panels", json={"name": "v1"}, headers=admin.headers)
+            await client.post("/api/panels", json={"name": "v1"}, headers=builder.headers)
         ).headers["location"]
-        await client.get(url, headers=admin.headers)
-        assert (await client.get(url, headers=admin.headers)).headers["x-cache"] == "HIT"
+        await client.get(url, headers=builder.headers)
+        assert (await client.get(url, headers=builder.headers)).headers["x-cache"] == "HIT"
         await pauser.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # the bump will time out
-        updated = await client.put(url, json={"name": "v2"}, headers=admin.headers)
+        updated = await client.put(url, json={"name": "v2"}, headers=builder.headers)
         assert updated.status_code == 200
         await asyncio.sleep(1.8)  # the pause is over and the breaker has closed
-        after = await client.get(url, headers=admin.headers)
+        after = await client.get(url, headers=builder.headers)
         assert after.json()["name"] == "v2"
         assert after.headers["x-cache"] == "MISS"
     await pauser.aclose()

@@ -24,6 +24,7 @@ async def history(client: Client, caller: Caller, panel_id: int, **params: Any) 
 async def test_each_mutation_writes_one_record(
     client: Client, builder: Caller, make_caller: CallerFactory, create_panel: Any
 ) -> None:
+    """The builder's changes, read back once the panel is gone by an admin (admin rights)."""
     panel = await create_panel(builder, name="Cardio", metadata={"a": 1})
     url = f"/api/panels/{panel['id']}"
     await client.put(
@@ -84,25 +85,25 @@ async def test_deleted_panel_history_is_readable_by_admins_only(
     assert [c["changeType"] for c in records["changes"]] == ["panel_deleted", "panel_created"]
 
 
-async def test_filters_and_paging(client: Client, admin: Caller, create_panel: Any) -> None:
-    panel = await create_panel(admin, name="p")
+async def test_filters_and_paging(client: Client, builder: Caller, create_panel: Any) -> None:
+    panel = await create_panel(builder, name="p")
     for index in range(4):
         await client.put(
-            f"/api/panels/{panel['id']}", json={"name": f"p{index}"}, headers=admin.headers
+            f"/api/panels/{panel['id']}", json={"name": f"p{index}"}, headers=builder.headers
         )
-    page = await history(client, admin, panel["id"], limit=2)
+    page = await history(client, builder, panel["id"], limit=2)
     assert page["total"] == 5
     assert page["hasMore"] is True
     assert len(page["changes"]) == 2
-    last = await history(client, admin, panel["id"], limit=2, offset=4)
+    last = await history(client, builder, panel["id"], limit=2, offset=4)
     assert last["hasMore"] is False
     assert [c["changeType"] for c in last["changes"]] == ["panel_created"]
-    updates = await history(client, admin, panel["id"], changeType="panel_updated")
+    updates = await history(client, builder, panel["id"], changeType="panel_updated")
     assert updates["total"] == 4
     newest = page["changes"][0]["changedAt"]
-    since = await history(client, admin, panel["id"], since=newest)
+    since = await history(client, builder, panel["id"], since=newest)
     assert [c["id"] for c in since["changes"]] == [page["changes"][0]["id"]]
-    everything = (await client.get("/api/changes/panels", headers=admin.headers)).json()
+    everything = (await client.get("/api/changes/panels", headers=builder.headers)).json()
     assert everything["total"] == 5
     assert everything["changes"][0]["id"] > everything["changes"][-1]["id"]
 
@@ -122,8 +123,8 @@ async def test_filters_and_paging(client: Client, admin: Caller, create_panel: A
         {"panelId": "x"},
     ],
 )
-async def test_bad_filters_are_400(client: Client, admin: Caller, params: dict[str, Any]) -> None:
-    response = await client.get("/api/changes/panels", params=params, headers=admin.headers)
+async def test_bad_filters_are_400(client: Client, builder: Caller, params: dict[str, Any]) -> None:
+    response = await client.get("/api/changes/panels", params=params, headers=builder.headers)
     assert response.status_code == 400, response.text
     assert response.json()["details"]
 

@@ -44,18 +44,18 @@ def failing_commit() -> Iterator[None]:
 
 
 async def test_a_failed_commit_is_a_500_and_writes_nothing(
-    client: Client, admin: Caller, failing_commit: None
+    client: Client, builder: Caller, failing_commit: None
 ) -> None:
-    response = await client.post("/api/panels", json={"name": "explode"}, headers=admin.headers)
+    response = await client.post("/api/panels", json={"name": "explode"}, headers=builder.headers)
     assert response.status_code == 500
     body = response.json()
     assert body["statusCode"] == 500
     assert body["requestId"] == response.headers["x-request-id"]
     assert "location" not in response.headers
     assert "injected" not in response.text
-    listed = await client.get("/api/panels", headers=admin.headers)
+    listed = await client.get("/api/panels", headers=builder.headers)
     assert listed.json() == []
-    changes = await client.get("/api/changes/panels", headers=admin.headers)
+    changes = await client.get("/api/changes/panels", headers=builder.headers)
     assert changes.json()["total"] == 0
 
 

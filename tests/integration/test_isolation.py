@@ -95,9 +95,9 @@ def api_operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def test_every_route_hides_other_tenants_resources(
-    client: Client, admin: Caller, outsider: Caller, create_panel: Any
+    client: Client, builder: Caller, outsider: Caller, create_panel: Any
 ) -> None:
-    resources = await tenant_a_resources(client, admin, create_panel)
+    resources = await tenant_a_resources(client, builder, create_panel)
     spec = (await client.get("/schema/openapi.json")).json()
     checked = 0
     for method, path in api_operations(spec):
@@ -117,20 +117,20 @@ async def test_every_route_hides_other_tenants_resources(
         checked += 1
     assert checked >= 4
     # A still sees everything, untouched.
-    panel = await client.get(f"/api/panels/{resources['panel']}", headers=admin.headers)
+    panel = await client.get(f"/api/panels/{resources['panel']}", headers=builder.headers)
     assert panel.json()["name"] == "Secret of A, v2"
-    columns = await client.get(f"/api/panels/{resources['panel']}/columns", headers=admin.headers)
+    columns = await client.get(f"/api/panels/{resources['panel']}/columns", headers=builder.headers)
     assert [c["id"] for c in columns.json()["baseColumns"]] == [resources["column"]]
     sources = await client.get(
-        f"/api/panels/{resources['panel']}/datasources", headers=admin.headers
+        f"/api/panels/{resources['panel']}/datasources", headers=builder.headers
     )
     assert [s["id"] for s in sources.json()] == [resources["datasource"]]
 
 
 async def test_lists_show_nothing_of_other_tenants(
-    client: Client, admin: Caller, outsider: Caller, create_panel: Any
+    client: Client, builder: Caller, outsider: Caller, create_panel: Any
 ) -> None:
-    resources = await tenant_a_resources(client, admin, create_panel)
+    resources = await tenant_a_resources(client, builder, create_panel)
     spec = (await client.get("/schema/openapi.json")).json()
     for method, path in api_operations(spec):
         if method != "GET" or "{" in path:
@@ -150,9 +150,9 @@ async def test_lists_show_nothing_of_other_tenants(
 
 
 async def test_request_role_without_tenant_sees_no_rows(
-    services: Services, client: Client, admin: Caller, create_panel: Any
+    services: Services, client: Client, builder: Caller, create_panel: Any
 ) -> None:
-    await create_panel(admin)
+    await create_panel(builder)
     owner = owner_engine(services.database_url)
     engine = request_engine(services.database_url, pool_size=1)
     try:
@@ -176,7 +176,7 @@ async def test_request_role_without_tenant_sees_no_rows(
                 ).scalar_one()
                 assert count == 0, table
             await connection.execute(
-                text("SELECT set_config('app.tenant_id', :t, true)"), {"t": admin.tenant}
+                text("SELECT set_config('app.tenant_id', :t, true)"), {"t": builder.tenant}
             )
             assert (await connection.execute(text("SELECT count(*) FROM panel"))).scalar_one() == 1
     finally:

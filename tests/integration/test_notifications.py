@@ -169,14 +169,16 @@ async def test_a_new_cohort_rule_warns_every_view_of_the_panel(
 
 
 async def test_never_to_the_actor(
-    client: Client, make_caller: CallerFactory, setup: dict[str, Any]
+    client: Client, builder: Caller, setup: dict[str, Any], share: Any
 ) -> None:
-    admin_ann = make_caller("ann", "admin")  # Ann herself, as an admin, changes what her view uses
-    await client.put(
+    ann = setup["ann"]  # made an editor of the panel, Ann herself changes what her view uses
+    await share(builder, "panel", setup["panel"]["id"], user=ann.email, permission="editor")
+    renamed = await client.put(
         f"{setup['base']}/columns/{setup['columns']['Status']}",
         json={"name": "Mine"},
-        headers=admin_ann.headers,
+        headers=ann.headers,
     )
+    assert renamed.status_code == 200, renamed.text
     assert (await inbox(client, setup["ann"]))["total"] == 0
 
 

@@ -28,7 +28,7 @@ async def test_create_with_defaults(client: Client, builder: Caller) -> None:
     assert len(panel["createdAt"]) == 24
 
 
-async def test_create_round_trips_every_field(client: Client, admin: Caller) -> None:
+async def test_create_round_trips_every_field(client: Client, builder: Caller) -> None:
     body = {
         "name": "Discharge planning",
         "description": "Patients due home this week",
@@ -42,8 +42,8 @@ async def test_create_round_trips_every_field(client: Client, admin: Caller) -> 
             ],
         },
     }
-    created = (await client.post("/api/panels", json=body, headers=admin.headers)).json()
-    fetched = (await client.get(f"/api/panels/{created['id']}", headers=admin.headers)).json()
+    created = (await client.post("/api/panels", json=body, headers=builder.headers)).json()
+    fetched = (await client.get(f"/api/panels/{created['id']}", headers=builder.headers)).json()
     assert fetched == created
     assert fetched["cohortRule"]["conditions"][2] == {
         "field": "dischargedAt",
@@ -53,32 +53,32 @@ async def test_create_round_trips_every_field(client: Client, admin: Caller) -> 
     assert fetched["metadata"] == body["metadata"]
 
 
-async def test_identity_comes_from_the_token(client: Client, admin: Caller) -> None:
+async def test_identity_comes_from_the_token(client: Client, builder: Caller) -> None:
     response = await client.post(
         "/api/panels",
-        json={"name": "Mine", "userId": "someone-else", "tenantId": admin.tenant, "extra": 1},
-        headers=admin.headers,
+        json={"name": "Mine", "userId": "someone-else", "tenantId": builder.tenant, "extra": 1},
+        headers=builder.headers,
     )
     assert response.status_code == 201
-    assert response.json()["userId"] == admin.user
+    assert response.json()["userId"] == builder.user
 
 
 async def test_tenant_id_of_another_tenant_is_refused(
-    client: Client, admin: Caller, create_panel: Any
+    client: Client, builder: Caller, create_panel: Any
 ) -> None:
     body = {"name": "x", "tenantId": "someone-else"}
-    response = await client.post("/api/panels", json=body, headers=admin.headers)
+    response = await client.post("/api/panels", json=body, headers=builder.headers)
     assert response.status_code == 403
     assert response.json()["message"] == "Access denied to tenant"
-    panel = await create_panel(admin)
-    response = await client.put(f"/api/panels/{panel['id']}", json=body, headers=admin.headers)
+    panel = await create_panel(builder)
+    response = await client.put(f"/api/panels/{panel['id']}", json=body, headers=builder.headers)
     assert response.status_code == 403
     response = await client.get(
-        "/api/panels", params={"tenantId": "someone-else"}, headers=admin.headers
+        "/api/panels", params={"tenantId": "someone-else"}, headers=builder.headers
     )
     assert response.status_code == 403
     response = await client.get(
-        "/api/panels", params={"tenantId": admin.tenant}, headers=admin.headers
+        "/api/panels", params={"tenantId": builder.tenant}, headers=builder.headers
     )
     assert response.status_code == 200
 
@@ -129,9 +129,9 @@ async def test_plain_users_cannot_create(client: Client, member: Caller) -> None
     ],
 )
 async def test_create_validation(
-    client: Client, admin: Caller, body: dict[str, Any], field: str
+    client: Client, builder: Caller, body: dict[str, Any], field: str
 ) -> None:
-    response = await client.post("/api/panels", json=body, headers=admin.headers)
+    response = await client.post("/api/panels", json=body, headers=builder.headers)
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["statusCode"] == 400
@@ -139,20 +139,20 @@ async def test_create_validation(
     assert [d["field"] for d in error["details"]] == [field]
 
 
-async def test_metadata_depth_and_text_are_limited(client: Client, admin: Caller) -> None:
+async def test_metadata_depth_and_text_are_limited(client: Client, builder: Caller) -> None:
     deep: Any = "leaf"
     for _ in range(20):
         deep = {"k": deep}
     for metadata in ({"deep": deep}, {"nul": "a\u0000b"}, {"bad\u0000key": 1}):
         response = await client.post(
-            "/api/panels", json={"metadata": metadata}, headers=admin.headers
+            "/api/panels", json={"metadata": metadata}, headers=builder.headers
         )
         assert response.status_code == 400, response.text
         assert response.json()["details"][0]["field"].startswith("body.metadata")
 
 
-async def test_get_missing_panel_is_404(client: Client, admin: Caller) -> None:
-    response = await client.get("/api/panels/987654321987", headers=admin.headers)
+async def test_get_missing_panel_is_404(client: Client, builder: Caller) -> None:
+    response = await client.get("/api/panels/987654321987", headers=builder.headers)
     assert response.status_code == 404
     assert response.json()["message"] == "Panel not found"
 
@@ -161,19 +161,19 @@ async def test_get_missing_panel_is_404(client: Client, admin: Caller) -> None:
     "bad_id", ["0", "-3", "abc", "1.5", "99999999999999999999", "9223372036854775808"]
 )
 async def test_path_ids_that_are_not_positive_64_bit_integers(
-    client: Client, admin: Caller, bad_id: str
+    client: Client, builder: Caller, bad_id: str
 ) -> None:
     for method in ("GET", "PUT", "DELETE"):
         response = await client.request(
-            method, f"/api/panels/{bad_id}", json={}, headers=admin.headers
+            method, f"/api/panels/{bad_id}", json={}, headers=builder.headers
         )
         assert response.status_code in (400, 404), (method, bad_id, response.text)
         assert response.json()["statusCode"] == response.status_code
 
 
-async def test_update_fields(client: Client, admin: Caller, create_panel: Any) -> None:
+async def test_update_fields(client: Client, builder: Caller, create_panel: Any) -> None:
     panel = await create_panel(
-        admin, name="Before", description="text", metadata={"keep": 1, "drop": 2, "change": "a"}
+        builder, name="Before", description="text", metadata={"keep": 1, "drop": 2, "change": "a"}
     )
     url = f"/api/panels/{panel['id']}"
     response = await client.put(
@@ -183,7 +183,7 @@ async def test_update_fields(client: Client, admin: Caller, create_panel: Any) -
             "description": None,
             "metadata": {"drop": None, "change": "b", "add": True},
         },
-        headers=admin.headers,
+        headers=builder.headers,
     )
     assert response.status_code == 200, response.text
     updated = response.json()
@@ -193,13 +193,13 @@ async def test_update_fields(client: Client, admin: Caller, create_panel: Any) -
     assert updated["updatedAt"] >= panel["updatedAt"]
     assert updated["createdAt"] == panel["createdAt"]
     rule = {"logic": "OR", "conditions": [{"field": "x", "operator": "eq", "value": 1}]}
-    replaced = (await client.put(url, json={"cohortRule": rule}, headers=admin.headers)).json()
+    replaced = (await client.put(url, json={"cohortRule": rule}, headers=builder.headers)).json()
     assert replaced["cohortRule"] == rule
     assert replaced["metadata"] == updated["metadata"]
 
 
-async def test_update_validation(client: Client, admin: Caller, create_panel: Any) -> None:
-    panel = await create_panel(admin)
+async def test_update_validation(client: Client, builder: Caller, create_panel: Any) -> None:
+    panel = await create_panel(builder)
     url = f"/api/panels/{panel['id']}"
     for body, field in (
         ({"name": ""}, "body.name"),
@@ -207,23 +207,25 @@ async def test_update_validation(client: Client, admin: Caller, create_panel: An
         ({"metadata": None}, "body.metadata"),
         ({"cohortRule": None}, "body.cohortRule"),
     ):
-        response = await client.put(url, json=body, headers=admin.headers)
+        response = await client.put(url, json=body, headers=builder.headers)
         assert response.status_code == 400, response.text
         assert response.json()["details"][0]["field"] == field
-    unchanged = (await client.get(url, headers=admin.headers)).json()
+    unchanged = (await client.get(url, headers=builder.headers)).json()
     assert unchanged["name"] == panel["name"]
 
 
 async def test_update_that_changes_nothing_records_nothing(
-    client: Client, admin: Caller, create_panel: Any
+    client: Client, builder: Caller, create_panel: Any
 ) -> None:
-    panel = await create_panel(admin, name="Same")
+    panel = await create_panel(builder, name="Same")
     response = await client.put(
-        f"/api/panels/{panel['id']}", json={"name": "Same"}, headers=admin.headers
+        f"/api/panels/{panel['id']}", json={"name": "Same"}, headers=builder.headers
     )
     assert response.status_code == 200
     assert response.json() == panel
-    changes = (await client.get(f"/api/panels/{panel['id']}/changes", headers=admin.headers)).json()
+    changes = (
+        await client.get(f"/api/panels/{panel['id']}/changes", headers=builder.headers)
+    ).json()
     assert [c["changeType"] for c in changes["changes"]] == ["panel_created"]
 
 
@@ -257,52 +259,52 @@ async def test_only_owner_editor_or_admin_changes_a_panel(
     ).status_code == 200
 
 
-async def test_delete(client: Client, admin: Caller, create_panel: Any) -> None:
-    panel = await create_panel(admin)
+async def test_delete(client: Client, builder: Caller, create_panel: Any) -> None:
+    panel = await create_panel(builder)
     url = f"/api/panels/{panel['id']}"
-    response = await client.delete(url, headers=admin.headers)
+    response = await client.delete(url, headers=builder.headers)
     assert response.status_code == 204
     assert response.content == b""
-    assert (await client.get(url, headers=admin.headers)).status_code == 404
-    assert (await client.delete(url, headers=admin.headers)).status_code == 404
-    assert (await client.put(url, json={"name": "x"}, headers=admin.headers)).status_code == 404
+    assert (await client.get(url, headers=builder.headers)).status_code == 404
+    assert (await client.delete(url, headers=builder.headers)).status_code == 404
+    assert (await client.put(url, json={"name": "x"}, headers=builder.headers)).status_code == 404
 
 
 async def test_list_paging_sorting_and_search(
-    client: Client, admin: Caller, create_panel: Any
+    client: Client, builder: Caller, create_panel: Any
 ) -> None:
     names = ["Cardio", "alpha ward", "Beta", "Ward 50%_off", "Ward 5"]
-    ids = [(await create_panel(admin, name=n))["id"] for n in names]
-    response = await client.get("/api/panels", headers=admin.headers)
+    ids = [(await create_panel(builder, name=n))["id"] for n in names]
+    response = await client.get("/api/panels", headers=builder.headers)
     assert response.status_code == 200
     assert response.headers["x-total-count"] == "5"
     assert [p["id"] for p in response.json()] == list(reversed(ids))  # newest first by default
 
-    by_name = await client.get("/api/panels", params={"sort": "name"}, headers=admin.headers)
+    by_name = await client.get("/api/panels", params={"sort": "name"}, headers=builder.headers)
     assert [p["name"] for p in by_name.json()] == sorted(names)
     desc = await client.get(
-        "/api/panels", params={"sort": "name", "direction": "desc"}, headers=admin.headers
+        "/api/panels", params={"sort": "name", "direction": "desc"}, headers=builder.headers
     )
     assert [p["name"] for p in desc.json()] == sorted(names, reverse=True)
     oldest = await client.get(
-        "/api/panels", params={"sort": "createdAt", "direction": "asc"}, headers=admin.headers
+        "/api/panels", params={"sort": "createdAt", "direction": "asc"}, headers=builder.headers
     )
     assert [p["id"] for p in oldest.json()] == ids
 
     page = await client.get(
         "/api/panels",
         params={"sort": "createdAt", "direction": "asc", "limit": 2, "offset": 2},
-        headers=admin.headers,
+        headers=builder.headers,
     )
     assert [p["id"] for p in page.json()] == ids[2:4]
     assert page.headers["x-total-count"] == "5"
 
-    found = await client.get("/api/panels", params={"q": "WARD"}, headers=admin.headers)
+    found = await client.get("/api/panels", params={"q": "WARD"}, headers=builder.headers)
     assert sorted(p["name"] for p in found.json()) == sorted(
         ["alpha ward", "Ward 50%_off", "Ward 5"]
     )
     assert found.headers["x-total-count"] == "3"
-    literal = await client.get("/api/panels", params={"q": "50%_"}, headers=admin.headers)
+    literal = await client.get("/api/panels", params={"q": "50%_"}, headers=builder.headers)
     assert [p["name"] for p in literal.json()] == ["Ward 50%_off"]
 
 
@@ -319,25 +321,27 @@ async def test_list_paging_sorting_and_search(
     ],
 )
 async def test_list_rejects_out_of_range_parameters(
-    client: Client, admin: Caller, params: dict[str, Any]
+    client: Client, builder: Caller, params: dict[str, Any]
 ) -> None:
-    response = await client.get("/api/panels", params=params, headers=admin.headers)
+    response = await client.get("/api/panels", params=params, headers=builder.headers)
     assert response.status_code == 400, response.text
     assert response.json()["details"]
 
 
-async def test_list_accepts_the_maximum_limit(client: Client, admin: Caller) -> None:
-    response = await client.get("/api/panels", params={"limit": 500}, headers=admin.headers)
+async def test_list_accepts_the_maximum_limit(client: Client, builder: Caller) -> None:
+    response = await client.get("/api/panels", params={"limit": 500}, headers=builder.headers)
     assert response.status_code == 200
 
 
 async def test_total_is_kept_past_the_last_page(
-    client: Client, admin: Caller, create_panel: Any
+    client: Client, builder: Caller, create_panel: Any
 ) -> None:
     for name in ("a", "b"):
-        await create_panel(admin, name=name)
-    past = await client.get("/api/panels", params={"offset": 10}, headers=admin.headers)
+        await create_panel(builder, name=name)
+    past = await client.get("/api/panels", params={"offset": 10}, headers=builder.headers)
     assert past.json() == []
     assert past.headers["x-total-count"] == "2"
-    changes = await client.get("/api/changes/panels", params={"offset": 10}, headers=admin.headers)
+    changes = await client.get(
+        "/api/changes/panels", params={"offset": 10}, headers=builder.headers
+    )
     assert changes.json() == {"changes": [], "total": 2, "hasMore": False}

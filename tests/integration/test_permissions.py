@@ -1,7 +1,10 @@
 """API.md's "Roles and sharing" table, route by route, for every kind of caller.
 
 The table below is the specification: the test fails when the OpenAPI document has a route
-that has no row here, so a new route cannot ship without saying who may call it.
+that has no row here, so a new route cannot ship without saying who may call it. Each caller
+runs the table twice: cold, and warm, where an admin has first read every readable route of
+the resources (and reads each again right before the caller does), so that whatever the service
+caches is there to be served to a caller who may not read it.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ ANYONE = dict.fromkeys(CALLERS, "ok")
 READ = {**ANYONE, "stranger": 404, "outsider": 404}
 EDIT = {**READ, "viewer": 403, "everyone": 403}
 OWN = {**EDIT, "editor": 403}
+SHARE = EDIT  # viewer and editor grants; an owner grant is OWN
 CREATE_PANEL = {**ANYONE, "editor": 403, "viewer": 403, "everyone": 403, "stranger": 403}
-SHARE = EDIT  # editors share as viewer or editor (owner grants: see test_sharing)
-CREATE_VIEW = {**READ, "stranger": 400, "outsider": 400}  # the body names a panel it cannot see
+CREATE_VIEW = {**READ, "stranger": 404, "outsider": 404}  # the body names a panel it cannot see
+# The viewer's personal view: its owner may not publish it, for that needs the panel's write
+# right; nobody else but an admin may even read it.
+PUBLISH_AS_PANEL_VIEWER = {**dict.fromkeys(CALLERS, 404), "admin": "ok", "viewer": 403}
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,20 @@ ROWS = [
     ),
     Row("POST", "/api/views/{view_id}/publish", "/api/views/{view}/publish", EDIT, 200),
     Row("POST", "/api/views/{view_id}/unpublish", "/api/views/{view}/unpublish", EDIT, 200),
+    Row(
+        "POST",
+        "/api/views/{view_id}/publish",
+        "/api/views/{viewers_view}/publish",
+        PUBLISH_AS_PANEL_VIEWER,
+        200,
+    ),
+    Row(
+        "POST",
+        "/api/views/{view_id}/unpublish",
+        "/api/views/{viewers_view}/unpublish",
+        PUBLISH_AS_PANEL_VIEWER,
+        200,
+    ),
     Row("GET", "/api/notifications/views", "/api/notifications/views", ANYONE, 200),
     Row(
         "PUT",
@@ -144,10 +164,42 @@ ROWS = [
         {"userEmail": "new@example.com", "permission": "viewer"},
     ),
     Row(
+        "POST",
+        "/api/acls/{resource_type}/{resource_id}",
+        "/api/acls/view/{view}",
+        SHARE,
+        201,
+        {"userEmail": "new@example.com", "permission": "editor"},
+    ),
+    Row(
+        "POST",
+        "/api/acls/{resource_type}/{resource_id}",
+        "/api/acls/panel/{panel}",
+        OWN,
+        201,
+        {"userEmail": "boss@example.com", "permission": "owner"},
+    ),
+    Row(
         "PUT",
         "/api/acls/{resource_type}/{resource_id}/{user_email}",
         "/api/acls/panel/{panel}/spare@example.com",
         SHARE,
+        200,
+        {"permission": "editor"},
+    ),
+    Row(
+        "PUT",
+        "/api/acls/{resource_type}/{resource_id}/{user_email}",
+        "/api/acls/panel/{panel}/spare2@example.com",
+        OWN,
+        200,
+        {"permission": "owner"},
+    ),
+    Row(
+        "PUT",
+        "/api/acls/{resource_type}/{resource_id}/{user_email}",
+        "/api/acls/panel/{panel}/co@example.com",
+        OWN,
         200,
         {"permission": "editor"},
     ),
@@ -160,10 +212,25 @@ ROWS = [
         {"permission": "viewer"},
     ),
     Row(
+        "POST",
+        "/api/acls/{resource_type}/{resource_id}/share-public",
+        "/api/acls/panel/{panel}/share-public",
+        OWN,
+        "public",
+        {"permission": "owner"},
+    ),
+    Row(
         "DELETE",
         "/api/acls/{resource_type}/{resource_id}/{user_email}",
         "/api/acls/panel/{panel}/spare@example.com",
         SHARE,
+        204,
+    ),
+    Row(
+        "DELETE",
+        "/api/acls/{resource_type}/{resource_id}/{user_email}",
+        "/api/acls/panel/{panel}/co2@example.com",
+        OWN,
         204,
     ),
     Row(
@@ -191,11 +258,13 @@ def test_every_route_has_a_row(app: Litestar) -> None:
     assert documented == {(row.method, row.path) for row in ROWS}
 
 
-async def resources_for(client: Client, owner: Caller, public: bool) -> dict[str, Any]:
-    """A panel with sources, columns and a view, shared as the table's callers need."""
+async def resources_for(
+    client: Client, owner: Caller, viewer: Caller, public: bool
+) -> dict[str, Any]:
+    """A panel with sources, columns and views, shared as the table's callers need."""
 
-    async def post(url: str, body: Any) -> dict[str, Any]:
-        response = await client.post(url, json=body, headers=owner.headers)
+    async def post(url: str, body: Any, caller: Caller = owner) -> dict[str, Any]:
+        response = await client.post(url, json=body, headers=caller.headers)
         assert response.status_code == 201, response.text
         return dict(response.json())
 
@@ -215,15 +284,21 @@ async def resources_for(client: Client, owner: Caller, public: bool) -> dict[str
             )
         if public:
             await post(f"/api/acls/{resource}/{resource_id}/share-public", {"permission": "viewer"})
-    await post(
-        f"/api/acls/panel/{panel}", {"userEmail": "spare@example.com", "permission": "viewer"}
-    )
+    for user, permission in (
+        ("spare@example.com", "viewer"),
+        ("spare2@example.com", "viewer"),
+        ("co@example.com", "owner"),
+        ("co2@example.com", "owner"),
+    ):
+        await post(f"/api/acls/panel/{panel}", {"userEmail": user, "permission": permission})
+    viewers_view = (await post("/api/views", {"panelId": panel, "name": "Vi's"}, viewer))["id"]
     return {
         "panel": panel,
         "source1": source1,
         "source2": source2,
         "spare_column": spare_column,
         "view": view,
+        "viewers_view": viewers_view,
     }
 
 
@@ -240,9 +315,19 @@ def fill(template: Any, values: dict[str, Any]) -> Any:
     return template
 
 
+async def warm_every_cache(client: Client, admin: Caller, values: dict[str, Any]) -> None:
+    """An admin reads every readable route, so each cached read has an entry to serve."""
+    for row in ROWS:
+        if row.method == "GET":
+            await client.get(fill(row.url, values), headers=admin.headers)
+    for route in ("", "/sorts", "/filters"):  # the viewer's view, which no row reads
+        await client.get(f"/api/views/{values['viewers_view']}{route}", headers=admin.headers)
+
+
+@pytest.mark.parametrize("cache", ["cold", "warm"])
 @pytest.mark.parametrize("kind", CALLERS)
 async def test_each_caller_gets_exactly_the_status_of_the_table(
-    client: Client, make_caller: CallerFactory, kind: str
+    client: Client, make_caller: CallerFactory, kind: str, cache: str
 ) -> None:
     owner = make_caller("olga", "builder", email="olga@example.com")
     callers = {
@@ -257,16 +342,46 @@ async def test_each_caller_gets_exactly_the_status_of_the_table(
         ),
     }
     caller = callers[kind]
-    values = await resources_for(client, owner, public=kind == "everyone")
+    values = await resources_for(client, owner, callers["viewer"], public=kind == "everyone")
     values["me"] = caller.email
+    if cache == "warm":
+        await warm_every_cache(client, callers["admin"], values)
+        columns = f"/api/panels/{values['panel']}/columns"
+        assert (await client.get(columns, headers=callers["admin"].headers)).headers[
+            "x-cache"
+        ] == "HIT"  # the warming did fill the cache
     outcomes = []
     for row in ROWS:
+        url = fill(row.url, values)
+        if cache == "warm" and row.method == "GET":  # writes since the warming may have evicted it
+            await client.get(url, headers=callers["admin"].headers)
         expected = row.rule[kind]
         if expected == "ok":
             expected = 201 if row.ok == "public" else row.ok
         response = await client.request(
-            row.method, fill(row.url, values), json=fill(row.body, values), headers=caller.headers
+            row.method, url, json=fill(row.body, values), headers=caller.headers
         )
-        outcomes.append((row.method, row.path, expected, response.status_code))
-    wrong = [o for o in outcomes if o[2] != o[3]]
-    assert wrong == [], wrong
+        if response.status_code != expected:
+            outcomes.append(
+                (row.method, url, expected, response.status_code, response.headers.get("x-cache"))
+            )
+    assert outcomes == [], outcomes
+
+
+async def test_own_grant_listing_includes_grants_to_everyone(
+    client: Client, builder: Caller, member: Caller, admin: Caller, create_panel: Any, share: Any
+) -> None:
+    """`GET /api/acls/user/{email}` lists the `_all` grants that apply to that user, for the
+    user and for an admin asking about them (admin rights)."""
+    panel = await create_panel(builder)
+    await share(builder, "panel", panel["id"])
+    for caller in (member, admin):
+        listed = await client.get(
+            f"/api/acls/user/{member.email}",
+            params={"resourceType": "panel"},
+            headers=caller.headers,
+        )
+        assert listed.status_code == 200, listed.text
+        assert [(g["resourceId"], g["userEmail"]) for g in listed.json()["acls"]] == [
+            (panel["id"], "_all")
+        ]

@@ -45,8 +45,8 @@ async def test_ready_is_503_without_the_database(services: Services) -> None:
         assert (await client.get("/health")).status_code == 200
 
 
-async def test_metrics_are_prometheus_text(client: Client, admin: Caller) -> None:
-    await client.get("/api/panels", headers=admin.headers)
+async def test_metrics_are_prometheus_text(client: Client, builder: Caller) -> None:
+    await client.get("/api/panels", headers=builder.headers)
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert "panels_requests_total" in response.text
@@ -54,7 +54,7 @@ async def test_metrics_are_prometheus_text(client: Client, admin: Caller) -> Non
 
 async def test_rate_limit_per_user(services: Services, make_caller: CallerFactory) -> None:
     app = create_app(build_settings(services, RATE_LIMIT="3"))
-    alice, bob = make_caller("alice", "admin"), make_caller("bob", "admin")
+    alice, bob = make_caller("alice", "builder"), make_caller("bob", "builder")
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
         statuses = [
             (await client.get("/api/panels", headers=alice.headers)).status_code for _ in range(4)
@@ -68,7 +68,7 @@ async def test_rate_limit_per_user(services: Services, make_caller: CallerFactor
         assert (await client.get("/health")).status_code == 200
 
 
-async def test_cors_only_for_configured_origins(services: Services, admin: Caller) -> None:
+async def test_cors_only_for_configured_origins(services: Services, builder: Caller) -> None:
     app = create_app(build_settings(services, CORS_ORIGINS="https://app.example.com"))
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
         preflight = await client.options(
@@ -82,13 +82,13 @@ async def test_cors_only_for_configured_origins(services: Services, admin: Calle
         assert preflight.status_code in (200, 204)
         assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
         response = await client.get(
-            "/api/panels", headers={**admin.headers, "Origin": "https://evil.example"}
+            "/api/panels", headers={**builder.headers, "Origin": "https://evil.example"}
         )
         assert "access-control-allow-origin" not in response.headers
     async with AsyncTestClient(
         app=create_app(build_settings(services)), raise_server_exceptions=False
     ) as client:
         response = await client.get(
-            "/api/panels", headers={**admin.headers, "Origin": "https://app.example.com"}
+            "/api/panels", headers={**builder.headers, "Origin": "https://app.example.com"}
         )
         assert "access-control-allow-origin" not in response.headers

@@ -224,18 +224,18 @@ async def test_sockets_without_a_valid_token_are_closed(servers: list[str]) -> N
 async def test_a_rolled_back_change_is_never_announced(
     client: Client,
     services: Services,
-    admin: Caller,
+    builder: Caller,
     failing_commit: None,  # noqa: F811
 ) -> None:
     redis = Redis.from_url(services.redis_url)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(tenant_channel(admin.tenant))
+    await pubsub.subscribe(tenant_channel(builder.tenant))
     try:
         assert await pubsub.get_message(timeout=1)  # the subscription's confirmation
-        failed = await client.post("/api/panels", json={"name": "explode"}, headers=admin.headers)
+        failed = await client.post("/api/panels", json={"name": "explode"}, headers=builder.headers)
         assert failed.status_code == 500
         assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=1) is None
-        created = await client.post("/api/panels", json={"name": "fine"}, headers=admin.headers)
+        created = await client.post("/api/panels", json={"name": "fine"}, headers=builder.headers)
         assert created.status_code == 201
         message = None
         for _ in range(50):

@@ -90,6 +90,40 @@ async def test_grant_lifecycle(
     ).status_code == 404
 
 
+@pytest.mark.parametrize("permission", ["viewer", "editor"])
+async def test_a_removed_grant_hides_the_panel_at_once_even_when_cached(
+    client: Client,
+    builder: Caller,
+    make_caller: CallerFactory,
+    panel: dict[str, Any],
+    share: Any,
+    permission: str,
+) -> None:
+    reader = make_caller("rita", email="rita@example.com")
+    base = f"/api/panels/{panel['id']}"
+    source = await client.post(
+        f"{base}/datasources", json={"type": "custom", "config": {}}, headers=builder.headers
+    )
+    column = await client.post(
+        f"{base}/columns/base", json={"name": "Age", "type": "number"}, headers=builder.headers
+    )
+    assert source.status_code == column.status_code == 201
+    await share(builder, "panel", panel["id"], user=reader.email, permission=permission)
+    reads = (base, f"{base}/columns", f"{base}/datasources")
+    for read in reads:
+        for caller in (reader, builder, reader, builder):
+            assert (await client.get(read, headers=caller.headers)).status_code == 200
+        assert (await client.get(read, headers=reader.headers)).headers["x-cache"] == "HIT"
+    removed = await client.delete(
+        f"/api/acls/panel/{panel['id']}/{reader.email}", headers=builder.headers
+    )
+    assert removed.status_code == 204
+    for read in reads:  # the owner fills the cache again first: it must not be served to rita
+        assert (await client.get(read, headers=builder.headers)).status_code == 200
+        response = await client.get(read, headers=reader.headers)
+        assert response.status_code == 404, (read, response.headers.get("x-cache"))
+
+
 async def test_grants_by_user_id(
     client: Client, builder: Caller, make_caller: CallerFactory, panel: dict[str, Any]
 ) -> None:
@@ -140,9 +174,10 @@ async def test_share_public(
     ).status_code == 200
 
 
-async def test_user_grant_listing(
+async def test_user_grant_listing_is_ones_own_or_anyones_for_an_admin(
     client: Client, builder: Caller, member: Caller, admin: Caller, panel: dict[str, Any]
 ) -> None:
+    """A user lists their own grants only; an admin lists anyone's (admin rights)."""
     await client.post(
         f"/api/acls/panel/{panel['id']}",
         json={"userEmail": member.email, "permission": "viewer"},

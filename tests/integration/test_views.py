@@ -76,7 +76,6 @@ async def test_create_and_read(client: Client, member: Caller, panel: dict[str, 
     ("body", "field"),
     [
         ({"name": "x"}, "body.panelId"),
-        ({"panelId": 987654321, "name": "x"}, "body.panelId"),
         ({"panelId": "1", "name": "x"}, "body.panelId"),
         ({"name": ""}, "body.name"),
         ({"visibleColumns": ["abc"]}, "body.visibleColumns[0]"),
@@ -95,14 +94,26 @@ async def test_create_validation(
     assert response.json()["details"][0]["field"] == field
 
 
-async def test_a_panel_of_another_tenant_is_no_panel(
-    client: Client, outsider: Caller, panel: dict[str, Any]
+async def test_a_panel_the_caller_cannot_read_is_no_panel(
+    client: Client,
+    outsider: Caller,
+    make_caller: CallerFactory,
+    create_panel: Any,
+    panel: dict[str, Any],
 ) -> None:
-    response = await client.post(
-        "/api/views", json={"panelId": panel["id"], "name": "x"}, headers=outsider.headers
-    )
-    assert response.status_code == 400
-    assert response.json()["details"][0]["field"] == "body.panelId"
+    """API.md: a `panelId` the caller cannot read is a 404, like a missing one."""
+    private = await create_panel(name="Private")
+    stranger = make_caller("sam")
+    for caller, panel_id in (
+        (outsider, panel["id"]),
+        (stranger, private["id"]),
+        (stranger, 987654321),
+    ):
+        response = await client.post(
+            "/api/views", json={"panelId": panel_id, "name": "x"}, headers=caller.headers
+        )
+        assert response.status_code == 404, (caller.user, panel_id, response.text)
+        assert response.json()["message"] == "Panel not found"
 
 
 async def test_personal_views_are_private_until_published(
@@ -113,6 +124,9 @@ async def test_personal_views_are_private_until_published(
     panel: dict[str, Any],
     share: Any,
 ) -> None:
+    """Only the owner sees a personal view until it is published; an admin reads and changes
+    it all along (admin rights). Publishing needs the panel's write right too."""
+    await share(builder, "panel", panel["id"], user=member.email, permission="editor")
     view = await create_view(client, member, panel)
     url = f"/api/views/{view['id']}"
     colleague, admin = make_caller("dan", "user"), make_caller("ada", "admin")
@@ -126,12 +140,6 @@ async def test_personal_views_are_private_until_published(
         "total": 0,
     }
 
-    # Publishing makes the panel readable by the whole tenant: a mere viewer of the panel may
-    # not, even for a view of their own.
-    refused = await client.post(f"{url}/publish", headers=member.headers)
-    assert refused.status_code == 403
-    assert (await client.get(url, headers=colleague.headers)).status_code == 404
-    await share(builder, "panel", panel["id"], member.email, "editor")
     published = await client.post(f"{url}/publish", headers=member.headers)
     assert published.status_code == 200
     body = published.json()
@@ -163,7 +171,7 @@ async def test_list_filters_paging_and_order(
     builder: Caller,
     share: Any,
 ) -> None:
-    await share(builder, "panel", panel["id"], member.email, "editor")  # to publish
+    await share(builder, "panel", panel["id"], user=member.email, permission="editor")
     other_panel = await create_panel(builder, name="Other")
     await client.post(
         f"/api/acls/panel/{other_panel['id']}/share-public", json={}, headers=builder.headers
@@ -353,11 +361,12 @@ async def test_a_column_rename_shows_in_sorts_and_filters(
 
 
 async def setup_views_using_age(
-    client: Client, member: Caller, admin: Caller, panel: dict[str, Any]
+    client: Client, owners: tuple[Caller, ...], panel: dict[str, Any]
 ) -> list[int]:
+    """One view per owner that shows, sorts and filters by Age and Status."""
     columns = panel["columns"]
     ids = []
-    for owner in (member, admin):
+    for owner in owners:
         view = await create_view(
             client, owner, panel, visibleColumns=[columns["Age"], columns["Status"]]
         )
@@ -388,14 +397,14 @@ async def test_a_column_removal_cleans_every_view(
     builder: Caller,
     panel: dict[str, Any],
 ) -> None:
-    admin = make_caller("ada", "admin")
-    ids = await setup_views_using_age(client, member, admin, panel)
+    owners = (member, make_caller("ada"))
+    ids = await setup_views_using_age(client, owners, panel)
     response = await client.delete(
         f"/api/panels/{panel['id']}/columns/{panel['columns']['Age']}", headers=builder.headers
     )
     assert response.status_code == 204
-    for view_id in ids:
-        view = (await client.get(f"/api/views/{view_id}", headers=admin.headers)).json()
+    for owner, view_id in zip(owners, ids, strict=True):
+        view = (await client.get(f"/api/views/{view_id}", headers=owner.headers)).json()
         assert view["visibleColumns"] == [str(panel["columns"]["Status"])]
         assert [s["columnName"] for s in view["sort"]] == ["Status"]
         assert [f["columnName"] for f in view["filters"]] == ["Status"]
@@ -409,9 +418,16 @@ async def test_a_failure_after_the_views_are_cleaned_changes_nothing(
     panel: dict[str, Any],
     services: Services,
 ) -> None:
-    admin = make_caller("ada", "admin")
-    ids = await setup_views_using_age(client, member, admin, panel)
-    before = [(await client.get(f"/api/views/{i}", headers=admin.headers)).json() for i in ids]
+    owners = (member, make_caller("ada"))
+    ids = await setup_views_using_age(client, owners, panel)
+
+    async def read_views() -> list[dict[str, Any]]:
+        return [
+            (await client.get(f"/api/views/{view_id}", headers=owner.headers)).json()
+            for owner, view_id in zip(owners, ids, strict=True)
+        ]
+
+    before = await read_views()
     flushed: list[int] = []
 
     def fail_once_views_are_cleaned(session: Session, _context: Any) -> None:
@@ -429,7 +445,7 @@ async def test_a_failure_after_the_views_are_cleaned_changes_nothing(
         event.remove(Session, "after_flush", fail_once_views_are_cleaned)
     assert response.status_code == 500
     assert flushed  # the failure did happen in the middle of the removal
-    after = [(await client.get(f"/api/views/{i}", headers=admin.headers)).json() for i in ids]
+    after = await read_views()
     assert after == before
     columns = (
         await client.get(f"/api/panels/{panel['id']}/columns", headers=builder.headers)
@@ -451,7 +467,7 @@ async def test_a_failure_after_the_views_are_cleaned_changes_nothing(
 async def test_change_records(
     client: Client, member: Caller, builder: Caller, panel: dict[str, Any], share: Any
 ) -> None:
-    await share(builder, "panel", panel["id"], member.email, "editor")  # to publish
+    await share(builder, "panel", panel["id"], user=member.email, permission="editor")
     view = await create_view(client, member, panel, name="Tracked")
     url = f"/api/views/{view['id']}"
     await client.put(url, json={"name": "Tracked 2"}, headers=member.headers)
@@ -505,6 +521,48 @@ async def test_deleting_the_panel_removes_its_views(
         await client.delete(f"/api/panels/{panel['id']}", headers=builder.headers)
     ).status_code == 204
     assert (await client.get(f"/api/views/{view['id']}", headers=member.headers)).status_code == 404
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize("ending", ["delete", "unpublish"])
+async def test_the_panel_is_hidden_again_once_its_only_published_view_is_gone(
+    client: Client,
+    builder: Caller,
+    member: Caller,
+    create_panel: Any,
+    ending: str,
+    cached: bool,
+) -> None:
+    """A published view opens its panel to the tenant only while it is published, whatever the
+    cache holds from the time it was."""
+    panel = await create_panel(name="Published for a while")
+    base = f"/api/panels/{panel['id']}"
+    source = await client.post(
+        f"{base}/datasources", json={"type": "custom", "config": {}}, headers=builder.headers
+    )
+    column = await client.post(
+        f"{base}/columns/base", json={"name": "Age", "type": "number"}, headers=builder.headers
+    )
+    assert source.status_code == column.status_code == 201
+    view = await create_view(client, builder, panel, name="Everyone's")
+    url = f"/api/views/{view['id']}"
+    assert (await client.post(f"{url}/publish", headers=builder.headers)).status_code == 200
+    reads = (base, f"{base}/columns", f"{base}/datasources")
+    if cached:
+        for read in reads:
+            for caller in (builder, member, builder, member):
+                assert (await client.get(read, headers=caller.headers)).status_code == 200
+    if ending == "delete":
+        assert (await client.delete(url, headers=builder.headers)).status_code == 204
+    else:
+        assert (await client.post(f"{url}/unpublish", headers=builder.headers)).status_code == 200
+    if cached:  # the owner reads again, so what is cached is current
+        for read in reads:
+            assert (await client.get(read, headers=builder.headers)).status_code == 200
+            assert (await client.get(read, headers=builder.headers)).headers["x-cache"] == "HIT"
+    for read in reads:
+        response = await client.get(read, headers=member.headers)
+        assert response.status_code == 404, (read, response.headers.get("x-cache"))
 
 
 async def test_listing_1000_views_takes_a_constant_number_of_queries(
