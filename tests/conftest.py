@@ -184,3 +184,20 @@ def share(client: AsyncTestClient[Litestar]) -> Callable[..., Any]:
         assert response.status_code in (200, 201), response.text
 
     return grant
+
+
+@pytest.fixture
+def add_source_and_column(client: AsyncTestClient[Litestar]) -> Callable[..., Any]:
+    """Give a panel a `custom` data source and a number column `Age`, as its owner."""
+
+    async def add(owner: Caller, panel_id: int) -> None:
+        base = f"/api/panels/{panel_id}"
+        source = await client.post(
+            f"{base}/datasources", json={"type": "custom", "config": {}}, headers=owner.headers
+        )
+        column = await client.post(
+            f"{base}/columns/base", json={"name": "Age", "type": "number"}, headers=owner.headers
+        )
+        assert source.status_code == column.status_code == 201, (source.text, column.text)
+
+    return add

@@ -1,7 +1,8 @@
-"""Permissions hold for cached reads as for uncached ones, and after what changes them.
+"""Permissions hold for cached reads as for uncached ones, and the rules API.md revised.
 
-Each test warms the cache as someone who may read (often an admin), then asks as someone who
-may not: the answer must be the uncached one.
+Cached tests warm the cache as someone who may read (an admin or the owner), then ask as
+someone who may not: the answer must be the uncached one. (Grants removed and published views
+gone: test_sharing.py and test_views.py.)
 """
 
 from __future__ import annotations
@@ -16,17 +17,6 @@ from tests.conftest import Caller, CallerFactory
 
 Client = AsyncTestClient[Litestar]
 PANEL_READS = ("", "/columns", "/datasources", "/changes")
-
-
-async def _panel_with_parts(client: Client, create_panel: Any, owner: Caller) -> dict[str, Any]:
-    panel = dict(await create_panel(owner, name="Cached"))
-    base = f"/api/panels/{panel['id']}"
-    for url, body in (
-        (f"{base}/datasources", {"type": "custom", "config": {}}),
-        (f"{base}/columns/base", {"name": "score", "type": "number"}),
-    ):
-        assert (await client.post(url, json=body, headers=owner.headers)).status_code == 201
-    return panel
 
 
 async def _warm(client: Client, caller: Caller, panel_id: int) -> None:
@@ -50,64 +40,31 @@ async def _assert_hidden(client: Client, caller: Caller, panel_id: int) -> None:
 async def test_a_cached_list_is_not_served_to_a_caller_without_a_grant(
     client: Client,
     create_panel: Any,
+    add_source_and_column: Any,
     builder: Caller,
     member: Caller,
     make_caller: CallerFactory,
     warmed_by: str,
 ) -> None:
-    panel = await _panel_with_parts(client, create_panel, builder)
+    panel = dict(await create_panel(builder, name="Cached"))
+    await add_source_and_column(builder, panel["id"])
     await _warm(
         client, make_caller("ada", "admin") if warmed_by == "admin" else builder, panel["id"]
     )
     await _assert_hidden(client, member, panel["id"])
 
 
-async def test_a_removed_grant_hides_what_was_cached_for_that_user(
-    client: Client, create_panel: Any, builder: Caller, member: Caller, share: Any
-) -> None:
-    panel = await _panel_with_parts(client, create_panel, builder)
-    await share(builder, "panel", panel["id"], member.email, "viewer")
-    await _warm(client, member, panel["id"])
-    removed = await client.delete(
-        f"/api/acls/panel/{panel['id']}/{member.email}", headers=builder.headers
-    )
-    assert removed.status_code == 204
-    await _assert_hidden(client, member, panel["id"])
-
-
-@pytest.mark.parametrize("how", ["delete", "unpublish"])
-async def test_the_last_published_view_gone_hides_the_panel_again(
-    client: Client,
-    create_panel: Any,
-    builder: Caller,
-    member: Caller,
-    how: str,
-) -> None:
-    panel = await _panel_with_parts(client, create_panel, builder)
-    view = await client.post(
-        "/api/views", json={"panelId": panel["id"], "name": "Ward list"}, headers=builder.headers
-    )
-    view_url = f"/api/views/{view.json()['id']}"
-    assert (await client.post(f"{view_url}/publish", headers=builder.headers)).status_code == 200
-    await _warm(client, member, panel["id"])
-    if how == "delete":
-        assert (await client.delete(view_url, headers=builder.headers)).status_code == 204
-    else:
-        assert (
-            await client.post(f"{view_url}/unpublish", headers=builder.headers)
-        ).status_code == 200
-    await _assert_hidden(client, member, panel["id"])
-
-
 async def test_a_panel_viewer_cannot_publish_and_so_widen_access(
     client: Client,
     create_panel: Any,
+    add_source_and_column: Any,
     builder: Caller,
     member: Caller,
     make_caller: CallerFactory,
     share: Any,
 ) -> None:
-    panel = await _panel_with_parts(client, create_panel, builder)
+    panel = dict(await create_panel(builder, name="Cached"))
+    await add_source_and_column(builder, panel["id"])
     await share(builder, "panel", panel["id"], member.email, "viewer")
     own_view = await client.post(
         "/api/views", json={"panelId": panel["id"], "name": "Mine"}, headers=member.headers
@@ -123,12 +80,14 @@ async def test_a_panel_viewer_cannot_publish_and_so_widen_access(
 async def test_change_records_about_a_private_view_stay_private(
     client: Client,
     create_panel: Any,
+    add_source_and_column: Any,
     builder: Caller,
     member: Caller,
     make_caller: CallerFactory,
     share: Any,
 ) -> None:
-    panel = await _panel_with_parts(client, create_panel, builder)
+    panel = dict(await create_panel(builder, name="Cached"))
+    await add_source_and_column(builder, panel["id"])
     await share(builder, "panel", panel["id"])  # everyone may read the panel
     private = await client.post(
         "/api/views",
@@ -166,9 +125,13 @@ async def test_change_records_about_a_private_view_stay_private(
 
 
 async def test_editors_share_as_viewer_or_editor_but_never_touch_owner_grants(
-    client: Client, create_panel: Any, builder: Caller, member: Caller, share: Any
+    client: Client,
+    create_panel: Any,
+    builder: Caller,
+    member: Caller,
+    share: Any,
 ) -> None:
-    panel = await _panel_with_parts(client, create_panel, builder)
+    panel = dict(await create_panel(builder, name="Shared"))
     await share(builder, "panel", panel["id"], member.email, "editor")
     url = f"/api/acls/panel/{panel['id']}"
 
@@ -191,9 +154,13 @@ async def test_editors_share_as_viewer_or_editor_but_never_touch_owner_grants(
 
 
 async def test_a_users_grants_include_those_to_everyone(
-    client: Client, create_panel: Any, builder: Caller, member: Caller, share: Any
+    client: Client,
+    create_panel: Any,
+    builder: Caller,
+    member: Caller,
+    share: Any,
 ) -> None:
-    panel = await _panel_with_parts(client, create_panel, builder)
+    panel = dict(await create_panel(builder, name="Shared"))
     await share(builder, "panel", panel["id"])
     mine = (await client.get(f"/api/acls/user/{member.email}", headers=member.headers)).json()
     assert [(a["resourceId"], a["userEmail"]) for a in mine["acls"]] == [(panel["id"], "_all")]

@@ -97,17 +97,12 @@ async def test_a_removed_grant_hides_the_panel_at_once_even_when_cached(
     make_caller: CallerFactory,
     panel: dict[str, Any],
     share: Any,
+    add_source_and_column: Any,
     permission: str,
 ) -> None:
     reader = make_caller("rita", email="rita@example.com")
     base = f"/api/panels/{panel['id']}"
-    source = await client.post(
-        f"{base}/datasources", json={"type": "custom", "config": {}}, headers=builder.headers
-    )
-    column = await client.post(
-        f"{base}/columns/base", json={"name": "Age", "type": "number"}, headers=builder.headers
-    )
-    assert source.status_code == column.status_code == 201
+    await add_source_and_column(builder, panel["id"])
     await share(builder, "panel", panel["id"], user=reader.email, permission=permission)
     reads = (base, f"{base}/columns", f"{base}/datasources")
     for read in reads:

@@ -530,6 +530,7 @@ async def test_the_panel_is_hidden_again_once_its_only_published_view_is_gone(
     builder: Caller,
     member: Caller,
     create_panel: Any,
+    add_source_and_column: Any,
     ending: str,
     cached: bool,
 ) -> None:
@@ -537,13 +538,7 @@ async def test_the_panel_is_hidden_again_once_its_only_published_view_is_gone(
     cache holds from the time it was."""
     panel = await create_panel(name="Published for a while")
     base = f"/api/panels/{panel['id']}"
-    source = await client.post(
-        f"{base}/datasources", json={"type": "custom", "config": {}}, headers=builder.headers
-    )
-    column = await client.post(
-        f"{base}/columns/base", json={"name": "Age", "type": "number"}, headers=builder.headers
-    )
-    assert source.status_code == column.status_code == 201
+    await add_source_and_column(builder, panel["id"])
     view = await create_view(client, builder, panel, name="Everyone's")
     url = f"/api/views/{view['id']}"
     assert (await client.post(f"{url}/publish", headers=builder.headers)).status_code == 200
