@@ -26,7 +26,7 @@ READ = {**ANYONE, "stranger": 404, "outsider": 404}
 EDIT = {**READ, "viewer": 403, "everyone": 403}
 OWN = {**EDIT, "editor": 403}
 CREATE_PANEL = {**ANYONE, "editor": 403, "viewer": 403, "everyone": 403, "stranger": 403}
-CREATE_VIEW = {**READ, "stranger": 400, "outsider": 400}  # the body names a panel it cannot see
+CREATE_VIEW = READ  # the body names a panel: one the caller cannot read is a 404
 
 
 @dataclass(frozen=True)

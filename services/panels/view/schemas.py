@@ -30,7 +30,7 @@ MAX_FILTERS = 100
 
 class ViewCreate(CamelStruct):
     panel_id: Id
-    name: ViewName = "New View"
+    name: ViewName
     visible_columns: VisibleColumns = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     tenant_id: str | None = None
