@@ -320,3 +320,18 @@ async def test_a_view_of_a_panel_the_caller_cannot_read_is_404(
     )
     assert response.status_code == 404, response.text
     assert response.json()["message"] == "Panel not found"
+
+
+@pytest.mark.parametrize(
+    "resource", [r for r in RESOURCES if not r.deletable], ids=lambda r: r.name
+)
+async def test_the_same_sorts_or_filters_again_change_nothing(
+    client: Client, world: World, resource: Resource
+) -> None:
+    """A PUT that changes nothing returns the resource as its GET does, ids included."""
+    url = filled(resource.url, world)
+    first = await client.put(url, json=resource.change, headers=world.owner.headers)
+    again = await client.put(url, json=resource.change, headers=world.owner.headers)
+    read = await client.get(url, headers=world.owner.headers)
+    assert again.json() == read.json() == first.json()
+    assert again.headers["etag"] == read.headers["etag"] == first.headers["etag"]

@@ -185,7 +185,9 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             sorts.append(
                 self._child(ViewSort, view, column, direction=item.direction, sort_order=order)
             )
-        view.sorts = sorts
+        # The same sorts again keep their rows (and ids): the PUT changes nothing.
+        if _sort_keys(sorts) != _sort_keys(view.sorts):
+            view.sorts = sorts
         read = await self._save_if_changed(
             view, columns, before, "view_updated", f'Sorts of view "{view.name}" replaced'
         )
@@ -214,7 +216,8 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
                     position=index,
                 )
             )
-        view.filters = filters
+        if _filter_keys(filters) != _filter_keys(view.filters):
+            view.filters = filters
         read = await self._save_if_changed(
             view, columns, before, "view_updated", f'Filters of view "{view.name}" replaced'
         )
@@ -393,6 +396,15 @@ def _snapshot(view: PanelView, columns: list[PanelColumn]) -> dict[str, Any]:
             for f in sorted(view.filters, key=lambda f: f.position)
         ],
     }
+
+
+def _sort_keys(sorts: list[ViewSort]) -> list[tuple[int, int, str]]:
+    return sorted((s.sort_order, s.column_id, s.direction) for s in sorts)
+
+
+def _filter_keys(filters: list[ViewFilter]) -> list[tuple[int, str, Any, str]]:
+    ordered = sorted(filters, key=lambda f: f.position)
+    return [(f.column_id, f.operator, f.value, f.logical_operator) for f in ordered]
 
 
 def _merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
