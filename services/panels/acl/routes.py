@@ -40,13 +40,13 @@ async def provide_grant_service(
     return GrantService(provide_tenant_session(request, ctx), ctx, request.app.state.runtime)
 
 
-def grant_list(request: Request[Any, Any, Any], grants: list[Grant]) -> Response[GrantList]:
+def _grant_list(request: Request[Any, Any, Any], grants: list[Grant]) -> Response[GrantList]:
     return json_response(
         request, encoded(GrantList(acls=[GrantRead.from_entity(g) for g in grants]))
     )
 
 
-def created_grant(request: Request[Any, Any, Any], grant: Grant) -> Response[GrantOne]:
+def _created_grant(request: Request[Any, Any, Any], grant: Grant) -> Response[GrantOne]:
     """201 with the URL that `PUT`/`DELETE` of the grant take (the user URL-encoded)."""
     user = quote(grant.user_email, safe="")
     location = f"/api/acls/{grant.resource_type}/{grant.resource_id}/{user}"
@@ -74,7 +74,7 @@ class GrantController(Controller):
         resource_type: Annotated[ResourceType | None, QueryParameter(name="resourceType")] = None,
     ) -> Response[GrantList]:
         """The caller's own, or anyone's for an admin."""
-        return grant_list(request, await grants.grants_of_user(user_email, resource_type))
+        return _grant_list(request, await grants.grants_of_user(user_email, resource_type))
 
     @get(
         "/{resource_type:str}/{resource_id:int}",
@@ -90,7 +90,7 @@ class GrantController(Controller):
         resource_id: PathId,
     ) -> Response[GrantList]:
         """For anyone who may read the resource."""
-        return grant_list(request, await grants.grants_on(resource_type, resource_id))
+        return _grant_list(request, await grants.grants_on(resource_type, resource_id))
 
     @post(
         "/{resource_type:str}/{resource_id:int}",
@@ -107,7 +107,7 @@ class GrantController(Controller):
         data: JSONBody[GrantCreate],
     ) -> Response[GrantOne]:
         """Owners and admins only; 409 when the user already has a grant (change it with PUT)."""
-        return created_grant(request, await grants.add_grant(resource_type, resource_id, data))
+        return _created_grant(request, await grants.add_grant(resource_type, resource_id, data))
 
     @post(
         "/{resource_type:str}/{resource_id:int}/share-public",
@@ -131,7 +131,7 @@ class GrantController(Controller):
         existing one."""
         grant, created = await grants.share_with_everyone(resource_type, resource_id, data)
         if created:
-            return created_grant(request, grant)
+            return _created_grant(request, grant)
         return json_response(request, GrantService.encode(grant))
 
     @put(
