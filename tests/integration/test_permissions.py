@@ -30,7 +30,7 @@ EDIT = {**READ, "viewer": 403, "everyone": 403}
 OWN = {**EDIT, "editor": 403}
 SHARE = EDIT  # viewer and editor grants; an owner grant is OWN
 CREATE_PANEL = {**ANYONE, "editor": 403, "viewer": 403, "everyone": 403, "stranger": 403}
-CREATE_VIEW = {**READ, "stranger": 404, "outsider": 404}  # the body names a panel it cannot see
+CREATE_VIEW = READ  # the body names a panel: one the caller cannot read is a 404
 # The viewer's personal view: its owner may not publish it, for that needs the panel's write
 # right; nobody else but an admin may even read it.
 PUBLISH_AS_PANEL_VIEWER = {**dict.fromkeys(CALLERS, 404), "admin": "ok", "viewer": 403}

@@ -76,7 +76,7 @@ async def test_create_and_read(client: Client, member: Caller, panel: dict[str, 
     ("body", "field"),
     [
         ({"name": "x"}, "body.panelId"),
-        ({"panelId": "1", "name": "x"}, "body.panelId"),
+        ({"panelId": "one", "name": "x"}, "body.panelId"),
         ({"name": ""}, "body.name"),
         ({"visibleColumns": ["abc"]}, "body.visibleColumns[0]"),
         ({"visibleColumns": [987654321]}, "body.visibleColumns[0]"),

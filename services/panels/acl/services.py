@@ -9,11 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.entities import EVERYONE, Grant
 from panels.acl.permissions import access, identities, require_grant_right
-from panels.acl.schemas import GrantCreate, GrantUpdate, PublicShare, ResourceType, normalise_user
+from panels.acl.schemas import (
+    GrantCreate,
+    GrantOne,
+    GrantRead,
+    GrantUpdate,
+    PublicShare,
+    ResourceType,
+    normalise_user,
+)
 from panels.change import recording as changes
 from panels.panel.entities import Panel
 from panels.panel.services import PanelService
 from panels.platform.errors import Conflict, Forbidden, NotFound
+from panels.platform.http import JsonBody, check_if_match, encoded
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
@@ -80,11 +89,17 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
         return grant
 
     async def change_grant(
-        self, resource_type: ResourceType, resource_id: int, user: str, data: GrantUpdate
+        self,
+        resource_type: ResourceType,
+        resource_id: int,
+        user: str,
+        data: GrantUpdate,
+        if_match: str | None = None,
     ) -> Grant:
         resource, grant = await self._manageable_grant(
             resource_type, resource_id, user, data.permission
         )
+        check_if_match(if_match, self.encode(grant).etag)
         if grant.permission == data.permission:
             return grant
         if grant.permission == "owner":
@@ -101,8 +116,11 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
         )
         return grant
 
-    async def remove_grant(self, resource_type: ResourceType, resource_id: int, user: str) -> None:
+    async def remove_grant(
+        self, resource_type: ResourceType, resource_id: int, user: str, if_match: str | None
+    ) -> None:
         resource, grant = await self._manageable_grant(resource_type, resource_id, user)
+        check_if_match(if_match, self.encode(grant).etag)
         if grant.permission == "owner":
             await self._keep_an_owner(resource_type, resource_id, grant)
         before = _snapshot(grant)
@@ -125,6 +143,11 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
         return await self.change_grant(
             resource_type, resource_id, EVERYONE, GrantUpdate(permission=data.permission)
         ), False
+
+    @staticmethod
+    def encode(grant: Grant) -> JsonBody:
+        """A grant as its `POST` and `PUT` return it: `If-Match` compares this one's ETag."""
+        return encoded(GrantOne(acl=GrantRead.from_entity(grant)))
 
     async def _resource(self, resource_type: ResourceType, resource_id: int) -> Panel | PanelView:
         if resource_type == "panel":
@@ -164,15 +187,19 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
             )
         )
 
-    async def _find(self, resource_type: ResourceType, resource_id: int, user: str) -> Grant | None:
+    async def _find(
+        self, resource_type: ResourceType, resource_id: int, user: str, *, for_update: bool = False
+    ) -> Grant | None:
         return await self.get_one_or_none(
             Grant.resource_type == resource_type,
             Grant.resource_id == resource_id,
             Grant.user_email == user,
+            with_for_update=for_update,
         )
 
     async def _existing(self, resource_type: ResourceType, resource_id: int, user: str) -> Grant:
-        grant = await self._find(resource_type, resource_id, user)
+        """The grant, locked: its `If-Match` check holds until the change commits."""
+        grant = await self._find(resource_type, resource_id, user, for_update=True)
         if grant is None:
             raise NotFound("Grant not found")
         return grant

@@ -15,8 +15,8 @@ from panels.column.schemas import (
 )
 from panels.column.services import ColumnService
 from panels.platform.errors import BadRequest
-from panels.platform.http import encoded, json_response
-from panels.platform.openapi import POST_CODES, error_responses
+from panels.platform.http import IfMatch, encoded, json_response
+from panels.platform.openapi import POST_CODES, documented_headers, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import MAX_ID, PathId
 from panels.platform.tenancy import RequestContext
@@ -26,7 +26,8 @@ RepeatedQuery = Annotated[
     list[str] | None,
     QueryParameter(description="Repeat the parameter or separate values with commas."),
 ]
-_WRITE_ERRORS = error_responses(400, 403, 404, 409, 413, 415)
+_WRITE_ERRORS = error_responses(400, 403, 404, 409, 412, 413, 415)
+_CREATED_HEADERS = documented_headers("Location", "ETag")
 
 
 async def provide_column_service(
@@ -54,7 +55,12 @@ class ColumnController(Controller):
     tags = ["Columns"]
     dependencies = {"columns": Provide(provide_column_service)}
 
-    @get("/", summary="List a panel's columns", responses=error_responses(400, 404))
+    @get(
+        "/",
+        summary="List a panel's columns",
+        responses=error_responses(400, 404),
+        response_headers=documented_headers("ETag", "x-cache"),
+    )
     async def list_columns(
         self,
         request: Request[Any, Any, Any],
@@ -68,7 +74,12 @@ class ColumnController(Controller):
         body = await columns.list_columns(panel_id, parse_ids(ids), split_values(tags))
         return json_response(request, body)
 
-    @post("/base", summary="Add a base column", responses=error_responses(*POST_CODES))
+    @post(
+        "/base",
+        summary="Add a base column",
+        responses=error_responses(*POST_CODES),
+        response_headers=_CREATED_HEADERS,
+    )
     async def create_base_column(
         self,
         request: Request[Any, Any, Any],
@@ -79,7 +90,12 @@ class ColumnController(Controller):
         """`sourceField` (a dotted path into the source's records) defaults to the name."""
         return _created(request, panel_id, await columns.create_base(panel_id, data))
 
-    @post("/calculated", summary="Add a calculated column", responses=error_responses(*POST_CODES))
+    @post(
+        "/calculated",
+        summary="Add a calculated column",
+        responses=error_responses(*POST_CODES),
+        response_headers=_CREATED_HEADERS,
+    )
     async def create_calculated_column(
         self,
         request: Request[Any, Any, Any],
@@ -91,7 +107,12 @@ class ColumnController(Controller):
         error. `dependencies` is computed, never taken from the client."""
         return _created(request, panel_id, await columns.create_calculated(panel_id, data))
 
-    @put("/{column_id:int}", summary="Change a column", responses=_WRITE_ERRORS)
+    @put(
+        "/{column_id:int}",
+        summary="Change a column",
+        responses=_WRITE_ERRORS,
+        response_headers=documented_headers("ETag"),
+    )
     async def update_column(
         self,
         request: Request[Any, Any, Any],
@@ -99,19 +120,24 @@ class ColumnController(Controller):
         panel_id: PathId,
         column_id: PathId,
         data: JSONBody[ColumnUpdate],
+        if_match: IfMatch = None,
     ) -> Response[ColumnRead]:
         """`properties` is merged (`display` one level deeper; null removes a key); `metadata`
-        and `tags` are replaced. A rename rewrites the formulas that read the column."""
-        return json_response(
-            request, encoded(await columns.update_column(panel_id, column_id, data))
-        )
+        and `tags` are replaced. A rename rewrites the formulas that read the column.
+        `If-Match` compares the ETag the column's last `POST` or `PUT` returned."""
+        column = await columns.update_column(panel_id, column_id, data, if_match)
+        return json_response(request, encoded(column))
 
     @delete(
-        "/{column_id:int}", summary="Remove a column", responses=error_responses(400, 403, 404, 409)
+        "/{column_id:int}",
+        summary="Remove a column",
+        responses=error_responses(400, 403, 404, 409, 412),
     )
-    async def delete_column(self, columns: Columns, panel_id: PathId, column_id: PathId) -> None:
+    async def delete_column(
+        self, columns: Columns, panel_id: PathId, column_id: PathId, if_match: IfMatch = None
+    ) -> None:
         """409 while a calculated column reads it."""
-        await columns.delete_column(panel_id, column_id)
+        await columns.delete_column(panel_id, column_id, if_match)
 
 
 def _created(request: Request[Any, Any, Any], panel_id: int, column: ColumnRead) -> Response[Any]:

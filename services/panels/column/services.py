@@ -30,7 +30,7 @@ from panels.column.schemas import (
 from panels.datasource.entities import DataSource
 from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, Conflict, NotFound
-from panels.platform.http import JsonBody, encode_json
+from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.services import ViewService
@@ -122,9 +122,12 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         column.dependency_ids = _validate_formula(column, columns)
         return await self._add(column, columns)
 
-    async def update_column(self, panel_id: int, column_id: int, data: ColumnUpdate) -> ColumnRead:
+    async def update_column(
+        self, panel_id: int, column_id: int, data: ColumnUpdate, if_match: str | None
+    ) -> ColumnRead:
         columns = await self._columns_for_write(panel_id)
         column = _find(columns, column_id)
+        check_if_match(if_match, encoded(_read(column, columns)).etag)
         before = column_snapshot(column)
         old_name, old_type = column.name, column.type
         self._apply(column, data, columns)
@@ -154,9 +157,10 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
             await self._notify_views(change, before, after)
         return _read(column, columns)
 
-    async def delete_column(self, panel_id: int, column_id: int) -> None:
+    async def delete_column(self, panel_id: int, column_id: int, if_match: str | None) -> None:
         columns = await self._columns_for_write(panel_id)
         column = _find(columns, column_id)
+        check_if_match(if_match, encoded(_read(column, columns)).etag)
         dependents = sorted(c.name for c in columns if column.id in c.dependency_ids)
         if dependents:
             raise Conflict(

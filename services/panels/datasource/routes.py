@@ -8,14 +8,16 @@ from litestar.params import JSONBody
 
 from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
 from panels.datasource.services import DataSourceService
-from panels.platform.http import json_response
-from panels.platform.openapi import POST_CODES, error_responses
+from panels.platform.http import IfMatch, json_response
+from panels.platform.openapi import POST_CODES, documented_headers, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import PathId
 from panels.platform.tenancy import RequestContext
 
 Sources = NamedDependency[DataSourceService]
-_WRITE_ERRORS = error_responses(400, 403, 404, 413, 415)
+_WRITE_ERRORS = error_responses(400, 403, 404, 412, 413, 415)
+_DELETE_ERRORS = error_responses(400, 403, 404, 412)
+_ETAG = documented_headers("ETag")
 
 
 async def provide_datasource_service(
@@ -29,14 +31,24 @@ class PanelDataSourceController(Controller):
     tags = ["Data sources"]
     dependencies = {"sources": Provide(provide_datasource_service)}
 
-    @get("/", summary="List a panel's data sources", responses=error_responses(400, 404))
+    @get(
+        "/",
+        summary="List a panel's data sources",
+        responses=error_responses(400, 404),
+        response_headers=documented_headers("X-Total-Count", "x-cache", "ETag"),
+    )
     async def list_sources(
         self, request: Request[Any, Any, Any], sources: Sources, panel_id: PathId
     ) -> Response[list[DataSourceRead]]:
         """Secrets in `config` are shown as `"***"`."""
         return json_response(request, await sources.list_sources(panel_id))
 
-    @post("/", summary="Add a data source", responses=error_responses(*POST_CODES))
+    @post(
+        "/",
+        summary="Add a data source",
+        responses=error_responses(*POST_CODES),
+        response_headers=documented_headers("Location", "ETag"),
+    )
     async def create_source(
         self,
         request: Request[Any, Any, Any],
@@ -49,7 +61,12 @@ class PanelDataSourceController(Controller):
         location = {"location": f"/api/panels/{panel_id}/datasources/{source.id}"}
         return json_response(request, sources.encode(source), status_code=201, headers=location)
 
-    @put("/{source_id:int}", summary="Change a data source", responses=_WRITE_ERRORS)
+    @put(
+        "/{source_id:int}",
+        summary="Change a data source",
+        responses=_WRITE_ERRORS,
+        response_headers=_ETAG,
+    )
     async def update_source(
         self,
         request: Request[Any, Any, Any],
@@ -57,17 +74,19 @@ class PanelDataSourceController(Controller):
         panel_id: PathId,
         source_id: PathId,
         data: JSONBody[DataSourceUpdate],
+        if_match: IfMatch = None,
     ) -> Response[DataSourceRead]:
-        """`config`, when sent, replaces the stored one; a secret sent as `"***"` is kept."""
-        source = await sources.update_source(source_id, data, panel_id)
+        """`config`, when sent, replaces the stored one; a secret sent as `"***"` is kept.
+        `If-Match` compares the ETag of the source as its last `POST` or `PUT` returned it."""
+        source = await sources.update_source(source_id, data, panel_id, if_match)
         return json_response(request, sources.encode(source))
 
-    @delete(
-        "/{source_id:int}", summary="Remove a data source", responses=error_responses(400, 403, 404)
-    )
-    async def delete_source(self, sources: Sources, panel_id: PathId, source_id: PathId) -> None:
+    @delete("/{source_id:int}", summary="Remove a data source", responses=_DELETE_ERRORS)
+    async def delete_source(
+        self, sources: Sources, panel_id: PathId, source_id: PathId, if_match: IfMatch = None
+    ) -> None:
         """Base columns bound to it stay, with `dataSourceId: null`."""
-        await sources.delete_source(source_id, panel_id)
+        await sources.delete_source(source_id, panel_id, if_match)
 
 
 class DataSourceController(Controller):
@@ -79,6 +98,7 @@ class DataSourceController(Controller):
         "/{source_id:int}",
         summary="Change a data source (by its id alone)",
         responses=_WRITE_ERRORS,
+        response_headers=_ETAG,
     )
     async def update_source(
         self,
@@ -86,14 +106,17 @@ class DataSourceController(Controller):
         sources: Sources,
         source_id: PathId,
         data: JSONBody[DataSourceUpdate],
+        if_match: IfMatch = None,
     ) -> Response[DataSourceRead]:
-        source = await sources.update_source(source_id, data, None)
+        source = await sources.update_source(source_id, data, None, if_match)
         return json_response(request, sources.encode(source))
 
     @delete(
         "/{source_id:int}",
         summary="Remove a data source (by its id alone)",
-        responses=error_responses(400, 403, 404),
+        responses=_DELETE_ERRORS,
     )
-    async def delete_source(self, sources: Sources, source_id: PathId) -> None:
-        await sources.delete_source(source_id, None)
+    async def delete_source(
+        self, sources: Sources, source_id: PathId, if_match: IfMatch = None
+    ) -> None:
+        await sources.delete_source(source_id, None, if_match)

@@ -17,7 +17,7 @@ from panels.datasource.entities import DataSource
 from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
 from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, NotFound
-from panels.platform.http import JsonBody, encode_json
+from panels.platform.http import JsonBody, check_if_match, encode_json
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 
@@ -78,12 +78,13 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
         return source
 
     async def update_source(
-        self, source_id: int, data: DataSourceUpdate, panel_id: int | None
+        self, source_id: int, data: DataSourceUpdate, panel_id: int | None, if_match: str | None
     ) -> DataSource:
         source = await self._get(source_id, panel_id)
         await self.panels.require_access(
             source.panel_id, Access.EDITOR, "manage this panel's data sources"
         )
+        check_if_match(if_match, self.encode(source).etag)
         before = self._snapshot(source)
         new_type = source.type if isinstance(data.type, UnsetType) else data.type
         if isinstance(data.config, UnsetType):
@@ -106,11 +107,14 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
         await notify_owners(self.session, self.ctx, change, views, "warning", message)
         return source
 
-    async def delete_source(self, source_id: int, panel_id: int | None) -> None:
+    async def delete_source(
+        self, source_id: int, panel_id: int | None, if_match: str | None
+    ) -> None:
         source = await self._get(source_id, panel_id)
         await self.panels.require_access(
             source.panel_id, Access.EDITOR, "manage this panel's data sources"
         )
+        check_if_match(if_match, self.encode(source).etag)
         snapshot = self._snapshot(source)
         # Found before the delete, which unbinds the columns from the source.
         views = await views_using_source(self.session, self.ctx, source.panel_id, source.id)

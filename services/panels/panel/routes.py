@@ -4,17 +4,16 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from panels.panel.schemas import PanelCreate, PanelRead, PanelUpdate, SortDirection, SortField
 from panels.panel.services import PanelService
-from panels.platform.http import json_response
+from panels.platform.http import IfMatch, json_response
 from panels.platform.openapi import POST_CODES, documented_headers, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import Offset, PathId
 from panels.platform.tenancy import RequestContext
 
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description="A strong ETag.")]
 Panels = NamedDependency[PanelService]
 
 

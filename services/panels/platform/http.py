@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import MediaType, Request, Response
+from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from panels.platform.errors import PreconditionFailed
+
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        description="The resource's strong ETag as last read: a changed resource is a 412.",
+    ),
+]
+"""The header every `PUT`/`DELETE` of a resource takes; pass it to `check_if_match`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,8 +49,12 @@ Choices this service makes where the contract is silent:
 - A POST repeated with the same `Idempotency-Key` (1 to 255 visible ASCII characters) and body
   within 24 hours returns the first response with `Idempotent-Replayed: true`; only successful
   (2xx) responses are remembered, so a failed attempt may be retried with the same key.
-- Single-resource reads answer `If-None-Match` (weak comparison) with 304; `If-Match` on
-  `PUT`/`DELETE` compares strong ETags exactly; `*` matches any current version.
+- Every `GET` (lists included) sends a strong `ETag` and answers `If-None-Match` (weak
+  comparison) with 304. `If-Match` on `PUT`/`DELETE` compares strong ETags exactly (`*`
+  matches any current version), after the permission checks: a caller who may not change the
+  resource gets 403/404, never 412. It compares the ETag of the resource's own `GET` (for
+  `PUT …/sorts` and `…/filters`, of `GET …/sorts` and `…/filters`); columns, data sources and
+  grants have no `GET` of their own, so theirs is the ETag their last `POST` or `PUT` returned.
 - `/api` responses carry `Cache-Control: private, no-cache`: clients revalidate with the ETag.
 """
 

@@ -31,7 +31,7 @@ MAX_FILTERS = 100
 
 class ViewCreate(RequestBody):
     panel_id: Id
-    name: ViewName = "New View"
+    name: ViewName
     visible_columns: VisibleColumns = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Literal
 
 from advanced_alchemy.filters import OrderBy, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -25,7 +25,7 @@ from panels.change.invalidation import VIEWS_SCOPE
 from panels.column.entities import PanelColumn
 from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, NotFound
-from panels.platform.http import JsonBody, encode_json, encoded
+from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.paging import get_page
 from panels.platform.runtime import Runtime
 from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
@@ -117,12 +117,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         )
 
     async def create_view(self, data: ViewCreate) -> ViewRead:
-        try:
-            await PanelService(self.session, self.ctx, self.runtime.cache).get_readable(
-                data.panel_id
-            )
-        except NotFound:
-            raise BadRequest("body.panelId", "no such panel") from None
+        await PanelService(self.session, self.ctx, self.runtime.cache).get_readable(data.panel_id)
         columns = await self._panel_columns(data.panel_id)
         view = PanelView(
             tenant_id=self.ctx.tenant_id,
@@ -144,9 +139,10 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         )
         return self.to_read(view, {c.id: c.name for c in columns})
 
-    async def update_view(self, view_id: int, data: ViewUpdate) -> ViewRead:
+    async def update_view(self, view_id: int, data: ViewUpdate, if_match: str | None) -> ViewRead:
         view = await self._get_for_change(view_id)
         columns = await self._panel_columns(view.panel_id)
+        check_if_match(if_match, self._etag(view, columns))
         before = _snapshot(view, columns)
         if not isinstance(data.name, UnsetType):
             view.name = data.name
@@ -176,9 +172,12 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             view, columns, before, "view_unpublished", f'View "{view.name}" unpublished'
         )
 
-    async def replace_sorts(self, view_id: int, data: SortsWrite) -> SortsRead:
+    async def replace_sorts(
+        self, view_id: int, data: SortsWrite, if_match: str | None
+    ) -> SortsRead:
         view = await self._get_for_change(view_id)
         columns = await self._panel_columns(view.panel_id)
+        check_if_match(if_match, self._etag(view, columns, "sorts"))
         before = _snapshot(view, columns)
         sorts, seen = [], set()
         for index, item in enumerate(data.sorts):
@@ -192,15 +191,20 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             sorts.append(
                 self._child(ViewSort, view, column, direction=item.direction, sort_order=order)
             )
-        view.sorts = sorts
+        # The same sorts again keep their rows (and ids): the PUT changes nothing.
+        if _sort_keys(sorts) != _sort_keys(view.sorts):
+            view.sorts = sorts
         read = await self._save_if_changed(
             view, columns, before, "view_updated", f'Sorts of view "{view.name}" replaced'
         )
         return SortsRead(sorts=read.sort)
 
-    async def replace_filters(self, view_id: int, data: FiltersWrite) -> FiltersRead:
+    async def replace_filters(
+        self, view_id: int, data: FiltersWrite, if_match: str | None
+    ) -> FiltersRead:
         view = await self._get_for_change(view_id)
         columns = await self._panel_columns(view.panel_id)
+        check_if_match(if_match, self._etag(view, columns, "filters"))
         before = _snapshot(view, columns)
         filters = []
         for index, item in enumerate(data.filters):
@@ -218,15 +222,17 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
                     position=index,
                 )
             )
-        view.filters = filters
+        if _filter_keys(filters) != _filter_keys(view.filters):
+            view.filters = filters
         read = await self._save_if_changed(
             view, columns, before, "view_updated", f'Filters of view "{view.name}" replaced'
         )
         return FiltersRead(filters=read.filters)
 
-    async def delete_view(self, view_id: int) -> None:
+    async def delete_view(self, view_id: int, if_match: str | None) -> None:
         view = await self._get_for_change(view_id, Access.OWNER)
         columns = await self._panel_columns(view.panel_id)
+        check_if_match(if_match, self._etag(view, columns))
         snapshot = _snapshot(view, columns)
         await revoke_all(self.session, self.ctx, "view", [view.id])
         await self.session.delete(view)
@@ -303,6 +309,21 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         require(await access(self.session, self.ctx.principal, view), needed, action)
         return view
 
+    def _etag(
+        self,
+        view: PanelView,
+        columns: list[PanelColumn],
+        part: Literal["sorts", "filters"] | None = None,
+    ) -> str:
+        """What `If-Match` is compared with: the ETag of `GET /api/views/{id}`, or with `part`
+        of `GET /api/views/{id}/sorts` or `…/filters`."""
+        read = self.to_read(view, {c.id: c.name for c in columns})
+        if part == "sorts":
+            return encoded(SortsRead(sorts=read.sort)).etag
+        if part == "filters":
+            return encoded(FiltersRead(filters=read.filters)).etag
+        return encoded(read).etag
+
     async def _panel_columns(self, panel_id: int) -> list[PanelColumn]:
         statement = tenant_statement(PanelColumn, self.ctx).where(PanelColumn.panel_id == panel_id)
         return list((await self.session.scalars(statement)).all())
@@ -377,6 +398,15 @@ def _snapshot(view: PanelView, columns: list[PanelColumn]) -> dict[str, Any]:
             for f in sorted(view.filters, key=lambda f: f.position)
         ],
     }
+
+
+def _sort_keys(sorts: list[ViewSort]) -> list[tuple[int, int, str]]:
+    return sorted((s.sort_order, s.column_id, s.direction) for s in sorts)
+
+
+def _filter_keys(filters: list[ViewFilter]) -> list[tuple[int, str, Any, str]]:
+    ordered = sorted(filters, key=lambda f: f.position)
+    return [(f.column_id, f.operator, f.value, f.logical_operator) for f in ordered]
 
 
 def _merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
