@@ -108,7 +108,8 @@ DataSourceCreate = ApiSourceCreate | DatabaseSourceCreate | FileSourceCreate | C
 
 
 class DataSourceUpdate(CamelStruct):
-    """`config`, when sent, replaces the stored one; `"***"` keeps a stored secret."""
+    """`config`, when sent, replaces the stored one (keys not sent are gone); `"***"` keeps a
+    stored secret."""
 
     type: SourceType | UnsetType = UNSET
     config: dict[str, Any] | UnsetType = UNSET

@@ -19,12 +19,12 @@ import socket
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_LOCAL_NAMES = ("localhost", ".localhost", ".local", ".internal", ".home.arpa")
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _SHARED = ipaddress.IPv4Network("100.64.0.0/10")
 # RFC 1123 labels (underscores tolerated, as resolvers do), ASCII after IDNA encoding.
-_HOST_NAME = re.compile(r"(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
-                        r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.?")  # fmt: skip
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}\.?$)({_LABEL}\.)*{_LABEL}\.?")
 _LEGACY_IPV4 = re.compile(r"[0-9a-fx.]+")
 RESOLVE_TIMEOUT_SECONDS = 5.0
 
@@ -82,7 +82,8 @@ async def public_addresses(host: str, port: int | None = None) -> list[IPAddress
         _require_public(address)
         return [address]
     name = _ascii_name(host)
-    if name == "localhost" or name.rstrip(".").endswith(_LOCAL_NAMES):
+    bare = name.rstrip(".")
+    if bare == "localhost" or bare.endswith(_LOCAL_SUFFIXES):
         raise EgressRefused("localhost and local network names are not allowed")
     try:
         found = await asyncio.wait_for(
