@@ -8,105 +8,97 @@ Sending `"***"` back on update keeps the stored value.
 
 from __future__ import annotations
 
-import ipaddress
+import hashlib
 import re
-import socket
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from panels.datasource.query import check_single_select
 from panels.datasource.schemas import CONFIG_TYPES
 from panels.platform.crypto import SecretBox, is_sealed
+from panels.platform.egress import EgressRefused, public_addresses
 from panels.platform.errors import BadRequest
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"pass(word|wd)?|token|secret|api[_-]?key|credential", re.IGNORECASE)
 _URL_KEYS = {"url"}
-_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
-_SQL_TOKENS = re.compile(
-    r"""(?P<skip>--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|\$(?P<tag>\w*)\$.*?\$(?P=tag)\$)
-      |(?P<word>[A-Za-z_][A-Za-z_0-9]*)|(?P<semicolon>;)""",
-    re.DOTALL | re.VERBOSE,
-)
-_WRITING_WORDS = {
-    "insert", "update", "delete", "merge", "into", "create", "drop", "alter", "grant", "revoke",
-    "truncate", "copy", "call", "do", "lock", "vacuum", "analyze", "refresh", "listen", "notify",
-    "set", "reset", "execute", "prepare", "comment", "security", "import",
-}  # fmt: skip
+_URL_SCHEMES = {"api": ("http", "https"), "database": ("postgresql", "postgres")}
+# libpq and asyncpg take these from the query string over the URL's own host.
+_DATABASE_HOST_PARAMETERS = {"host", "hostaddr", "port"}
+LARGE_VALUE_BYTES = 4096
 
 
-def validate_config(
+async def validate_config(
     source_type: str, raw: Any, *, allow_private: bool, where: str = "body.config"
 ) -> dict[str, Any]:
-    """The config in its type's shape (unknown keys dropped), or a 400 naming the field."""
+    """The config in its type's shape, or a 400 naming the field.
+
+    Only what is sent is kept and checked (unknown keys dropped, `keyField` defaulted): a
+    source may be saved before it is complete, and a sync names what it still lacks.
+    """
     try:
         config = msgspec.convert(raw, CONFIG_TYPES[source_type])
     except msgspec.ValidationError as exc:
         message, _, path = str(exc).partition(" - at `$")
         raise BadRequest(f"{where}{path.rstrip('`')}", message) from None
     data: dict[str, Any] = msgspec.to_builtins(config)
-    if source_type == "api":
-        check_api_url(data["url"], allow_private=allow_private, where=f"{where}.url")
-    elif source_type == "database":
-        if urlsplit(data["url"]).scheme not in ("postgresql", "postgres"):
-            raise BadRequest(f"{where}.url", "must be a postgresql:// URL")
-        check_single_select(data["query"], where=f"{where}.query")
+    if "url" in data:
+        await check_source_url(
+            source_type, data["url"], allow_private=allow_private, where=f"{where}.url"
+        )
+    if "query" in data:
+        await check_single_select(data["query"], where=f"{where}.query")
     return data
 
 
-def check_api_url(url: str, *, allow_private: bool, where: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(where, "must be an http:// or https:// URL with a host")
-    if not allow_private and _is_private_host(parts.hostname):
-        raise BadRequest(where, "private, loopback and link-local addresses are not allowed")
-
-
-def _is_private_host(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
-        return True
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+async def check_source_url(source_type: str, url: str, *, allow_private: bool, where: str) -> None:
+    """An `api` or `database` URL of its scheme, with a host the service may reach."""
+    schemes = _URL_SCHEMES[source_type]
+    parts = split_url(url, where)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise BadRequest(where, f"must be a {schemes[0]}:// URL with a host")
+    if source_type == "database":
+        overriding = _DATABASE_HOST_PARAMETERS.intersection(
+            name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)
+        )
+        if overriding:
+            parameter = min(overriding)
+            raise BadRequest(where, f"must name its host before the path, not in ?{parameter}=")
+    if allow_private:
+        return
     try:
-        address = ipaddress.ip_address(host)
+        await public_addresses(parts.hostname, parts.port)
+    except EgressRefused as exc:
+        raise BadRequest(where, str(exc)) from None
+
+
+def split_url(url: str, where: str) -> SplitResult:
+    """The URL's parts, its port checked; a URL that does not parse is a 400 naming `where`."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # parsed lazily: raises for a port that is not 0-65535
     except ValueError:
-        if not re.fullmatch(r"[0-9a-fx.]+", host):
-            return False  # a DNS name: resolved and checked again when the source is fetched
-        try:  # legacy IPv4 forms that resolvers accept: 2130706433, 0x7f.1, 0177.0.0.1
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_multicast
-        or address.is_unspecified
-    )
+        raise BadRequest(where, "is not a valid URL") from None
+    return parts
 
 
-def check_single_select(query: str, *, where: str) -> None:
-    """One read-only SELECT (or WITH … SELECT): no second statement, nothing that writes."""
-    words: list[str] = []
-    statement_ended = False
-    for token in _SQL_TOKENS.finditer(query):
-        if token.group("skip"):
-            continue
-        if token.group("semicolon"):
-            statement_ended = True
-            continue
-        if statement_ended:
-            raise BadRequest(where, "must be a single statement")
-        words.append(token.group("word").lower())
-    if not words or words[0] not in ("select", "with"):
-        raise BadRequest(where, "must be a SELECT statement")
-    writing = sorted(_WRITING_WORDS.intersection(words))
-    if writing:
-        raise BadRequest(where, f"must only read; found {writing[0].upper()}")
+def digest_large_values(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` with every string over LARGE_VALUE_BYTES replaced by `{sha256, bytes}`.
+
+    Change records (and the realtime events that carry them) then say that inline content
+    changed, and to what, without copying up to a mebibyte of it into each.
+    """
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            result[key] = digest_large_values(item)
+        elif isinstance(item, str) and len(encoded := item.encode()) > LARGE_VALUE_BYTES:
+            result[key] = {"sha256": hashlib.sha256(encoded).hexdigest(), "bytes": len(encoded)}
+        else:
+            result[key] = item
+    return result
 
 
 def seal_config(

@@ -56,7 +56,11 @@ class PanelDataSourceController(Controller):
         panel_id: PathId,
         data: JSONBody[DataSourceCreate],
     ) -> Response[DataSourceRead]:
-        """`config` is checked for the `type`; secrets are encrypted at rest."""
+        """`config` is checked for the `type`; secrets are encrypted at rest.
+
+        A config may be incomplete (an `api` source without its `url` yet): what is sent is
+        checked, what is missing stays absent; `keyField` defaults to `id`.
+        """
         source = await sources.create_source(panel_id, data)
         location = {"location": f"/api/panels/{panel_id}/datasources/{source.id}"}
         return json_response(request, sources.encode(source), status_code=201, headers=location)
@@ -76,8 +80,9 @@ class PanelDataSourceController(Controller):
         data: JSONBody[DataSourceUpdate],
         if_match: IfMatch = None,
     ) -> Response[DataSourceRead]:
-        """`config`, when sent, replaces the stored one; a secret sent as `"***"` is kept.
-        `If-Match` compares the ETag of the source as its last `POST` or `PUT` returned it."""
+        """`config`, when sent, replaces the stored one: keys not sent are gone, not filled
+        with defaults (`keyField` excepted); a secret sent as `"***"` is kept. `If-Match`
+        compares the ETag of the source as its last `POST` or `PUT` returned it."""
         source = await sources.update_source(source_id, data, panel_id, if_match)
         return json_response(request, sources.encode(source))
 

@@ -13,6 +13,7 @@ from panels.platform.tenancy import RequestBody
 SourceType = Literal["database", "api", "file", "custom"]
 SyncStatus = Literal["never", "queued", "running", "success", "error"]
 MAX_INLINE_CONTENT = 1024 * 1024
+MAX_QUERY_LENGTH = 64 * 1024
 
 KeyField = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
 Url = Annotated[str, Meta(min_length=1, max_length=2048, pattern=r"^[^\x00\s]*$")]
@@ -22,30 +23,54 @@ HeaderName = Annotated[
 HeaderValue = Annotated[str, Meta(max_length=8192, pattern=r"^[^\x00\r\n]*$")]
 
 
+# A config may be saved incomplete (the web client adds an `api` source before its URL): a
+# field not sent stays UNSET and is absent from the stored config; only `keyField` defaults.
+
+
 class ApiConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
-    url: Annotated[
-        Url, Meta(description="http(s); private, loopback and link-local hosts are refused.")
-    ]
-    method: Literal["GET", "POST"] = "GET"
-    headers: Annotated[dict[HeaderName, HeaderValue], Meta(max_length=50)] = field(
-        default_factory=dict
-    )
-    items_path: Annotated[Text, Meta(max_length=1024)] | None = None
+    url: (
+        Annotated[
+            Url, Meta(description="http(s); private, loopback and link-local hosts are refused.")
+        ]
+        | UnsetType
+    ) = UNSET
+    method: Literal["GET", "POST"] | UnsetType = UNSET
+    headers: Annotated[dict[HeaderName, HeaderValue], Meta(max_length=50)] | UnsetType = UNSET
+    items_path: Annotated[Text, Meta(max_length=1024)] | UnsetType | None = UNSET
     key_field: KeyField = "id"
 
 
 class DatabaseConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
-    url: Annotated[Url, Meta(description="postgresql://user:password@host:port/database")]
-    query: Annotated[
-        Text, Meta(min_length=1, max_length=100_000, description="One SELECT statement.")
-    ]
+    url: (
+        Annotated[
+            Url,
+            Meta(
+                description="postgresql://user:password@host:port/database; private, loopback "
+                "and link-local hosts are refused."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    query: (
+        Annotated[
+            Text,
+            Meta(
+                min_length=1,
+                max_length=MAX_QUERY_LENGTH,
+                description="One statement that only reads: SELECT, VALUES, TABLE, WITH … "
+                "SELECT, and UNION/INTERSECT/EXCEPT of them; no INTO, no FOR UPDATE/SHARE, "
+                "no INSERT/UPDATE/DELETE/MERGE inside WITH.",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     key_field: KeyField = "id"
 
 
 class FileConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
     format: Literal["csv", "json", "ndjson"]
     key_field: KeyField = "id"
-    content: Annotated[Text, Meta(max_length=MAX_INLINE_CONTENT)] | None = None
+    content: Annotated[Text, Meta(max_length=MAX_INLINE_CONTENT)] | UnsetType | None = UNSET
 
 
 class CustomConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
@@ -84,7 +109,8 @@ DataSourceCreate = ApiSourceCreate | DatabaseSourceCreate | FileSourceCreate | C
 
 
 class DataSourceUpdate(RequestBody):
-    """`config`, when sent, replaces the stored one; `"***"` keeps a stored secret."""
+    """`config`, when sent, replaces the stored one (keys not sent are gone); `"***"` keeps a
+    stored secret."""
 
     type: SourceType | UnsetType = UNSET
     config: dict[str, Any] | UnsetType = UNSET

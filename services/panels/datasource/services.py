@@ -12,7 +12,12 @@ from panels.acl.permissions import Access
 from panels.change import recording as changes
 from panels.change.entities import PanelChange
 from panels.change.notifications import notify_owners, views_using_source
-from panels.datasource.config import mask_config, seal_config, validate_config
+from panels.datasource.config import (
+    digest_large_values,
+    mask_config,
+    seal_config,
+    validate_config,
+)
 from panels.datasource.entities import DataSource
 from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
 from panels.panel.services import PanelService
@@ -58,11 +63,7 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
             panel_id, Access.EDITOR, "manage this panel's data sources"
         )
         source_type = str(data.__struct_config__.tag)
-        config = validate_config(
-            source_type,
-            msgspec.to_builtins(data.config),
-            allow_private=self.runtime.settings.allow_private_sources,
-        )
+        config = await self._validate(source_type, msgspec.to_builtins(data.config))
         source = await self.create(
             DataSource(
                 tenant_id=self.ctx.tenant_id,
@@ -92,7 +93,7 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
                 raise BadRequest("body.config", "is required when the type changes")
         else:
             stored = source.config if new_type == source.type else None
-            config = self._validate(new_type, data.config)
+            config = await self._validate(new_type, data.config)
             source.config = seal_config(config, self.runtime.secrets, stored)
         source.type = new_type
         after = self._snapshot(source)
@@ -132,8 +133,8 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
     def encode(self, source: DataSource) -> JsonBody:
         return JsonBody(encode_json(self.to_read(source)))
 
-    def _validate(self, source_type: str, raw: Any) -> dict[str, Any]:
-        return validate_config(
+    async def _validate(self, source_type: str, raw: Any) -> dict[str, Any]:
+        return await validate_config(
             source_type, raw, allow_private=self.runtime.settings.allow_private_sources
         )
 
@@ -145,8 +146,9 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
         return source
 
     def _snapshot(self, source: DataSource) -> dict[str, Any]:
-        """Tracked fields for change records, with secrets masked."""
-        return {"type": source.type, "config": mask_config(source.config, self.runtime.secrets)}
+        """Tracked fields for change records: secrets masked, large values as digests."""
+        config = mask_config(source.config, self.runtime.secrets)
+        return {"type": source.type, "config": digest_large_values(config)}
 
     async def _record(
         self, source: DataSource, change_type: changes.ChangeType, description: str, **values: Any
