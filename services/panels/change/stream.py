@@ -3,12 +3,21 @@
 Protocol (JSON text frames):
 - Authenticate with `Sec-WebSocket-Protocol: bearer, <token>`, or send
   `{"type": "auth", "token": "…"}` first (within 5 s). Otherwise the socket closes with 4401.
+- The socket closes with 4401 "token expired" when the token's `exp` passes; the client
+  re-authenticates by connecting again with a fresh token (and `since` to resume).
 - `{"type": "subscribe", "panelIds": [1, 2], "since": 120}`: changes of those panels from now
   on, after replaying the ones with an id above `since` (at most 500). Panels the caller may not
-  read are reported in `{"type": "error", "panelIds": [...]}` and never streamed.
+  read are reported in `{"type": "error", "panelIds": [...], "reason": "not_found"}` and never
+  streamed.
 - `{"type": "unsubscribe", "panelIds": [1]}`; `{"type": "ping"}` → `{"type": "pong"}`.
 - The server sends `{"type": "change", "panelId", "change"}` and `{"type": "notification",
   "userId", "notification"}` (the caller's own), and `{"type": "ping"}` every 20 s of quiet.
+- A change about a view (the view itself, or a grant on it) is sent only to callers who may
+  read that view now, live and replayed alike (`panels.change.visibility`).
+- Access is checked again whenever an event may have changed it (a grant, a view published,
+  unpublished or deleted, a panel deleted), before anything after that event is sent. Panels
+  no longer readable are dropped and reported in `{"type": "error", "panelIds": [...],
+  "reason": "revoked"}`.
 - A client that falls 256 events behind is closed with 1013 rather than buffered forever.
 """
 
@@ -16,19 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import jwt
 import msgspec
 import structlog
 from litestar import WebSocket, websocket
+from litestar.channels import Subscriber
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from sqlalchemy import select
 
-from panels.acl.permissions import readable_panels
 from panels.change.entities import PanelChange
 from panels.change.realtime import ChangeEvent, Event
 from panels.change.schemas import ChangeRead
-from panels.panel.entities import Panel
+from panels.change.stream_access import Rechecks, readable_now
+from panels.change.visibility import may_change_access, visible_event, visible_records
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
 from panels.platform.realtime import tenant_channel
@@ -42,6 +55,8 @@ MAX_REPLAY = 500
 MAX_SUBSCRIBED = 500
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 1013
+CLOSE_INTERNAL_ERROR = 1011
+_RECHECKS = "stream_rechecks"
 
 PanelIds = Annotated[
     list[Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]], msgspec.Meta(max_length=MAX_SUBSCRIBED)
@@ -53,6 +68,12 @@ class ClientMessage(msgspec.Struct, rename="camel", kw_only=True):
     token: str | None = None
     panel_ids: PanelIds = msgspec.field(default_factory=list)
     since: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Published:
+    event: Event
+    raw: bytes
 
 
 class TooSlow(Exception):
@@ -68,54 +89,90 @@ async def change_stream(socket: WebSocket[Any, Any, Any]) -> None:
     token = offered[1] if len(offered) == 2 and offered[0].lower() == "bearer" else None
     await socket.accept(subprotocols="bearer" if token else None)
     try:
-        principal = await _authenticate(socket, runtime, token)
+        principal, expires_at = await _authenticate(socket, runtime, token)
     except (NotAuthorizedException, TimeoutError, msgspec.ValidationError, msgspec.DecodeError):
         await socket.close(code=CLOSE_UNAUTHORIZED, reason="unauthorized")
         return
-    stream = _Stream(socket, runtime, principal)
-    await stream.run()
+    if _RECHECKS not in socket.app.state:
+        socket.app.state[_RECHECKS] = Rechecks(runtime.db)
+    stream = _Stream(socket, runtime, socket.app.state[_RECHECKS], principal)
+    await stream.run(expires_at)
 
 
 async def _authenticate(
     socket: WebSocket[Any, Any, Any], runtime: Runtime, token: str | None
-) -> Principal:
+) -> tuple[Principal, float | None]:
+    """The caller, and when their token expires (None: never)."""
     if token is None:
         first = await asyncio.wait_for(socket.receive_text(), AUTH_TIMEOUT_SECONDS)
         message = msgspec.json.decode(first, type=ClientMessage)
         if message.type != "auth" or not message.token:
             raise NotAuthorizedException("the first message must authenticate")
         token = message.token
-    return await runtime.verifier.verify(token)
+    principal = await runtime.verifier.verify(token)
+    # Verified just above, so its claims can be read without checking the signature again.
+    expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    return principal, float(expires) if isinstance(expires, int | float) else None
 
 
 class _Stream:
+    """One socket. Client commands and published events go through one inbox, handled in order,
+    so a recheck of access always comes between an event that prompted it and what follows."""
+
     def __init__(
-        self, socket: WebSocket[Any, Any, Any], runtime: Runtime, principal: Principal
+        self,
+        socket: WebSocket[Any, Any, Any],
+        runtime: Runtime,
+        rechecks: Rechecks,
+        principal: Principal,
     ) -> None:
         self.socket = socket
         self.runtime = runtime
+        self.rechecks = rechecks
         self.principal = principal
         self.panels: set[int] = set()
+        self.views: set[int] = set()  # of the followed panels, that the caller may read
+        self.inbox: asyncio.Queue[ClientMessage | _Published] = asyncio.Queue(MAX_PENDING)
         self.outbox: asyncio.Queue[bytes] = asyncio.Queue(MAX_PENDING)
 
-    async def run(self) -> None:
+    async def run(self, expires_at: float | None) -> None:
         channels = self.runtime.channels
         subscriber = await channels.subscribe(tenant_channel(self.principal.tenant_id))
+        expiry = asyncio.create_task(self._expire(expires_at))
         tasks = [
+            expiry,
             asyncio.create_task(self._read_client()),
-            asyncio.create_task(self._forward(subscriber.iter_events())),
+            asyncio.create_task(self._receive(subscriber)),
+            asyncio.create_task(self._handle()),
             asyncio.create_task(self._write()),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if isinstance(task.exception(), TooSlow):
-                    await self.socket.close(code=CLOSE_TOO_SLOW, reason="too slow")
+            await self._close(expiry, done)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await channels.unsubscribe(subscriber)
+
+    async def _close(self, expiry: asyncio.Task[None], done: set[asyncio.Task[None]]) -> None:
+        failure = next((t.exception() for t in done if t.exception() is not None), None)
+        if expiry in done:
+            await self.socket.close(code=CLOSE_UNAUTHORIZED, reason="token expired")
+        elif isinstance(failure, TooSlow):
+            await self.socket.close(code=CLOSE_TOO_SLOW, reason="too slow")
+        elif failure is not None:
+            # Access could not be checked (the database is away): stop rather than guess.
+            log.warning("stream failed", error=type(failure).__name__)
+            with contextlib.suppress(Exception):
+                await self.socket.close(code=CLOSE_INTERNAL_ERROR, reason="internal error")
+
+    @staticmethod
+    async def _expire(expires_at: float | None) -> None:
+        if expires_at is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(max(0.0, expires_at - time.time()))
 
     async def _read_client(self) -> None:
         with contextlib.suppress(WebSocketDisconnect):
@@ -128,58 +185,111 @@ class _Stream:
                     continue
                 if message.type == "ping":
                     self._send({"type": "pong"})
-                elif message.type == "subscribe":
-                    await self._subscribe(message.panel_ids, message.since)
-                elif message.type == "unsubscribe":
-                    self.panels.difference_update(message.panel_ids)
-                    self._send({"type": "unsubscribed", "panelIds": message.panel_ids})
+                elif message.type in ("subscribe", "unsubscribe"):
+                    self._take(message)
+
+    async def _receive(self, subscriber: Subscriber) -> None:
+        async for raw in subscriber.iter_events():
+            self._take(_Published(msgspec.json.decode(raw, type=Event), raw))
+
+    def _take(self, item: ClientMessage | _Published) -> None:
+        try:
+            self.inbox.put_nowait(item)
+        except asyncio.QueueFull:
+            raise TooSlow from None
+
+    async def _handle(self) -> None:
+        while True:
+            batch = [await self.inbox.get()]
+            while not self.inbox.empty():
+                batch.append(self.inbox.get_nowait())
+            # One recheck serves every access change of the batch: it starts after all of them
+            # were received, so it sees all their commits.
+            if any(
+                isinstance(item, _Published)
+                and isinstance(item.event, ChangeEvent)
+                and may_change_access(item.event.change)
+                for item in batch
+            ):
+                await self._recheck()
+            for item in batch:
+                if isinstance(item, _Published):
+                    self._deliver(item)
+                elif item.type == "subscribe":
+                    await self._subscribe(item.panel_ids, item.since)
+                else:
+                    self.panels.difference_update(item.panel_ids)
+                    self._send({"type": "unsubscribed", "panelIds": item.panel_ids})
+
+    async def _recheck(self) -> None:
+        if not self.panels:
+            return
+        readable = await self.rechecks.readable(self.principal, self.panels)
+        revoked = self.panels - readable.panels
+        self.panels -= revoked
+        self.views = readable.views
+        if revoked:
+            self._send(
+                {
+                    "type": "error",
+                    "message": "Panel no longer readable",
+                    "panelIds": sorted(revoked),
+                    "reason": "revoked",
+                }
+            )
 
     async def _subscribe(self, panel_ids: list[int], since: int | None) -> None:
+        tenant_id = self.principal.tenant_id
         async with self.runtime.db.get_session() as session:
-            bind_tenant(session, self.principal.tenant_id)
-            readable = set(
-                await session.scalars(
-                    select(Panel.id).where(
-                        Panel.tenant_id == self.principal.tenant_id,
-                        Panel.id.in_(panel_ids),
-                        *readable_panels(self.principal),
-                    )
-                )
-            )
+            bind_tenant(session, tenant_id)
+            [readable] = await readable_now(session, tenant_id, [(self.principal, panel_ids)])
             replay = []
-            if since is not None and readable:
+            if since is not None and readable.panels:
                 statement = (
                     select(PanelChange)
                     .where(
-                        PanelChange.tenant_id == self.principal.tenant_id,
-                        PanelChange.panel_id.in_(readable),
+                        PanelChange.tenant_id == tenant_id,
+                        PanelChange.panel_id.in_(readable.panels),
                         PanelChange.id > since,
+                        *visible_records(self.principal),
                     )
                     .order_by(PanelChange.id)
                     .limit(MAX_REPLAY)
                 )
                 replay = list(await session.scalars(statement))
-        refused = [p for p in panel_ids if p not in readable]
+        refused = [p for p in panel_ids if p not in readable.panels]
         if refused:
-            self._send({"type": "error", "message": "Panel not found", "panelIds": refused})
-        if len(self.panels | readable) > MAX_SUBSCRIBED:
+            self._send(
+                {
+                    "type": "error",
+                    "message": "Panel not found",
+                    "panelIds": refused,
+                    "reason": "not_found",
+                }
+            )
+        if len(self.panels | readable.panels) > MAX_SUBSCRIBED:
             self._send({"type": "error", "message": f"At most {MAX_SUBSCRIBED} panels per socket"})
             return
-        self.panels |= readable
-        self._send({"type": "subscribed", "panelIds": sorted(readable)})
+        self.panels |= readable.panels
+        self.views |= readable.views
+        self._send({"type": "subscribed", "panelIds": sorted(readable.panels)})
         for change in replay:
             self._send(ChangeEvent(panel_id=change.panel_id, change=ChangeRead.from_entity(change)))
 
-    async def _forward(self, events: Any) -> None:
-        async for raw in events:
-            event = msgspec.json.decode(raw, type=Event)
-            mine = (
-                event.panel_id in self.panels
-                if isinstance(event, ChangeEvent)
-                else event.user_id == self.principal.user_id
-            )
-            if mine:
-                self._put(raw)
+    def _deliver(self, published: _Published) -> None:
+        event = published.event
+        if not isinstance(event, ChangeEvent):
+            if event.user_id == self.principal.user_id:
+                self._put(published.raw)
+            return
+        if event.panel_id not in self.panels:
+            return
+        change = event.change
+        created = change.entity_id if change.change_type == "view_created" else None
+        if created is not None and change.changed_by == self.principal.user_id:
+            self.views.add(created)  # its creator owns a new view
+        if visible_event(change, self.principal, self.views):
+            self._put(published.raw)
 
     async def _write(self) -> None:
         with contextlib.suppress(WebSocketDisconnect):
