@@ -93,9 +93,7 @@ async def change_stream(socket: WebSocket[Any, Any, Any]) -> None:
     except (NotAuthorizedException, TimeoutError, msgspec.ValidationError, msgspec.DecodeError):
         await socket.close(code=CLOSE_UNAUTHORIZED, reason="unauthorized")
         return
-    if _RECHECKS not in socket.app.state:
-        socket.app.state[_RECHECKS] = Rechecks(runtime.db)
-    stream = _Stream(socket, runtime, socket.app.state[_RECHECKS], principal)
+    stream = _Stream(socket, runtime, principal)
     await stream.run(expires_at)
 
 
@@ -120,15 +118,10 @@ class _Stream:
     so a recheck of access always comes between an event that prompted it and what follows."""
 
     def __init__(
-        self,
-        socket: WebSocket[Any, Any, Any],
-        runtime: Runtime,
-        rechecks: Rechecks,
-        principal: Principal,
+        self, socket: WebSocket[Any, Any, Any], runtime: Runtime, principal: Principal
     ) -> None:
         self.socket = socket
         self.runtime = runtime
-        self.rechecks = rechecks
         self.principal = principal
         self.panels: set[int] = set()
         self.views: set[int] = set()  # of the followed panels, that the caller may read
@@ -224,7 +217,7 @@ class _Stream:
     async def _recheck(self) -> None:
         if not self.panels:
             return
-        readable = await self.rechecks.readable(self.principal, self.panels)
+        readable = await self._rechecks().readable(self.principal, self.panels)
         revoked = self.panels - readable.panels
         self.panels -= revoked
         self.views = readable.views
@@ -237,6 +230,14 @@ class _Stream:
                     "reason": "revoked",
                 }
             )
+
+    def _rechecks(self) -> Rechecks:
+        """The process's rechecks, shared by all its sockets."""
+        state = self.socket.app.state
+        if _RECHECKS not in state:
+            state[_RECHECKS] = Rechecks(self.runtime.db)
+        rechecks: Rechecks = state[_RECHECKS]
+        return rechecks
 
     async def _subscribe(self, panel_ids: list[int], since: int | None) -> None:
         tenant_id = self.principal.tenant_id
