@@ -13,11 +13,13 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
 
 from panels.platform.auth import mint_token
+from panels.platform.db import owner_engine
 from panels.settings import Settings
-from tests.conftest import Caller, CallerFactory
+from tests.conftest import Caller, CallerFactory, Services
 from tests.integration.test_realtime import (  # noqa: F401  (fixtures)
     next_of,
     nothing_of,
@@ -82,6 +84,48 @@ async def test_a_viewer_whose_grant_is_removed_is_told_and_gets_nothing_more(
     ]
     renames = [m["change"]["newValues"] for m in messages if m["type"] == "change"]
     assert {"name": "After"} not in renames
+
+
+async def test_nothing_is_delivered_between_a_revocation_and_its_recheck(
+    servers: list[str],  # noqa: F811
+    rest: list[httpx.AsyncClient],  # noqa: F811
+    services: Services,
+    admin: Caller,
+    member: Caller,
+) -> None:
+    """The recheck is held up by a lock; what comes after the revocation waits for it."""
+    a, b = rest
+    panel = (await a.post("/api/panels", json={"name": "Held"}, headers=admin.headers)).json()
+    await a.post(
+        f"/api/acls/panel/{panel['id']}",
+        json={"userEmail": member.email, "permission": "viewer"},
+        headers=admin.headers,
+    )
+    engine = owner_engine(services.database_url)
+    try:
+        async with websockets.connect(
+            ws_url(servers[1]), subprotocols=["bearer", member.token]
+        ) as ws:  # type: ignore[list-item]
+            await ws.send(json.dumps({"type": "subscribe", "panelIds": [panel["id"]]}))
+            await next_of(ws, "subscribed")
+            async with engine.connect() as owner:
+                # A member's recheck reads panel_view; an admin's revocation and rename do not.
+                await owner.execute(text("LOCK TABLE panel_view IN ACCESS EXCLUSIVE MODE"))
+                removed = await a.delete(
+                    f"/api/acls/panel/{panel['id']}/{member.email}", headers=admin.headers
+                )
+                assert removed.status_code == 204
+                renamed = await b.put(
+                    f"/api/panels/{panel['id']}", json={"name": "After"}, headers=admin.headers
+                )
+                assert renamed.status_code == 200
+                await nothing_of(ws, "change")
+                await owner.rollback()
+            messages = await received(ws)
+    finally:
+        await engine.dispose()
+    assert [m["reason"] for m in messages if m["type"] == "error"] == ["revoked"]
+    assert [m for m in messages if m["type"] == "change"] == []
 
 
 async def test_a_socket_is_closed_when_its_token_expires(
