@@ -28,6 +28,14 @@ _PENDING = "realtime_pending"
 class ChangeEvent(CamelStruct, tag="change", tag_field="type"):
     panel_id: int
     change: ChangeRead
+    # The view the change is about, if any: the stream shows it only to those who may read it.
+    view_id: int | None = None
+
+    @classmethod
+    def from_entity(cls, change: PanelChange) -> ChangeEvent:
+        return cls(
+            panel_id=change.panel_id, change=ChangeRead.from_entity(change), view_id=change.view_id
+        )
 
 
 class NotificationEvent(CamelStruct, tag="notification", tag_field="type"):
@@ -70,7 +78,7 @@ async def _announce(announcer: Announcer | None, pending: list[tuple[EventKind, 
     for kind, item in pending:
         if kind == "change":
             tenant_id = item.tenant_id
-            events.append(ChangeEvent(panel_id=item.panel_id, change=ChangeRead.from_entity(item)))
+            events.append(ChangeEvent.from_entity(item))
         else:
             notification, summary = item
             tenant_id = notification.tenant_id

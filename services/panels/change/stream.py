@@ -13,7 +13,8 @@ Protocol (JSON text frames):
 - The server sends `{"type": "change", "panelId", "change"}` and `{"type": "notification",
   "userId", "notification"}` (the caller's own), and `{"type": "ping"}` every 20 s of quiet.
 - A change about a view (the view itself, or a grant on it) is sent only to callers who may
-  read that view now, live and replayed alike (`panels.change.visibility`).
+  read that view now, or who made the change, live and replayed alike
+  (`acl.permissions.readable_changes`).
 - Access is checked again whenever an event may have changed it (a grant, a view published,
   unpublished or deleted, a panel deleted), before anything after that event is sent. Panels
   no longer readable are dropped and reported in `{"type": "error", "panelIds": [...],
@@ -37,11 +38,10 @@ from litestar.channels import Subscriber
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from sqlalchemy import select
 
+from panels.acl.permissions import readable_changes
 from panels.change.entities import PanelChange
 from panels.change.realtime import ChangeEvent, Event
-from panels.change.schemas import ChangeRead
-from panels.change.stream_access import Rechecks, readable_now
-from panels.change.visibility import may_change_access, visible_event, visible_records
+from panels.change.stream_access import Rechecks, may_change_access, may_see, readable_now
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
 from panels.platform.realtime import tenant_channel
@@ -201,7 +201,7 @@ class _Stream:
             if any(
                 isinstance(item, _Published)
                 and isinstance(item.event, ChangeEvent)
-                and may_change_access(item.event.change)
+                and may_change_access(item.event)
                 for item in batch
             ):
                 await self._recheck()
@@ -252,7 +252,7 @@ class _Stream:
                         PanelChange.tenant_id == tenant_id,
                         PanelChange.panel_id.in_(readable.panels),
                         PanelChange.id > since,
-                        *visible_records(self.principal),
+                        *readable_changes(self.principal),
                     )
                     .order_by(PanelChange.id)
                     .limit(MAX_REPLAY)
@@ -275,7 +275,7 @@ class _Stream:
         self.views |= readable.views
         self._send({"type": "subscribed", "panelIds": sorted(readable.panels)})
         for change in replay:
-            self._send(ChangeEvent(panel_id=change.panel_id, change=ChangeRead.from_entity(change)))
+            self._send(ChangeEvent.from_entity(change))
 
     def _deliver(self, published: _Published) -> None:
         event = published.event
@@ -286,10 +286,10 @@ class _Stream:
         if event.panel_id not in self.panels:
             return
         change = event.change
-        created = change.entity_id if change.change_type == "view_created" else None
+        created = event.view_id if change.change_type == "view_created" else None
         if created is not None and change.changed_by == self.principal.user_id:
             self.views.add(created)  # its creator owns a new view
-        if visible_event(change, self.principal, self.views):
+        if may_see(self.principal, event, self.views):
             self._put(published.raw)
 
     async def _write(self) -> None:

@@ -21,11 +21,16 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.permissions import readable_panels, readable_views
+from panels.change.realtime import ChangeEvent
 from panels.panel.entities import Panel
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
 from panels.view.entities import PanelView
 
+# Changes after which a principal may read fewer (or more) panels or views than before.
+ACCESS_CHANGE_TYPES = frozenset(
+    {"view_published", "view_unpublished", "view_deleted", "panel_deleted"}
+)
 # Principals per statement: each adds two branches to the union, and a statement of thousands
 # of branches costs more to plan than several smaller ones.
 PRINCIPALS_PER_QUERY = 200
@@ -75,6 +80,22 @@ def _branches(
             )
         )
     return branches
+
+
+def may_change_access(event: ChangeEvent) -> bool:
+    change = event.change
+    return change.entity_type == "grant" or change.change_type in ACCESS_CHANGE_TYPES
+
+
+def may_see(principal: Principal, event: ChangeEvent, views: set[int]) -> bool:
+    """`acl.permissions.readable_changes` for a live event of a panel the principal may read,
+    given the views of that panel it may read."""
+    return (
+        principal.is_admin
+        or event.view_id is None
+        or event.change.changed_by == principal.user_id
+        or event.view_id in views
+    )
 
 
 class _Batch:
