@@ -121,6 +121,19 @@ def readable_changes(principal: Principal) -> tuple[ColumnElement[bool], ...]:
     )
 
 
+def may_read_change(
+    principal: Principal, *, view_id: int | None, changed_by: str, readable_view_ids: set[int]
+) -> bool:
+    """`readable_changes` for one record of a panel the principal may read, given which views
+    of that panel it may read (the realtime stream judges live events with it)."""
+    return (
+        principal.is_admin
+        or view_id is None
+        or changed_by == principal.user_id
+        or view_id in readable_view_ids
+    )
+
+
 _LEVEL = case(
     (Grant.permission == "owner", int(Access.OWNER)),
     (Grant.permission == "editor", int(Access.EDITOR)),

@@ -20,7 +20,7 @@ from sqlalchemy import BigInteger, Select, any_, bindparam, literal, select, uni
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.acl.permissions import readable_panels, readable_views
+from panels.acl.permissions import may_read_change, readable_panels, readable_views
 from panels.change.realtime import ChangeEvent
 from panels.panel.entities import Panel
 from panels.platform.auth import Principal
@@ -88,13 +88,12 @@ def may_change_access(event: ChangeEvent) -> bool:
 
 
 def may_see(principal: Principal, event: ChangeEvent, views: set[int]) -> bool:
-    """`acl.permissions.readable_changes` for a live event of a panel the principal may read,
-    given the views of that panel it may read."""
-    return (
-        principal.is_admin
-        or event.view_id is None
-        or event.change.changed_by == principal.user_id
-        or event.view_id in views
+    """Whether a live event of a panel the principal may read is theirs to see."""
+    return may_read_change(
+        principal,
+        view_id=event.view_id,
+        changed_by=event.change.changed_by,
+        readable_view_ids=views,
     )
 
 
