@@ -163,7 +163,10 @@ async def test_nul_in_any_header_is_a_400(
 
 
 header_names = st.sampled_from(
-    ["If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID", "Content-Type", "Accept"]
+    [
+        *("If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID", "Authorization"),
+        *("Content-Type", "Accept", "Content-Length"),
+    ]
 )
 header_values = st.binary(max_size=60).filter(lambda v: b"\r" not in v and b"\n" not in v)
 query_names = st.sampled_from(
@@ -274,13 +277,26 @@ WRITES = [
 ]
 
 
-@given(write=st.sampled_from(WRITES), body=bodies)
+@given(
+    write=st.sampled_from(WRITES),
+    body=bodies,
+    headers=st.lists(st.tuples(header_names, header_values), max_size=2),
+)
 @hostile
-async def test_generated_bodies_never_make_a_5xx(
-    client: Client, builder: Caller, panel_id: int, write: tuple[str, str], body: bytes
+async def test_generated_bodies_and_headers_never_make_a_5xx(
+    client: Client,
+    builder: Caller,
+    panel_id: int,
+    write: tuple[str, str],
+    body: bytes,
+    headers: list[tuple[str, bytes]],
 ) -> None:
+    """Writes read `If-Match` and `Idempotency-Key` too, so they get the generated headers."""
     method, path = write
+    raw_headers = [(name.encode(), value) for name, value in headers]
+    raw_headers += [(b"authorization", builder.headers["Authorization"].encode())]
+    raw_headers += [(b"content-type", b"application/json")]
     response = await client.request(
-        method, path.format(panel=panel_id), content=body, headers={**builder.headers, **JSON}
+        method, path.format(panel=panel_id), content=body, headers=raw_headers
     )
     assert_client_error(response)

@@ -52,6 +52,20 @@ Choices this service makes where the contract is silent:
 - Single-resource reads answer `If-None-Match` (weak comparison) with 304; `If-Match` on
   `PUT`/`DELETE` compares strong ETags exactly; `*` matches any current version.
 - `/api` responses carry `Cache-Control: private, no-cache`: clients revalidate with the ETag.
+- Authentication comes first on every `/api` path, including paths that match no route (an id
+  that is not a number, a typo): without a valid token the answer is 401, never 404 or 405.
+- With `JWT_JWKS_URL` the token's `kid` selects the key and the key decides the algorithm
+  (its `alg`, else what its `kty`/`crv` imply); HS* tokens are refused. An unknown `kid` is a
+  401; the key set is fetched again at most once a minute for unknown ids (and every five
+  minutes anyway), so a freshly rotated key may be refused for up to a minute.
+- JSON bodies: valid UTF-8 (else 400 on `body`); nesting counts the body itself as level 1, and
+  brackets inside strings do not count. Free-form values (`metadata`, `defaultValue`, filter
+  values) have tighter limits of their own: 16 levels and 10,000 values each.
+- Query strings: only list-typed parameters (`ids`, `tags`) may repeat; any other parameter
+  this route reads, sent twice, is a 400 naming `query.<name>`. `tenantId` may repeat, and every
+  value must be the token's tenant (else 403). Parameters a route does not read are ignored.
+- Ids in query values are ASCII digits only (`²` or `٣` are not ids), 1 to 2^63-1; `since` is
+  ASCII ISO-8601. A NUL in any header value is a 400 naming `header.<name>`.
 """
 
 
