@@ -138,11 +138,29 @@ async def test_authentication_comes_before_a_malformed_path(
         assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_a_malformed_path_with_a_valid_token_is_still_a_404(
-    client: Client, builder: Caller
+ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda n: quote(n.translate(ARABIC_INDIC)),
+        lambda n: quote(n.translate(FULLWIDTH)),
+        lambda n: f"+{n}",
+        lambda n: f"%20{n}",
+        lambda n: f"0_{n}",
+    ],
+    ids=["arabic-indic", "fullwidth", "plus", "space", "underscore"],
+)
+async def test_a_path_id_is_ascii_digits_or_a_404(
+    client: Client, builder: Caller, panel_id: int, spell: Any
 ) -> None:
-    response = await client.get("/api/panels/abc", headers=builder.headers)
-    assert_client_error(response, 400, 404)
+    """`int` reads `٣` (Arabic-Indic three) as 3 and `0_3` as 3; the service does not."""
+    path = f"/api/panels/{spell(str(panel_id))}"
+    assert_client_error(await client.get(path, headers=builder.headers), 404)
+    assert_client_error(await client.get(f"{path}/columns", headers=builder.headers), 404)
+    assert_client_error(await client.get("/api/panels/abc", headers=builder.headers), 404)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
+from http.client import HTTPException
 from typing import Any, Literal
 
 import anyio.to_thread
@@ -119,7 +120,7 @@ class KeySet:
         try:
             document = await anyio.to_thread.run_sync(self._download)
             self._keys = self._usable_keys(document)
-        except (OSError, ValueError, jwt.PyJWTError) as exc:
+        except (OSError, ValueError, HTTPException, jwt.PyJWTError) as exc:
             log.warning("jwks fetch failed", url=self._url, error=str(exc))
         finally:
             self._fetched_at = time.monotonic()

@@ -4,6 +4,8 @@ They run as route middleware, after authentication (a request without a valid to
 whatever else is wrong with it) and before the framework decodes the query or the body:
 
 - NUL in the query string or in any header value: 400 (PostgreSQL text cannot hold NUL);
+- a path id that is not ASCII digits: 404, as for any other path that names no resource (the
+  router reads ids with `int`, which takes `٣` for 3 and `1_0` for 10);
 - a scalar query parameter sent twice: 400 (`tenantId` is checked by authentication, where any
   value other than the token's tenant is a 403);
 - a body that is not JSON: 415; a JSON body that is not UTF-8 or is nested deeper than
@@ -23,7 +25,7 @@ from urllib.parse import parse_qsl
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 
-from panels.platform.errors import BadRequest
+from panels.platform.errors import BadRequest, NotFound
 
 if TYPE_CHECKING:
     from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
@@ -53,6 +55,7 @@ def request_shape_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
             check_headers(scope.get("headers", ()))
+            check_path_ids(scope["path_template"], scope["path"], scope["path_params"])
             check_query(scope.get("query_string", b""), repeatable_query(scope["route_handler"]))
             if scope["method"] in _BODY_METHODS and _has_body(scope):
                 media_type = _media_type(scope)
@@ -78,6 +81,13 @@ def check_headers(headers: Any) -> None:
         if b"\x00" in value:
             field = name.decode("latin-1")
             raise BadRequest(f"header.{field}", "must not contain NUL characters")
+
+
+def check_path_ids(template: str, path: str, params: dict[str, Any]) -> None:
+    for pattern, segment in zip(template.split("/"), path.split("/"), strict=False):
+        is_id = pattern.startswith("{") and type(params.get(pattern[1:-1])) is int
+        if is_id and not (segment.isascii() and segment.isdigit()):
+            raise NotFound("Not Found")
 
 
 def check_query(query_string: bytes, repeatable: frozenset[str]) -> None:
