@@ -59,13 +59,15 @@ Choices this service makes where the contract is silent:
   401; the key set is fetched again at most once a minute for unknown ids (and every five
   minutes anyway), so a freshly rotated key may be refused for up to a minute.
 - JSON bodies: valid UTF-8 (else 400 on `body`); nesting counts the body itself as level 1, and
-  brackets inside strings do not count. Free-form values (`metadata`, `defaultValue`, filter
-  values) have tighter limits of their own: 16 levels and 10,000 values each.
+  brackets inside strings do not count. Free-form values (such as `metadata` and
+  `defaultValue`) have tighter limits of their own: 16 levels and 10,000 values each.
 - Query strings: only list-typed parameters (`ids`, `tags`) may repeat; any other parameter
-  this route reads, sent twice, is a 400 naming `query.<name>`. `tenantId` may repeat, and every
-  value must be the token's tenant (else 403). Parameters a route does not read are ignored.
-- Ids in query values are ASCII digits only (`²` or `٣` are not ids), 1 to 2^63-1; `since` is
-  ASCII ISO-8601. A NUL in any header value is a 400 naming `header.<name>`.
+  sent twice is a 400 naming `query.<name>`. `tenantId` may repeat, and every value must be
+  the token's tenant (else 403). A parameter a route does not read, sent once, is ignored.
+- Ids are ASCII digits only (`²`, `٣`, `+3` or `0_3` are not ids), 1 to 2^63-1: in a query
+  value anything else is a 400 naming the parameter; in a path, a 404 (the path names no
+  resource), and digits out of range a 400. `since` is ASCII ISO-8601. A NUL in any header
+  value is a 400 naming `header.<name>`.
 """
 
 
