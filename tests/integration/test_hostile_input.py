@@ -318,3 +318,12 @@ async def test_generated_bodies_and_headers_never_make_a_5xx(
         method, path.format(panel=panel_id), content=body, headers=raw_headers
     )
     assert_client_error(response)
+
+
+async def test_query_lists_are_documented_as_lists_not_null(client: Client) -> None:
+    """A query string has no null (`?tags=null` is the tag "null"): a nullable list schema made
+    schemathesis' negative phase expect `?tags=false` to be refused."""
+    document = (await client.get("/schema/openapi.json")).json()
+    operation = document["paths"]["/api/panels/{panel_id}/columns"]["get"]
+    schemas = {p["name"]: p["schema"] for p in operation["parameters"]}
+    assert schemas["ids"]["type"] == schemas["tags"]["type"] == "array"

@@ -145,14 +145,26 @@ def finish_schema(schema: Any) -> None:
 
     Every POST under /api takes an Idempotency-Key (so every one documents 409, see
     `POST_ERRORS`); 64-bit bounds are written as integers, not as floats that round past the
-    largest id.
+    largest id; an optional list in the query is absent or a list, never `null` (`?tags=null`
+    is the tag "null", whereas `?panelId=null` does read as absent).
     """
     for path, item in (schema.paths or {}).items():
         for operation in (item.get, item.put, item.post, item.delete):
             for parameter in (operation.parameters or []) if operation else []:
+                if parameter.param_in == ParamType.QUERY:
+                    parameter.schema = _list_without_null(parameter.schema)
                 _exact_bounds(parameter.schema)
         if path.startswith("/api/") and item.post is not None:
             item.post.parameters = [*(item.post.parameters or []), IDEMPOTENCY_KEY]
+
+
+def _list_without_null(parameter_schema: Any) -> Any:
+    options = getattr(parameter_schema, "one_of", None) or []
+    kept = [o for o in options if getattr(o, "type", None) != OpenAPIType.NULL]
+    if len(options) == 2 and len(kept) == 1 and kept[0].type == OpenAPIType.ARRAY:
+        kept[0].description = kept[0].description or parameter_schema.description
+        return kept[0]
+    return parameter_schema
 
 
 def _exact_bounds(parameter_schema: Any) -> None:
