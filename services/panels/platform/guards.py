@@ -60,13 +60,12 @@ def request_shape_middleware(app: ASGIApp) -> ASGIApp:
             if scope["method"] in _BODY_METHODS and _has_body(scope):
                 media_type = _media_type(scope)
                 accepted = scope["route_handler"].opt.get("media_types", ("application/json",))
-                is_json = media_type == "application/json" or media_type.endswith("+json")
-                if media_type not in accepted and not is_json:
+                if media_type not in accepted and not media_type.endswith("+json"):
                     raise HTTPException(
                         status_code=415,
                         detail=f"Content-Type must be one of: {', '.join(accepted)}",
                     )
-                if is_json:
+                if media_type == "application/json" or media_type.endswith("+json"):
                     handler: HTTPRouteHandler = scope["route_handler"]  # type: ignore[assignment]
                     body = await read_body(receive, handler.resolve_request_max_body_size())
                     check_json_body(body)
