@@ -5,7 +5,8 @@
 #
 # Starts a fresh server exactly as scripts/api-tests.sh does, then lets schemathesis
 # generate requests for every operation of /schema/openapi.json (examples, coverage,
-# fuzzing and stateful phases) as an admin. Any failed check fails the script.
+# fuzzing and stateful phases) as an admin, both valid ones and ones that break the schema
+# (`--mode all`: negative data is generated in every phase). Any failed check fails the script.
 #
 # Environment:
 #   ST_CHECKS        checks to run (default below)
@@ -19,7 +20,8 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/test-server.sh"
 
-ST_CHECKS="${ST_CHECKS:-not_a_server_error,status_code_conformance,response_schema_conformance}"
+# negative_data_rejection: a request that breaks the schema must get a 4xx, not a 2xx.
+ST_CHECKS="${ST_CHECKS:-not_a_server_error,status_code_conformance,response_schema_conformance,negative_data_rejection}"
 ST_MAX_EXAMPLES="${ST_MAX_EXAMPLES:-50}"
 ST_MAX_TIME="${ST_MAX_TIME:-150}"
 ST_STATE_DIR="${ST_STATE_DIR:-$ROOT/.panels/schemathesis}"
@@ -50,6 +52,7 @@ log "Running schemathesis against $BASE_URL (checks: $ST_CHECKS; budget ${ST_MAX
 uv run --project "$ROOT" schemathesis run "$BASE_URL/schema/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks "$ST_CHECKS" \
+  --mode all \
   --phases examples,coverage,fuzzing,stateful \
   --max-examples "$ST_MAX_EXAMPLES" \
   --max-time "$ST_MAX_TIME" \

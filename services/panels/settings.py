@@ -26,6 +26,7 @@ _PRESETS: tuple[ClaimsPreset, ...] = ("default", "stytch")
 _FORMATS: tuple[LogFormat, ...] = ("json", "console")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
+_ASYMMETRIC_ALGORITHMS = tuple(a for a in _JWT_ALGORITHMS if not a.startswith("HS"))
 MIN_PRODUCTION_SECRET_BYTES = 32
 _T = TypeVar("_T", bound=str)
 
@@ -147,17 +148,27 @@ def _jwt_settings(environ: Mapping[str, str], env: Environment, data_dir: Path) 
     generated = not secret
     if generated and env != "production":
         secret = _stored_random(data_dir / "dev-jwt-secret", lambda: secrets.token_urlsafe(48))
+    jwks_url = environ.get("JWT_JWKS_URL") or None
+    if jwks_url is not None and not jwks_url.startswith(("https://", "http://")):
+        raise SettingsError("JWT_JWKS_URL: must be an http(s) URL")
+    # With a key set the keys are public ones; an HMAC algorithm would let anyone who can read
+    # the key set sign tokens, so it is refused rather than ignored.
+    default_algorithms = ",".join(_ASYMMETRIC_ALGORITHMS) if jwks_url else "HS256"
     algorithms = tuple(
-        a.strip() for a in environ.get("JWT_ALGORITHMS", "HS256").split(",") if a.strip()
+        a.strip()
+        for a in (environ.get("JWT_ALGORITHMS") or default_algorithms).split(",")
+        if a.strip()
     )
     for algorithm in algorithms:
         if algorithm not in _JWT_ALGORITHMS:
             raise SettingsError(f"JWT_ALGORITHMS: unsupported algorithm {algorithm!r}")
+        if jwks_url and algorithm.startswith("HS"):
+            raise SettingsError(
+                f"JWT_ALGORITHMS: {algorithm} cannot be used with JWT_JWKS_URL "
+                "(a key set holds public keys; use RS*, PS* or ES*)"
+            )
     if not algorithms:
         raise SettingsError("JWT_ALGORITHMS: at least one algorithm is required")
-    jwks_url = environ.get("JWT_JWKS_URL") or None
-    if jwks_url is not None and not jwks_url.startswith(("https://", "http://")):
-        raise SettingsError("JWT_JWKS_URL: must be an http(s) URL")
     preset = _choice(environ, "JWT_CLAIMS", _PRESETS, "default")
     stytch = preset == "stytch"
     return JwtSettings(

@@ -14,11 +14,11 @@ from panels.column.schemas import (
     ColumnUpdate,
 )
 from panels.column.services import ColumnService
-from panels.platform.errors import BadRequest
 from panels.platform.http import IfMatch, encoded, json_response
 from panels.platform.openapi import POST_CODES, documented_headers, error_responses
+from panels.platform.params import parse_ids, split_values
 from panels.platform.runtime import provide_tenant_session
-from panels.platform.schemas import MAX_ID, PathId
+from panels.platform.schemas import PathId
 from panels.platform.tenancy import RequestContext
 
 Columns = NamedDependency[ColumnService]
@@ -34,20 +34,6 @@ async def provide_column_service(
     request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
 ) -> ColumnService:
     return ColumnService(provide_tenant_session(request, ctx), ctx, request.app.state.runtime)
-
-
-def split_values(values: list[str] | None) -> list[str]:
-    """`?x=1&x=2` and `?x=1,2` alike."""
-    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
-
-
-def parse_ids(values: list[str] | None) -> list[int]:
-    ids = []
-    for value in split_values(values):
-        if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
-            raise BadRequest("query.ids", f"{value!r} is not a positive 64-bit id")
-        ids.append(int(value))
-    return ids
 
 
 class ColumnController(Controller):

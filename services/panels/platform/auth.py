@@ -6,15 +6,21 @@ is a 401 whatever else is wrong with it.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
+from http.client import HTTPException
 from typing import Any, Literal
 
 import anyio.to_thread
 import jwt
+import structlog
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Headers
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
@@ -27,8 +33,18 @@ _STYTCH_ROLES: dict[str, Role] = {
     "org admin": "admin",
     "panels builder": "builder",
 }
+log = structlog.get_logger("panels.auth")
 _MAX_TOKEN_BYTES = 8192
 VERIFIED_TOKENS_KEPT = 10_000
+JWKS_REFETCH_SECONDS = 60.0
+"""An unknown `kid` refetches the key set at most this often, whoever sends it."""
+JWKS_MAX_AGE_SECONDS = 300.0
+"""Known keys are refreshed this often, so that a key the provider dropped stops working."""
+_JWKS_MAX_BYTES = 1024 * 1024
+_JWKS_TIMEOUT_SECONDS = 5.0
+# Decoding a token runs the signature libraries over client bytes; they raise more than
+# PyJWTError (TypeError, ValueError from a key of the wrong kind), and each is a 401.
+_TOKEN_ERRORS = (jwt.PyJWTError, ValueError, TypeError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,48 +61,138 @@ class Principal:
         return self.role == "admin"
 
 
+class KeyNotLoaded(Exception):
+    """Verifying the token needs a key-set fetch (I/O) that the caller cannot wait for."""
+
+
+class KeySet:
+    """The identity provider's signing keys, fetched from `JWT_JWKS_URL`.
+
+    The algorithm of a token is the one its key declares (`alg`, else implied by `kty`/`crv`),
+    never the token header's; symmetric (`oct`/HS*) keys are refused. An unknown `kid` triggers
+    at most one fetch per `refetch_seconds`, shared by every request waiting on it, so tokens
+    with made-up key ids cannot make the service hammer the provider.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        allowed_algorithms: tuple[str, ...],
+        refetch_seconds: float = JWKS_REFETCH_SECONDS,
+        max_age_seconds: float = JWKS_MAX_AGE_SECONDS,
+    ) -> None:
+        self._url = url
+        self._allowed = frozenset(allowed_algorithms)
+        self._refetch_seconds = refetch_seconds
+        self._max_age_seconds = max_age_seconds
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+    def known_key(self, kid: str) -> jwt.PyJWK:
+        """The key of `kid` without I/O; `KeyNotLoaded` when only a fetch could tell."""
+        key = self._keys.get(kid)
+        age = time.monotonic() - self._fetched_at
+        if key is not None and age < self._max_age_seconds:
+            return key
+        if key is None and age < self._refetch_seconds:
+            raise NotAuthorizedException("Invalid token: unknown signing key")
+        raise KeyNotLoaded
+
+    async def key(self, kid: str) -> jwt.PyJWK:
+        try:
+            return self.known_key(kid)
+        except KeyNotLoaded:
+            pass
+        async with self._lock:
+            try:  # another request may have fetched while this one waited
+                return self.known_key(kid)
+            except KeyNotLoaded:
+                await self._refresh()
+            key = self._keys.get(kid)
+            if key is None:
+                raise NotAuthorizedException("Invalid token: unknown signing key")
+            return key
+
+    async def _refresh(self) -> None:
+        # A failure counts as a fetch too, so an unreachable provider is not retried per
+        # request; the keys already known keep working until the next attempt.
+        try:
+            document = await anyio.to_thread.run_sync(self._download)
+            self._keys = self._usable_keys(document)
+        except (OSError, ValueError, HTTPException, jwt.PyJWTError) as exc:
+            log.warning("jwks fetch failed", url=self._url, error=str(exc))
+        finally:
+            self._fetched_at = time.monotonic()
+
+    def _download(self) -> Any:
+        # The URL is configuration (checked to be http(s) by the settings), not client input.
+        request = urllib.request.Request(self._url, headers={"Accept": "application/json"})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=_JWKS_TIMEOUT_SECONDS) as response:  # noqa: S310
+            raw = response.read(_JWKS_MAX_BYTES + 1)
+        if len(raw) > _JWKS_MAX_BYTES:
+            raise ValueError("key set larger than 1 MiB")
+        return json.loads(raw)
+
+    def _usable_keys(self, document: Any) -> dict[str, jwt.PyJWK]:
+        entries = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError("no `keys` array")
+        keys: dict[str, jwt.PyJWK] = {}
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+                continue
+            if entry.get("use", "sig") != "sig" or entry.get("kty") == "oct":
+                continue
+            try:
+                key = jwt.PyJWK(entry)
+            except _TOKEN_ERRORS:
+                continue  # a key type this service cannot use; the others still work
+            if key.algorithm_name in self._allowed:
+                keys[entry["kid"]] = key
+        return keys
+
+
 class TokenVerifier:
     """Checks signature, `exp`, `nbf`, `iss`, `aud` and maps claims to a principal."""
 
-    def __init__(self, settings: JwtSettings) -> None:
+    def __init__(self, settings: JwtSettings, key_set: KeySet | None = None) -> None:
         self._settings = settings
         # Tokens already verified, until they expire: most requests repeat a token, and
         # verifying it again costs more than the rest of a cached read.
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
-        self._jwks = (
-            jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300)
-            if settings.jwks_url
-            else None
+        self._key_set = key_set or (
+            KeySet(settings.jwks_url, settings.algorithms) if settings.jwks_url else None
         )
 
     async def verify(self, token: str) -> Principal:
-        known = self._verified.get(token)
-        if known is not None and known[1] > time.time():
-            return known[0]
-        principal, expires = await self._verify(token)
-        self._verified[token] = (principal, expires)
-        if len(self._verified) > VERIFIED_TOKENS_KEPT:
-            self._verified.popitem(last=False)
-        return principal
+        known = self._known(token)
+        if known is not None:
+            return known
+        key = await self._key_set.key(_key_id(token)) if self._key_set else None
+        return self._decode(token, key)
 
-    async def _verify(self, token: str) -> tuple[Principal, float]:
+    def verify_without_fetching(self, token: str) -> Principal:
+        """`verify` for callers that cannot wait on I/O; `KeyNotLoaded` if it would have to."""
+        known = self._known(token)
+        if known is not None:
+            return known
+        key = self._key_set.known_key(_key_id(token)) if self._key_set else None
+        return self._decode(token, key)
+
+    def _known(self, token: str) -> Principal | None:
+        known = self._verified.get(token)
+        return known[0] if known is not None and known[1] > time.time() else None
+
+    def _decode(self, token: str, key: jwt.PyJWK | None) -> Principal:
         s = self._settings
-        key: Any = s.secret
-        if self._jwks is not None:
-            try:
-                # PyJWKClient fetches over blocking HTTP when its key cache misses.
-                signing_key = await anyio.to_thread.run_sync(
-                    self._jwks.get_signing_key_from_jwt, token
-                )
-            except jwt.PyJWTError as exc:
-                raise NotAuthorizedException("Invalid token") from exc
-            key = signing_key.key
         required = ["exp"] if s.require_exp else []
         try:
             claims = jwt.decode(
                 token,
-                key=key,
-                algorithms=list(s.algorithms),
+                key=key.key if key is not None else s.secret,
+                # With JWKS the key decides the algorithm; the token header only has to agree.
+                algorithms=[key.algorithm_name] if key is not None else list(s.algorithms),
                 issuer=s.issuer,
                 audience=s.audience,
                 leeway=s.leeway_seconds,
@@ -98,11 +204,16 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError as exc:
             raise NotAuthorizedException("Token expired") from exc
-        except jwt.PyJWTError as exc:
+        except _TOKEN_ERRORS as exc:
             raise NotAuthorizedException("Invalid token") from exc
+        principal = self.principal_from_claims(claims)
         # Kept no longer than the token lives, nor than a minute when it never expires.
-        expires = float(claims.get("exp") or time.time() + 60)
-        return self.principal_from_claims(claims), min(expires, time.time() + 3600)
+        exp = claims.get("exp")
+        expires = float(exp) if isinstance(exp, int | float) else time.time() + 60
+        self._verified[token] = (principal, min(expires, time.time() + 3600))
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return principal
 
     def principal_from_claims(self, claims: dict[str, Any]) -> Principal:
         s = self._settings
@@ -148,23 +259,52 @@ def _claim(claims: dict[str, Any], path: str) -> Any:
     return None
 
 
+def _key_id(token: str) -> str:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except _TOKEN_ERRORS as exc:
+        raise NotAuthorizedException("Invalid token") from exc
+    if not isinstance(kid, str) or not kid:
+        raise NotAuthorizedException("Invalid token: no key id (kid)")
+    return kid
+
+
+def bearer_token(headers: Headers) -> str:
+    """The token of `Authorization: Bearer <token>`; anything else is a 401."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthorizedException("Missing bearer token")
+    if len(token) > _MAX_TOKEN_BYTES:
+        raise NotAuthorizedException("Invalid token")
+    return token
+
+
+def check_claimed_tenant(connection: ASGIConnection[Any, Any, Any, Any], tenant_id: str) -> None:
+    """Older clients send `tenantId` in the query; every value sent must be the token's."""
+    if any(value != tenant_id for value in connection.query_params.getall("tenantId", [])):
+        raise PermissionDeniedException("Access denied to tenant")
+
+
+def authenticate_without_fetching(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The middleware's check for where it cannot run: a request that matched no route.
+
+    Raises `KeyNotLoaded` when only a key-set fetch could decide.
+    """
+    verifier: TokenVerifier = connection.app.state.runtime.verifier
+    principal = verifier.verify_without_fetching(bearer_token(connection.headers))
+    check_claimed_tenant(connection, principal.tenant_id)
+    return principal
+
+
 class JwtAuthenticationMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise NotAuthorizedException("Missing bearer token")
-        if len(token) > _MAX_TOKEN_BYTES:
-            raise NotAuthorizedException("Invalid token")
+        token = bearer_token(connection.headers)
         verifier: TokenVerifier = connection.app.state.runtime.verifier
         principal = await verifier.verify(token)
-        # Older clients send the tenant in the query string; it must be the token's.
-        claimed = connection.query_params.get("tenantId")
-        if claimed is not None and claimed != principal.tenant_id:
-            raise PermissionDeniedException("Access denied to tenant")
+        check_claimed_tenant(connection, principal.tenant_id)
         return AuthenticationResult(user=principal, auth=token)
 
 

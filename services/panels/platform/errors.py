@@ -23,6 +23,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 
+from panels.platform.auth import KeyNotLoaded, authenticate_without_fetching
 from panels.platform.observability import request_id
 from panels.platform.schemas import CamelStruct
 
@@ -126,6 +127,7 @@ def _camel(name: str) -> str:
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    exc = _authentication_first(request, exc)
     status = exc.status_code
     headers = dict(exc.headers or {})
     if isinstance(exc, ValidationException):
@@ -138,6 +140,25 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         log.error("server error", status=status, detail=exc.detail)
         return error_response(request, status, HTTPStatus(status).phrase, headers=headers)
     return error_response(request, status, exc.detail or HTTPStatus(status).phrase, None, headers)
+
+
+def _authentication_first(request: Request[Any, Any, Any], exc: HTTPException) -> HTTPException:
+    """A 404/405 from routing (a malformed path id, say) comes after authentication too.
+
+    Routing fails before any route middleware runs, so the token is checked here: a request
+    without a valid one is a 401 whatever its path. A token whose key set would first have to
+    be fetched cannot be checked without I/O here; it keeps the 404.
+    """
+    unrouted = request.scope.get("route_handler") is None and exc.status_code in (404, 405)
+    if not unrouted or not request.scope["path"].startswith("/api/"):
+        return exc
+    try:
+        authenticate_without_fetching(request)
+    except (NotAuthorizedException, PermissionDeniedException) as refused:
+        return refused
+    except KeyNotLoaded:
+        pass
+    return exc
 
 
 def handle_not_found(request: Request[Any, Any, Any], exc: NotFoundError) -> Response[bytes]:

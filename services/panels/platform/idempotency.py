@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, cast
 from advanced_alchemy.base import DefaultBase
 from advanced_alchemy.types import DateTimeUTC
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException
 from sqlalchemy import Integer, LargeBinary, String, and_, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
 from panels.platform.errors import BadRequest, Conflict
+from panels.platform.guards import read_body, replaying
 
 if TYPE_CHECKING:
     from litestar.types import (
@@ -70,7 +70,7 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
         if not _KEY.match(key) or not isinstance(principal, Principal):
             raise BadRequest("header.Idempotency-Key", "must be 1 to 255 visible ASCII characters")
         runtime: Runtime = scope["app"].state.runtime
-        body = await _read_body(receive, runtime.settings.max_body_bytes)
+        body = await read_body(receive, runtime.settings.max_body_bytes)
         fingerprint = sha256(
             b"%s\n%s\n%s"
             % (scope["path"].encode(), (_header(scope, b"content-type") or "").encode(), body)
@@ -83,7 +83,7 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
         if stored is not None:
             await _replay(stored, fingerprint, send)
             return
-        await app(scope, _replaying(body, receive), _Recorder(session, identity, fingerprint, send))
+        await app(scope, replaying(body, receive), _Recorder(session, identity, fingerprint, send))
 
     return middleware
 
@@ -183,36 +183,6 @@ async def _replay(stored: IdempotencyRecord, fingerprint: str, send: Send) -> No
     ]
     await send({"type": "http.response.start", "status": stored.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": stored.body, "more_body": False})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status_code=413, detail="Request body is too large")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

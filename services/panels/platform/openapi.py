@@ -56,6 +56,22 @@ Choices this service makes where the contract is silent:
   `PUT …/sorts` and `…/filters`, of `GET …/sorts` and `…/filters`); columns, data sources and
   grants have no `GET` of their own, so theirs is the ETag their last `POST` or `PUT` returned.
 - `/api` responses carry `Cache-Control: private, no-cache`: clients revalidate with the ETag.
+- Authentication comes first on every `/api` path, including paths that match no route (an id
+  that is not a number, a typo): without a valid token the answer is 401, never 404 or 405.
+- With `JWT_JWKS_URL` the token's `kid` selects the key and the key decides the algorithm
+  (its `alg`, else what its `kty`/`crv` imply); HS* tokens are refused. An unknown `kid` is a
+  401; the key set is fetched again at most once a minute for unknown ids (and every five
+  minutes anyway), so a freshly rotated key may be refused for up to a minute.
+- JSON bodies: valid UTF-8 (else 400 on `body`); nesting counts the body itself as level 1, and
+  brackets inside strings do not count. Free-form values (such as `metadata` and
+  `defaultValue`) have tighter limits of their own: 16 levels and 10,000 values each.
+- Query strings: only list-typed parameters (`ids`, `tags`) may repeat; any other parameter
+  sent twice is a 400 naming `query.<name>`. `tenantId` may repeat, and every value must be
+  the token's tenant (else 403). A parameter a route does not read, sent once, is ignored.
+- Ids are ASCII digits only (`²`, `٣`, `+3` or `0_3` are not ids), 1 to 2^63-1: in a query
+  value anything else is a 400 naming the parameter; in a path, a 404 (the path names no
+  resource), and digits out of range a 400. `since` is ASCII ISO-8601. A NUL in any header
+  value is a 400 naming `header.<name>`.
 """
 
 
@@ -133,14 +149,26 @@ def finish_schema(schema: Any) -> None:
 
     Every POST under /api takes an Idempotency-Key (so every one documents 409, see
     `POST_ERRORS`); 64-bit bounds are written as integers, not as floats that round past the
-    largest id.
+    largest id; an optional list in the query is absent or a list, never `null` (`?tags=null`
+    is the tag "null", whereas `?panelId=null` does read as absent).
     """
     for path, item in (schema.paths or {}).items():
         for operation in (item.get, item.put, item.post, item.delete):
             for parameter in (operation.parameters or []) if operation else []:
+                if parameter.param_in == ParamType.QUERY:
+                    parameter.schema = _list_without_null(parameter.schema)
                 _exact_bounds(parameter.schema)
         if path.startswith("/api/") and item.post is not None:
             item.post.parameters = [*(item.post.parameters or []), IDEMPOTENCY_KEY]
+
+
+def _list_without_null(parameter_schema: Any) -> Any:
+    options = getattr(parameter_schema, "one_of", None) or []
+    kept = [o for o in options if getattr(o, "type", None) != OpenAPIType.NULL]
+    if len(options) == 2 and len(kept) == 1 and kept[0].type == OpenAPIType.ARRAY:
+        kept[0].description = kept[0].description or parameter_schema.description
+        return kept[0]
+    return parameter_schema
 
 
 def _exact_bounds(parameter_schema: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from panels.column.entities import PanelColumn
 from panels.column.formula import value_type_of
 from panels.platform.errors import BadRequest
+from panels.platform.params import parse_id
 
 _TEXT_OPERATORS = {"contains", "notContains", "startsWith", "endsWith"}
 _ORDERING_OPERATORS = {"gt", "gte", "lt", "lte", "between"}
@@ -19,9 +20,10 @@ def resolve_column(columns: list[PanelColumn], reference: str, where: str) -> Pa
     for column in columns:
         if column.name.lower() == lowered:
             return column
-    if reference.isdigit():
+    column_id = parse_id(reference)
+    if column_id is not None:
         for column in columns:
-            if column.id == int(reference):
+            if column.id == column_id:
                 return column
     raise BadRequest(where, f'"{reference}" is not a column of this panel')
 
@@ -33,11 +35,12 @@ def resolve_visible_columns(
     ids: list[int] = []
     for index, value in enumerate(values):
         text = str(value)
-        if not text.isdigit() or int(text) not in known:
+        column_id = parse_id(text)
+        if column_id is None or column_id not in known:
             raise BadRequest(f"{where}[{index}]", f'"{text}" is not a column id of this panel')
-        if int(text) in ids:
+        if column_id in ids:
             raise BadRequest(f"{where}[{index}]", f"column {text} is listed twice")
-        ids.append(int(text))
+        ids.append(column_id)
     return ids
 
 
