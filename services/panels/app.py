@@ -25,7 +25,7 @@ from panels.panel.routes import PanelController
 from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
 from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
 from panels.platform.crypto import SecretBox
-from panels.platform.db import database_config
+from panels.platform.db import database_config, transaction_middleware
 from panels.platform.errors import exception_handlers
 from panels.platform.guards import request_shape_middleware
 from panels.platform.health import routes as health_routes
@@ -117,7 +117,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[api, change_stream, *health_routes],
         plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
-        middleware=[request_context_middleware, metrics.middleware],
+        middleware=[
+            request_context_middleware,
+            metrics.middleware,
+            transaction_middleware(db, read_db),
+        ],
         before_send=[make_response_decorator(settings)],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(__version__),

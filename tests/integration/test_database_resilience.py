@@ -1,0 +1,93 @@
+"""The database under stress: a commit that fails, a server restart, concurrent migrations."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+
+from panels.platform.db import owner_engine
+from tests.conftest import Caller, Services
+
+Client = AsyncTestClient[Litestar]
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            self.events.append(record.msg)
+
+
+@pytest.fixture
+def access_events() -> Iterator[list[dict[str, Any]]]:
+    logger = logging.getLogger("panels.access")
+    handler, level = Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.events
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.fixture
+async def name_that_fails_at_commit(services: Services) -> AsyncIterator[str]:
+    """A panel name that a deferred constraint trigger refuses when the transaction commits."""
+    name = f"fails-at-commit-{uuid.uuid4().hex[:8]}"
+    function = f"refuse_{name.replace('-', '_')}"
+    engine = owner_engine(services.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$"
+                    f" BEGIN IF NEW.name = '{name}' THEN RAISE EXCEPTION 'refused at commit';"
+                    " END IF; RETURN NULL; END $$"
+                )
+            )
+            await connection.execute(
+                text(
+                    f"CREATE CONSTRAINT TRIGGER {function} AFTER INSERT ON panel"
+                    f" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()"
+                )
+            )
+        yield name
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(text(f"DROP TRIGGER IF EXISTS {function} ON panel"))
+            await connection.execute(text(f"DROP FUNCTION IF EXISTS {function}()"))
+        await engine.dispose()
+
+
+def requests_counted(status: int) -> float:
+    labels = {"method": "POST", "path": "/api/panels", "status_code": str(status)}
+    return REGISTRY.get_sample_value("panels_requests_total", {**labels, "app_name": "panels"}) or 0
+
+
+async def test_a_failed_commit_is_logged_and_counted_as_the_500_the_client_gets(
+    client: Client,
+    builder: Caller,
+    name_that_fails_at_commit: str,
+    access_events: list[dict[str, Any]],
+) -> None:
+    errors, successes = requests_counted(500), requests_counted(201)
+    response = await client.post(
+        "/api/panels", json={"name": name_that_fails_at_commit}, headers=builder.headers
+    )
+    assert response.status_code == 500
+    assert "refused" not in response.text
+    logged = [e for e in access_events if e.get("request_id") == response.headers["x-request-id"]]
+    assert [e["status"] for e in logged] == [500]
+    assert requests_counted(500) == errors + 1
+    assert requests_counted(201) == successes
+    assert (await client.get("/api/panels", headers=builder.headers)).json() == []
