@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from panels.platform.db import owner_engine
-from tests.conftest import Caller, Services
+from panels.platform.db import MIGRATIONS_DIR, owner_engine
+from tests.conftest import ROOT, TEST_SECRET, Caller, Services
+from tests.integration.databases import fresh_database, migrate
 
 Client = AsyncTestClient[Litestar]
 
@@ -91,3 +97,69 @@ async def test_a_failed_commit_is_logged_and_counted_as_the_500_the_client_gets(
     assert requests_counted(500) == errors + 1
     assert requests_counted(201) == successes
     assert (await client.get("/api/panels", headers=builder.headers)).json() == []
+
+
+async def waiting_on_locks(url: str, database: str, expected: int) -> None:
+    engine = owner_engine(url)
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            async with engine.connect() as connection:
+                waiting = await connection.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = :d AND wait_event_type = 'Lock'"
+                    ),
+                    {"d": database},
+                )
+            if waiting >= expected:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+    raise AssertionError(f"{expected} upgrades never waited on a lock together")
+
+
+async def test_two_upgrades_started_together_both_succeed(services: Services) -> None:
+    async with fresh_database(services) as url:
+        await migrate(url, "20261121_0005")
+        database = url.split("/")[-1].split("?")[0]
+        environ = {
+            **os.environ,
+            "PANELS_ENV": "test",
+            "DATABASE_URL": url,
+            "REDIS_URL": services.redis_url,
+            "JWT_SECRET": TEST_SECRET,
+            "PANELS_DATA_DIR": str(ROOT / ".panels" / "test"),
+        }
+        panels = os.path.join(os.path.dirname(sys.executable), "panels")
+        engine = owner_engine(url)
+        try:
+            async with engine.connect() as blocker:
+                # Holds both upgrades at the first revision still to apply, so that they
+                # overlap whatever the speed of this machine.
+                await blocker.execute(text("LOCK TABLE panel IN ACCESS EXCLUSIVE MODE"))
+                upgrades = [
+                    await asyncio.create_subprocess_exec(
+                        panels,
+                        "db",
+                        "upgrade",
+                        env=environ,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.STDOUT,
+                    )
+                    for _ in range(2)
+                ]
+                await waiting_on_locks(url, database, expected=2)
+                await blocker.rollback()
+            outputs = [(await upgrade.communicate())[0].decode() for upgrade in upgrades]
+            assert [upgrade.returncode for upgrade in upgrades] == [0, 0], outputs
+            async with engine.connect() as connection:
+                version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+                forced = await connection.scalar(
+                    text("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'panel'")
+                )
+            assert version == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+            assert forced
+        finally:
+            await engine.dispose()
