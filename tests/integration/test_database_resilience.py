@@ -18,8 +18,10 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
+from panels.app import create_app
 from panels.platform.db import MIGRATIONS_DIR, owner_engine
-from tests.conftest import ROOT, TEST_SECRET, Caller, Services
+from tests.conftest import ROOT, TEST_SECRET, Caller, Services, build_settings
+from tests.integration.clusters import Cluster
 from tests.integration.databases import fresh_database, migrate
 
 Client = AsyncTestClient[Litestar]
@@ -163,3 +165,41 @@ async def test_two_upgrades_started_together_both_succeed(services: Services) ->
             assert forced
         finally:
             await engine.dispose()
+
+
+@pytest.fixture
+async def own_server() -> AsyncIterator[Cluster]:
+    """A PostgreSQL server this test may restart, with the schema migrated."""
+    cluster = await asyncio.to_thread(Cluster.primary)
+    try:
+        await asyncio.to_thread(cluster.psql, "CREATE DATABASE panels")
+        await migrate(cluster.url("panels"))
+        yield cluster
+    finally:
+        await asyncio.to_thread(cluster.remove)
+
+
+async def test_requests_survive_a_postgres_restart(
+    services: Services, own_server: Cluster, builder: Caller
+) -> None:
+    settings = build_settings(services, DATABASE_URL=own_server.url("panels"), DB_POOL_SIZE="4")
+    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as client:
+        created = await client.post("/api/panels", json={"name": "P"}, headers=builder.headers)
+        assert created.status_code == 201
+        # Every pooled connection in use at once, so that the pool holds several of them.
+        warm = await asyncio.gather(
+            *(client.get("/api/changes/panels", headers=builder.headers) for _ in range(6))
+        )
+        assert {r.status_code for r in warm} == {200}
+        await asyncio.to_thread(own_server.restart)
+        statuses = []
+        for index in range(8):
+            response = await client.put(
+                f"/api/panels/{created.json()['id']}",
+                json={"name": f"P{index}"},
+                headers=builder.headers,
+            )
+            statuses.append(response.status_code)
+            listed = await client.get("/api/changes/panels", headers=builder.headers)
+            statuses.append(listed.status_code)
+        assert statuses == [200] * 16
