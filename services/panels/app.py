@@ -39,7 +39,7 @@ from panels.platform.observability import (
 from panels.platform.openapi import BEARER, finish_schema, openapi_config
 from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
 from panels.platform.realtime import Announcer, ResilientPubSubBackend
-from panels.platform.runtime import Runtime
+from panels.platform.runtime import Runtime, choose_read_database
 from panels.platform.tenancy import provide_request_context
 from panels.settings import Settings, load_settings
 from panels.view.routes import ViewController
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             metrics.middleware,
             transaction_middleware(db, read_db),
         ],
+        before_request=choose_read_database,
         before_send=[make_response_decorator(settings)],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(__version__),

@@ -34,6 +34,7 @@ class ChangeController(Controller):
         "/api/changes/panels",
         summary="Change history across panels",
         responses=error_responses(400, 403),
+        opt={"replica": True},
     )
     async def list_changes(
         self,
@@ -57,6 +58,7 @@ class ChangeController(Controller):
         "/api/panels/{panel_id:int}/changes",
         summary="Change history of one panel",
         responses=error_responses(400, 403, 404),
+        opt={"replica": True},
     )
     async def list_panel_changes(
         self,
@@ -91,7 +93,12 @@ class NotificationController(Controller):
     tags = ["Notifications"]
     dependencies = {"notifications": Provide(provide_notification_service)}
 
-    @get("/", summary="The caller's view notifications", responses=error_responses(400, 403))
+    @get(
+        "/",
+        summary="The caller's view notifications",
+        responses=error_responses(400, 403),
+        opt={"replica": True},
+    )
     async def list_notifications(
         self,
         notifications: Notifications,
