@@ -6,7 +6,7 @@ request-engine session first runs `set_config('role', 'panels_app', true)` and, 
 session is bound to a tenant, `set_config('app.tenant_id', …, true)`, in one statement: both
 are transaction-local, so neither depends on what a pooled (or PgBouncer-shared) connection did
 before. Migrations and maintenance run as the URL's own user with `app.maintenance` on, which
-the owner-only `owner_maintenance` policies honour (see the 0006 migration).
+the owner-only `owner_maintenance` policies honour (migration 20261130_2240).
 """
 
 from __future__ import annotations
