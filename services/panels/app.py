@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             metrics.middleware,
             transaction_middleware(db, read_db),
         ],
+        # The only before_request hook: a handler-level one would replace it, not add to it.
         before_request=choose_read_database,
         before_send=[make_response_decorator(settings)],
         exception_handlers=exception_handlers,
