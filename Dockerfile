@@ -77,5 +77,6 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '3001'), timeout=4)"]
 
 # `panels serve` applies pending migrations before it listens (a no-op when compose's
-# one-shot `migrate` service has already run them).
+# one-shot `migrate` service has already run them as the owner: the API's own login, a mere
+# member of panels_app, may read the schema version but change nothing).
 CMD ["panels", "serve", "--workers", "2"]

@@ -14,8 +14,10 @@
 #      the image's ENV, its USER where this machine allows it (root + setpriv + services and
 #      interpreter reachable by that uid), run with an empty environment plus the image's;
 #   4. compose: against a real PostgreSQL and Redis (DATABASE_URL / REDIS_URL when set, else
-#      embedded ones started from the project's dev venv), the `migrate` service's command with
-#      its environment, then the `api` service (the image's CMD) on a free port, waited for
+#      embedded ones started from the project's dev venv, where database/init creates the roles
+#      as the superuser and each service logs in as its compose.yaml user), the `migrate`
+#      service's command with its environment, then the `api` service (the image's CMD) on a
+#      free port, checked to log in as neither owner nor superuser, waited for
 #      with the HEALTHCHECK command, then /ready, an authenticated write and read, /metrics,
 #      and a graceful stop; plus the refusals production mode owes (no DATABASE_URL, no
 #      REDIS_URL, a short JWT_SECRET, no or a malformed PANELS_SECRET_KEY).
@@ -363,9 +365,10 @@ def compose(path, dockerfile, jwt_secret, secret_key):
 
     check("postgres is postgres:16-alpine", pg.get("image") == "postgres:16-alpine")
     check("postgres healthcheck runs pg_isready", "pg_isready" in (pg.get("healthcheck", {}).get("test") or []))
-    volumes = [v.split(":")[0] for v in pg.get("volumes", []) if isinstance(v, str)]
+    data = [v.split(":")[0] for v in pg.get("volumes", [])
+            if isinstance(v, str) and v.split(":")[1:2] == ["/var/lib/postgresql/data"]]
     check("postgres data is on a declared named volume",
-          volumes and all(v in (doc.get("volumes") or {}) for v in volumes))
+          len(data) == 1 and data[0] in (doc.get("volumes") or {}))
     check("redis is redis:7-alpine", rd.get("image") == "redis:7-alpine")
     check("redis healthcheck runs redis-cli ping", "redis-cli ping" in " ".join(rd.get("healthcheck", {}).get("test") or []))
 
@@ -400,14 +403,25 @@ def compose(path, dockerfile, jwt_secret, secret_key):
             value = dict(item.split("=", 1) if "=" in item else (item, None) for item in value)
         return {k: (os.environ.get(k, "") if v is None else str(v)) for k, v in value.items()}
 
-    for name, svc in (("migrate", mig), ("api", api)):
+    init = [v for v in pg.get("volumes", []) if isinstance(v, str) and v.endswith(":/docker-entrypoint-initdb.d:ro")]
+    check("postgres runs database/init on a new volume", init == ["./database/init:/docker-entrypoint-initdb.d:ro"])
+    roles_sql = (Path(path).parent / "database" / "init" / "10-roles.sql").read_text()
+    logins = dict(re.findall(r"CREATE ROLE (\w+) LOGIN PASSWORD '([^']*)' NOSUPERUSER", roles_sql))
+    owner = re.search(r"OWNER TO (\w+)'", roles_sql)
+    superuser = pg.get("environment", {}).get("POSTGRES_USER")
+    for name, svc, role in (("migrate", mig, "owner"), ("api", api, "API login")):
         e = environment(svc)
         check(f"{name}: PANELS_ENV=production", e.get("PANELS_ENV") == "production")
-        check(f"{name}: DATABASE_URL points at the postgres service with its credentials",
-              e.get("DATABASE_URL") == "postgresql://{u}:{p}@postgres:5432/{d}".format(
-                  u=pg.get("environment", {}).get("POSTGRES_USER"),
-                  p=pg.get("environment", {}).get("POSTGRES_PASSWORD"),
-                  d=pg.get("environment", {}).get("POSTGRES_DB")))
+        m = re.match(r"^postgresql://(\w+):([^@]*)@postgres:5432/(\w+)$", e.get("DATABASE_URL", ""))
+        user = m.group(1) if m else None
+        check(f"{name}: DATABASE_URL points at the postgres service's database",
+              m and m.group(3) == pg.get("environment", {}).get("POSTGRES_DB"))
+        check(f"{name}: logs in as {user}, a role database/init creates (LOGIN NOSUPERUSER, same password), not the superuser {superuser}",
+              m and user != superuser and logins.get(user) == m.group(2))
+        is_owner = owner is not None and owner.group(1) == user
+        check(f"{name}: {user} is {'the' if role == 'owner' else 'not the'} owner of the database",
+              is_owner if role == "owner" else (m and not is_owner))
+        print(f"COMPOSE_{name.upper()}_DB_USER={q(f'{user}:{m.group(2)}' if m else '')}")
         check(f"{name}: REDIS_URL points at the redis service", e.get("REDIS_URL") == "redis://redis:6379/0")
         for variable, value in required.items():
             check(f"{name}: {variable} comes from the caller", e.get(variable) == value)
@@ -420,9 +434,17 @@ def compose(path, dockerfile, jwt_secret, secret_key):
     print(arr("COMPOSE_API_HEALTH", test[1:] if test[:1] == ["CMD"] else ["/bin/sh", "-c", test[1]] if test[:1] == ["CMD-SHELL"] else []))
     print(arr("COMPOSE_CHECKS", [f"{'ok' if passed else 'FAIL'} {label}" for label, passed in checks]))
 
+def with_user(url, userinfo):
+    """The same server and database as `url`, logged in as `userinfo` (user:password)."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    print(urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc.rpartition('@')[2]}")))
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    if command == "plan":
+    if command == "with-user":
+        with_user(*args)
+    elif command == "plan":
         plan(*args)
     elif command == "context":
         context_report(*args)
@@ -450,7 +472,8 @@ context_out=$(helper context "$REPO") || fail "could not list the build context"
 eval "$context_out"
 for f in pyproject.toml uv.lock README.md services/panels/__init__.py services/panels/cli.py \
   database/migrations/env.py; do
-  printf '%s\n' "${CONTEXT_FILES[@]}" | grep -qxF "$f" || fail "build context lacks $f"
+  # not grep -q: it would stop reading early, and pipefail would count printf's SIGPIPE
+  printf '%s\n' "${CONTEXT_FILES[@]}" | grep -xF "$f" >/dev/null || fail "build context lacks $f"
 done
 leaks=$(printf '%s\n' "${CONTEXT_FILES[@]}" | grep -E \
   '^(\.venv|\.panels|\.git|node_modules|benchmarks/results)(/|$)|(^|/)(__pycache__|\.pytest_cache|\.ruff_cache|\.mypy_cache|\.hypothesis)(/|$)|\.py[co]$|^\.env$' || true)
@@ -766,6 +789,29 @@ fi
 [[ ${#COMPOSE_API_CMD[@]} -gt 0 ]] || COMPOSE_API_CMD=("${RUNTIME_CMD[@]}")
 REAL=("DATABASE_URL=$DB_URL" "REDIS_URL=$RD_URL")
 note "compose hostnames postgres/redis are replaced by the real services: DATABASE_URL=$DB_URL REDIS_URL=$RD_URL"
+# The postgres service's first start: database/init as the superuser, then each service logs
+# in as its own role (compose.yaml's users, on the real server).
+ROLES_READY=0
+MIGRATE_DB_URL=$DB_URL
+API_DB_URL=$DB_URL
+if [[ -n "$EMBEDDED_PID" && $HAVE_YAML -eq 1 ]]; then
+  devpy - "$DB_URL" "$REPO/database/init/10-roles.sql" <<'SQL' >"$TMP/init.log" 2>&1 || fail "database/init/10-roles.sql (see init.log)"
+import asyncio, sys, asyncpg
+async def main():
+    connection = await asyncpg.connect(sys.argv[1].replace("postgresql://", "postgres://", 1))
+    await connection.execute(open(sys.argv[2]).read())
+    await connection.close()
+asyncio.run(main())
+SQL
+  ok "database/init/10-roles.sql run as the superuser, as the postgres image does on a new volume"
+  MIGRATE_DB_URL=$(helper with-user "$DB_URL" "$COMPOSE_MIGRATE_DB_USER")
+  API_DB_URL=$(helper with-user "$DB_URL" "$COMPOSE_API_DB_USER")
+  ROLES_READY=1
+else
+  note "DATABASE_URL given (or no PyYAML): migrate and api both log in with it; database/init not run"
+fi
+REAL_MIGRATE=("DATABASE_URL=$MIGRATE_DB_URL" "REDIS_URL=$RD_URL")
+REAL_API=("DATABASE_URL=$API_DB_URL" "REDIS_URL=$RD_URL")
 NO_COMPOSE_ENV=()
 
 # =============================================================================================
@@ -794,24 +840,24 @@ refused "a malformed PANELS_SECRET_KEY" PANELS_SECRET_KEY "${REAL[@]}" "JWT_SECR
 
 # =============================================================================================
 say "compose: migrate (${COMPOSE_MIGRATE_CMD[*]})"
-container COMPOSE_MIGRATE_ENV "${REAL[@]}" -- "${COMPOSE_MIGRATE_CMD[@]}" >"$TMP/migrate.log" 2>&1 \
+container COMPOSE_MIGRATE_ENV "${REAL_MIGRATE[@]}" -- "${COMPOSE_MIGRATE_CMD[@]}" >"$TMP/migrate.log" 2>&1 \
   || fail "migrate exited non-zero"
 ok "migrate exited 0"
-container COMPOSE_MIGRATE_ENV "${REAL[@]}" -- "${COMPOSE_MIGRATE_CMD[@]}" >>"$TMP/migrate.log" 2>&1 \
+container COMPOSE_MIGRATE_ENV "${REAL_MIGRATE[@]}" -- "${COMPOSE_MIGRATE_CMD[@]}" >>"$TMP/migrate.log" 2>&1 \
   || fail "a second migrate exited non-zero"
 ok "migrate again (what the api's own upgrade on start does): exit 0"
-current=$(container COMPOSE_MIGRATE_ENV "${REAL[@]}" -- panels db current 2>&1) || fail "panels db current"
+current=$(container COMPOSE_MIGRATE_ENV "${REAL_MIGRATE[@]}" -- panels db current 2>&1) || fail "panels db current"
 grep -q "(head)" <<<"$current" || { echo "$current" >&2; fail "database is not at head"; }
 ok "database at head: $(grep -m1 -oE '[0-9_]+ \(head\)' <<<"$current" || echo head)"
 
 # =============================================================================================
 PORT_FREE=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 say "compose: api (${COMPOSE_API_CMD[*]}) on port $PORT_FREE (compose publishes $RUNTIME_EXPOSE:$RUNTIME_EXPOSE)"
-(cd "$APP" && exec setsid env -i "${STAGE_ENV[@]}" "${COMPOSE_API_ENV[@]}" "${REAL[@]}" "PORT=$PORT_FREE" \
+(cd "$APP" && exec setsid env -i "${STAGE_ENV[@]}" "${COMPOSE_API_ENV[@]}" "${REAL_API[@]}" "PORT=$PORT_FREE" \
   "${AS_USER[@]}" "${COMPOSE_API_CMD[@]}") >"$TMP/api.log" 2>&1 &
 SERVER_PID=$!
 
-health() { container COMPOSE_API_ENV "${REAL[@]}" "PORT=$PORT_FREE" -- timeout "$HEALTH_TIMEOUT" "$@" >/dev/null 2>&1; }
+health() { container COMPOSE_API_ENV "${REAL_API[@]}" "PORT=$PORT_FREE" -- timeout "$HEALTH_TIMEOUT" "$@" >/dev/null 2>&1; }
 deadline=$((SECONDS + ${HEALTH_START%.*} + HEALTH_RETRIES * ${HEALTH_INTERVAL%.*}))
 started=$SECONDS
 until health "${HEALTH_CMD[@]}"; do
@@ -854,7 +900,7 @@ ready=$(http GET /ready)
 grep -q '"status":"ok"' <<<"$ready" || fail "/ready is not ok: $ready"
 ok "/ready: ${ready:0:160}"
 
-token=$(container COMPOSE_API_ENV "${REAL[@]}" -- panels token --tenant "mirror-$$" --user alice --role admin) \
+token=$(container COMPOSE_API_ENV "${REAL_API[@]}" -- panels token --tenant "mirror-$$" --user alice --role admin) \
   || fail "panels token"
 created=$(http POST /api/panels "$token" '{"name": "docker-equivalent"}')
 [[ "$created" == 201* ]] || fail "POST /api/panels: $created"
@@ -862,6 +908,30 @@ ok "POST /api/panels as the request role (row-level security on): ${created:0:80
 listed=$(http GET /api/panels "$token")
 [[ "$listed" == 200* ]] && grep -q docker-equivalent <<<"$listed" || fail "GET /api/panels: $listed"
 ok "GET /api/panels sees it"
+if [[ $ROLES_READY -eq 1 ]]; then
+  role_report() { # role_report <env...>: who the URL logs in as, and what it sees without a tenant
+    container COMPOSE_API_ENV "$@" -- python - <<'ROLE'
+import asyncio, os, asyncpg
+async def main():
+    connection = await asyncpg.connect(os.environ["DATABASE_URL"].replace("postgresql://", "postgres://", 1))
+    row = await connection.fetchrow(
+        "SELECT current_user AS login, r.rolsuper, r.rolbypassrls, pg_get_userbyid(t.relowner) AS owner,"
+        " (SELECT count(*) FROM panel) AS visible"
+        " FROM pg_roles r, pg_class t WHERE r.rolname = current_user AND t.relname = 'panel'")
+    print(row["login"], row["rolsuper"], row["rolbypassrls"], row["owner"], row["visible"])
+    await connection.close()
+asyncio.run(main())
+ROLE
+  }
+  read -r login super bypass owner visible <<<"$(role_report "${REAL_API[@]}")"
+  [[ "$super" == False && "$bypass" == False && "$login" != "$owner" && "$visible" == 0 ]] \
+    || fail "api login $login: superuser=$super bypassrls=$bypass, tables owned by $owner, $visible panels visible without a tenant"
+  ok "the api logs in as $login: not a superuser, no BYPASSRLS, not the owner ($owner); without a tenant it sees 0 panels"
+  read -r login super bypass owner visible <<<"$(role_report "${REAL_MIGRATE[@]}")"
+  [[ "$super" == False && "$login" == "$owner" && "$visible" == 0 ]] \
+    || fail "migrate login $login: superuser=$super, owner $owner, $visible panels visible outside maintenance"
+  ok "migrate logs in as $login, the owner and no superuser; row-level security is forced on it too (0 panels outside maintenance)"
+fi
 unauthorised=$(http GET /api/panels)
 [[ "$unauthorised" == 401* ]] || fail "GET /api/panels without a token: $unauthorised"
 ok "GET /api/panels without a token: 401"

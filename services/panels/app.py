@@ -25,7 +25,7 @@ from panels.panel.routes import PanelController
 from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
 from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
 from panels.platform.crypto import SecretBox
-from panels.platform.db import database_config
+from panels.platform.db import database_config, transaction_middleware
 from panels.platform.errors import exception_handlers
 from panels.platform.guards import request_shape_middleware
 from panels.platform.health import routes as health_routes
@@ -39,8 +39,8 @@ from panels.platform.observability import (
 from panels.platform.openapi import BEARER, finish_schema, openapi_config
 from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
 from panels.platform.realtime import Announcer, ResilientPubSubBackend
-from panels.platform.runtime import Runtime
-from panels.platform.tenancy import check_claimed_tenant, provide_request_context
+from panels.platform.runtime import Runtime, before_api_request
+from panels.platform.tenancy import provide_request_context
 from panels.settings import Settings, load_settings
 from panels.view.routes import ViewController
 
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             GrantController,
         ],
         middleware=api_middleware,
-        before_request=check_claimed_tenant,
+        before_request=before_api_request,
         dependencies={"ctx": Provide(provide_request_context, sync_to_thread=False)},
         security=[{BEARER: []}],
     )
@@ -118,7 +118,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[api, change_stream, *health_routes],
         plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
-        middleware=[request_context_middleware, metrics.middleware],
+        middleware=[
+            request_context_middleware,
+            metrics.middleware,
+            transaction_middleware(db, read_db),
+        ],
         before_send=[make_response_decorator(settings)],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(__version__),

@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.platform.db import owner_engine, request_engine
 from tests.conftest import Caller, Services
@@ -158,7 +159,7 @@ async def test_request_role_without_tenant_sees_no_rows(
     try:
         async with owner.connect() as connection:
             assert (await connection.execute(text("SELECT count(*) FROM panel"))).scalar_one() > 0
-        async with engine.connect() as connection:
+        async with AsyncSession(engine) as connection:
             role = (await connection.execute(text("SELECT current_user"))).scalar_one()
             assert role == "panels_app"
             for table in (
@@ -187,7 +188,7 @@ async def test_request_role_without_tenant_sees_no_rows(
 async def test_request_role_cannot_write_into_another_tenant(services: Services) -> None:
     engine = request_engine(services.database_url, pool_size=1)
     try:
-        async with engine.connect() as connection:
+        async with AsyncSession(engine) as connection:
             await connection.execute(text("SELECT set_config('app.tenant_id', 't-mine', true)"))
             with pytest.raises(DBAPIError, match="row-level security"):
                 await connection.execute(
@@ -202,7 +203,7 @@ async def test_request_role_cannot_write_into_another_tenant(services: Services)
 async def test_change_log_is_append_only_for_the_request_role(services: Services) -> None:
     engine = request_engine(services.database_url, pool_size=1)
     try:
-        async with engine.connect() as connection:
+        async with AsyncSession(engine) as connection:
             with pytest.raises(DBAPIError, match="permission denied"):
                 await connection.execute(text("DELETE FROM panel_change"))
     finally:

@@ -37,6 +37,7 @@ class ChangeController(Controller):
         summary="Change history across panels",
         responses=error_responses(400, 403),
         response_headers=_ETAG,
+        opt={"replica": True},
     )
     async def list_changes(
         self,
@@ -63,6 +64,7 @@ class ChangeController(Controller):
         summary="Change history of one panel",
         responses=error_responses(400, 403, 404),
         response_headers=_ETAG,
+        opt={"replica": True},
     )
     async def list_panel_changes(
         self,
@@ -104,6 +106,7 @@ class NotificationController(Controller):
         summary="The caller's view notifications",
         responses=error_responses(400, 403),
         response_headers=_ETAG,
+        opt={"replica": True},
     )
     async def list_notifications(
         self,

@@ -1,9 +1,12 @@
 """Engines, sessions, the request transaction and migrations.
 
 Requests run as `panels_app`, a role that owns nothing and is not a superuser, so the
-row-level security policies of every tenant-owned table apply to it. Each transaction a
-tenant-bound session begins first sets `app.tenant_id` (transaction-local), which is what
-those policies compare with. Migrations and maintenance run as the URL's own user.
+row-level security policies of every tenant-owned table apply to it. Each transaction of a
+request-engine session first runs `set_config('role', 'panels_app', true)` and, when the
+session is bound to a tenant, `set_config('app.tenant_id', …, true)`, in one statement: both
+are transaction-local, so neither depends on what a pooled (or PgBouncer-shared) connection did
+before. Migrations and maintenance run as the URL's own user with `app.maintenance` on, which
+the owner-only `owner_maintenance` policies honour (migration 20261130_0007).
 """
 
 from __future__ import annotations
@@ -21,26 +24,35 @@ from advanced_alchemy.extensions.litestar import (
 )
 from advanced_alchemy.extensions.litestar._utils import delete_aa_scope_state, get_aa_scope_state
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from sqlalchemy import event, pool, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 from panels.platform.errors import ErrorBody
 
 if TYPE_CHECKING:
-    from litestar.types import HTTPResponseStartEvent, Message, Scope
+    from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
     from sqlalchemy.engine import Connection
 
 APP_ROLE = "panels_app"
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "database" / "migrations"
 TENANT_KEY = "tenant_id"
+# Set at connection start by the owner engine only; honoured only for the migrating role.
+MAINTENANCE_SETTING = "app.maintenance"
+_REQUEST_ROLE_OPTION = "panels_request_role"
+_ENTER_ROLE = text(f"SELECT set_config('role', '{APP_ROLE}', true)")
+_ENTER_ROLE_AND_TENANT = text(
+    f"SELECT set_config('role', '{APP_ROLE}', true), set_config('app.tenant_id', :tenant, true)"
+)
 _TRANSACTION_KEY = "transaction_state"
 _AFTER_COMMIT_KEY = "after_commit"
-_COMMIT_FAILED_KEY = "panels_commit_failed"
 _TERMINUS = {"http.response.body", "http.disconnect"}
 log = structlog.get_logger("panels.db")
 
 AfterCommit = Callable[[], Awaitable[None]]
+Middleware = Callable[["ASGIApp"], "ASGIApp"]
 
 
 def async_url(url: str) -> str:
@@ -52,39 +64,55 @@ def async_url(url: str) -> str:
 
 
 def request_engine(url: str, pool_size: int) -> AsyncEngine:
-    """The engine requests use: every new connection switches to the request role."""
+    """The engine requests use: each session transaction on it runs as the request role."""
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         # Overflow connections are opened and closed per burst; keep them few, so a busy
-        # worker reuses its pool rather than reconnecting (and SET ROLE-ing) constantly.
+        # worker reuses its pool rather than reconnecting constantly.
         max_overflow=max(pool_size // 4, 1),
-        pool_pre_ping=False,
         pool_recycle=1800,
+        execution_options={_REQUEST_ROLE_OPTION: True},
         connect_args={"server_settings": {"application_name": "panels"}},
     )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def enter_request_role(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET ROLE {APP_ROLE}")
-        cursor.close()
-
+    event.listen(engine.sync_engine, "checkout", _discard_if_closed)
     return engine
 
 
+def _discard_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Never hand out a pooled connection the server has already closed.
+
+    A PostgreSQL restart (or an idle timeout, or a terminated backend) closes every pooled
+    connection; asyncpg sees the close as soon as the event loop reads it, so checking its flag
+    costs nothing, where `pool_pre_ping` pays a round trip on every checkout. The pool replaces
+    a connection refused here with a new one.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 def owner_engine(url: str) -> AsyncEngine:
-    """An engine as the URL's own user, for migrations and maintenance."""
-    return create_async_engine(async_url(url), poolclass=pool.NullPool)
+    """An engine as the URL's own user, for migrations and maintenance.
+
+    Its connections set `app.maintenance`, which lets the role that ran the migrations (the
+    tables' owner) past row-level security; nobody else gains anything from it.
+    """
+    return create_async_engine(
+        async_url(url),
+        poolclass=pool.NullPool,
+        connect_args={"server_settings": {MAINTENANCE_SETTING: "on"}},
+    )
 
 
 @event.listens_for(Session, "after_begin")
-def _bind_tenant(session: Session, _transaction: Any, connection: Connection) -> None:
+def _enter_request_role(session: Session, _transaction: Any, connection: Connection) -> None:
+    if not connection.get_execution_options().get(_REQUEST_ROLE_OPTION):
+        return
     tenant = session.info.get(TENANT_KEY)
-    if tenant is not None:
-        connection.execute(
-            text("SELECT set_config('app.tenant_id', :tenant, true)"), {"tenant": tenant}
-        )
+    if tenant is None:
+        connection.execute(_ENTER_ROLE)
+    else:
+        connection.execute(_ENTER_ROLE_AND_TENANT, {"tenant": tenant})
 
 
 def bind_tenant(session: AsyncSession, tenant_id: str) -> AsyncSession:
@@ -130,7 +158,7 @@ def database_config(
         engine_dependency_key="db_read_engine" if read_only else "db_engine",
         create_all=False,
     )
-    config.before_send_handler = _transaction_handler(config.session_scope_key)
+    config.before_send_handler = _release_session(config.session_scope_key)
     return config
 
 
@@ -145,50 +173,87 @@ def migration_config(url: str) -> SQLAlchemyAsyncConfig:
     )
 
 
-def _transaction_handler(scope_key: str) -> Callable[[Message, Scope], Awaitable[None]]:
+def transaction_middleware(*configs: SQLAlchemyAsyncConfig | None) -> Middleware:
     """Commit on 2xx/3xx, roll back otherwise, then run after-commit effects.
 
-    A commit that fails turns the response into a 500 before its first byte is sent, so a
-    client is never told that an uncommitted write succeeded.
+    It ends the transaction when the response starts, inside the metrics middleware and
+    before the access log, so a commit that fails turns the response into a 500 that the
+    client, the log and the metrics all see; a client is never told that an uncommitted write
+    succeeded. Goes innermost among the app's middleware.
     """
+    scope_keys = tuple(config.session_scope_key for config in configs if config is not None)
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            replacement: bytes | None = None
+            replaced = False
+
+            async def send_once_ended(message: Message) -> None:
+                nonlocal replacement, replaced
+                if message["type"] == "http.response.start":
+                    for key in scope_keys:
+                        session: AsyncSession | None = get_aa_scope_state(scope, key)
+                        if session is not None and not await _end(session, message["status"]):
+                            replacement = _server_error(message, scope)
+                elif message["type"] == "http.response.body" and replacement is not None:
+                    if replaced:
+                        return  # the rest of a body that was replaced
+                    message["body"], message["more_body"] = replacement, False
+                    replaced = True
+                await send(message)
+
+            await app(scope, receive, send_once_ended)
+
+        return handle
+
+    return middleware
+
+
+async def _end(session: AsyncSession, status: int) -> bool:
+    """End the request's transaction; False when its commit failed (and was rolled back)."""
+    if not session.in_transaction():
+        return True  # nothing was read or written (a cache hit): nothing to end
+    if not 200 <= status < 400:
+        await session.rollback()
+        return True
+    try:
+        await session.commit()
+    except Exception:
+        log.exception("commit failed")
+        await session.rollback()
+        return False
+    await run_after_commit(session)
+    return True
+
+
+def _release_session(scope_key: str) -> Callable[[Message, Scope], Awaitable[None]]:
+    """Forget the request's session once the response is sent (its transaction has ended)."""
 
     async def handler(message: Message, scope: Scope) -> None:
-        state: dict[str, Any] = scope.setdefault("state", {})
+        if message["type"] not in _TERMINUS:
+            return
         session: AsyncSession | None = get_aa_scope_state(scope, scope_key)
-        if message["type"] == "http.response.start" and session is not None:
-            if not session.in_transaction():
-                pass  # nothing was read or written (a cache hit): nothing to end
-            elif 200 <= message["status"] < 400:
-                try:
-                    await session.commit()
-                except Exception:
-                    log.exception("commit failed")
-                    await session.rollback()
-                    _replace_with_server_error(message, state)
-                else:
-                    await run_after_commit(session)
-            else:
-                await session.rollback()
-        elif message["type"] == "http.response.body" and _COMMIT_FAILED_KEY in state:
-            message["body"] = state.pop(_COMMIT_FAILED_KEY)
-            message["more_body"] = False
-        if session is not None and message["type"] in _TERMINUS:
-            # Committed or rolled back above, the connection is back in the pool already;
-            # closing then costs a greenlet round trip for nothing.
-            if session.in_transaction():
-                await session.close()
-            delete_aa_scope_state(scope, scope_key)
+        if session is None:
+            return
+        # Committed or rolled back already, the connection is back in the pool; closing then
+        # costs a greenlet round trip for nothing.
+        if session.in_transaction():
+            await session.close()
+        delete_aa_scope_state(scope, scope_key)
 
     return handler
 
 
-def _replace_with_server_error(message: HTTPResponseStartEvent, state: dict[str, Any]) -> None:
+def _server_error(message: HTTPResponseStartEvent, scope: Scope) -> bytes:
     body = msgspec.json.encode(
         ErrorBody(
             status_code=500,
             error="Internal Server Error",
             message="Internal Server Error",
-            request_id=str(state.get("request_id", "")),
+            request_id=str(scope.get("state", {}).get("request_id", "")),
         )
     )
     message["status"] = 500
@@ -198,4 +263,4 @@ def _replace_with_server_error(message: HTTPResponseStartEvent, state: dict[str,
             del headers[name]
     headers["content-type"] = "application/json"
     headers["content-length"] = str(len(body))
-    state[_COMMIT_FAILED_KEY] = body
+    return body

@@ -1,6 +1,14 @@
 """What one app instance holds: settings, database configs, Redis, cache, token verifier.
 
 Built by `create_app()`, stored on `app.state.runtime`; no module-level engines or clients.
+
+Which database a request reads: the primary, except for the GET routes marked
+`opt={"replica": True}` when `DATABASE_READ_URL` is set. Those never fill the cache (every
+cached read is on the primary, so a stale row can never outlive the version bump that follows
+its write), and a replica that lags only delays what they show, except to the caller who just
+wrote: after each committed write a Redis marker per tenant and user lives for
+`READ_YOUR_WRITES_SECONDS`, and while it does, or while Redis cannot say, that user's marked
+reads go to the primary too.
 """
 
 from __future__ import annotations
@@ -17,9 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.platform.auth import TokenVerifier
 from panels.platform.cache import CACHE, CircuitBreaker, VersionedCache
 from panels.platform.crypto import SecretBox
+from panels.platform.db import after_commit
 from panels.platform.realtime import ANNOUNCER, Announcer
-from panels.platform.tenancy import RequestContext, tenant_session
+from panels.platform.tenancy import RequestContext, check_claimed_tenant, tenant_session
 from panels.settings import Settings
+
+# Longer than a healthy replica's lag; a lagging one is seen stale only by the other users.
+READ_YOUR_WRITES_SECONDS = 5
+_ON_REPLICA = "panels_on_replica"
+_MARKS_WRITES = "panels_marks_writes"
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(slots=True)
@@ -36,11 +51,60 @@ class Runtime:
     channels: ChannelsPlugin
 
 
-def provide_tenant_session(request: Request[Any, Any, Any], ctx: RequestContext) -> AsyncSession:
-    """The request's tenant-bound session; GETs read from the replica when one is set."""
+def recent_write_key(tenant_id: str, user_id: str) -> str:
+    return f"panels:{tenant_id}:wrote:{user_id}"
+
+
+async def choose_read_database(request: Request[Any, Any, Any]) -> None:
+    """Before a handler runs: send it to the replica when that is safe (see module docstring)."""
     runtime: Runtime = request.app.state.runtime
-    config = runtime.read_db if request.method == "GET" and runtime.read_db else runtime.db
-    session = tenant_session(request, config, ctx)
+    if (
+        runtime.read_db is None
+        or request.method != "GET"
+        or not request.route_handler.opt.get("replica")
+        or runtime.breaker.is_open
+    ):
+        return
+    try:
+        recently_wrote = await runtime.redis.exists(
+            recent_write_key(request.user.tenant_id, request.user.user_id)
+        )
+    except Exception as exc:
+        runtime.breaker.trip(exc)
+        return
+    if not recently_wrote:
+        request.scope["state"][_ON_REPLICA] = True
+
+
+async def before_api_request(request: Request[Any, Any, Any]) -> None:
+    """The API router's one `before_request` hook (a hook set on a lower layer replaces it
+    rather than adding to it): the body's tenant claim, then where the request reads."""
+    await check_claimed_tenant(request)
+    await choose_read_database(request)
+
+
+def provide_tenant_session(request: Request[Any, Any, Any], ctx: RequestContext) -> AsyncSession:
+    """The request's tenant-bound session, on the database `choose_read_database` chose."""
+    runtime: Runtime = request.app.state.runtime
+    replica = runtime.read_db if request.scope["state"].get(_ON_REPLICA) else None
+    session = tenant_session(request, replica or runtime.db, ctx)
     session.info[ANNOUNCER] = runtime.announcer
     session.info[CACHE] = runtime.cache
+    if (
+        runtime.read_db is not None
+        and request.method not in _READ_METHODS
+        and not session.info.get(_MARKS_WRITES)
+    ):
+        session.info[_MARKS_WRITES] = True
+        after_commit(session, lambda: _mark_recent_write(runtime, ctx))
     return session
+
+
+async def _mark_recent_write(runtime: Runtime, ctx: RequestContext) -> None:
+    try:
+        await runtime.redis.set(
+            recent_write_key(ctx.tenant_id, ctx.user_id), 1, ex=READ_YOUR_WRITES_SECONDS
+        )
+    except Exception as exc:
+        # With the breaker open, every marked read goes to the primary for its cooldown.
+        runtime.breaker.trip(exc)
