@@ -179,3 +179,31 @@ def test_jwks_settings_refuse_hmac_algorithms() -> None:
             JWT_JWKS_URL="https://idp.test/jwks", JWT_ALGORITHMS="RS256,HS256"
         )
     assert build_settings_without_services().jwt.algorithms == ("HS256",)
+
+
+async def test_asymmetric_tokens_verified_through_jwks(
+    services: Services, provider: Provider
+) -> None:
+    settings = build_settings(
+        services, JWT_JWKS_URL=provider.url, JWT_ALGORITHMS="RS256", JWT_ISSUER="https://idp.test"
+    )
+    claims = {
+        "sub": "u-rsa",
+        "tenant_id": "t-jwks",
+        "exp": int(time.time()) + 60,
+        "iss": "https://idp.test",
+        "roles": ["builder"],
+    }
+    good = jwt.encode(claims, RSA_KEY, algorithm="RS256", headers={"kid": "k1"})
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": "k1"})
+    hs256 = jwt.encode(claims, "x" * 40, algorithm="HS256")
+    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as client:
+        created = await client.post(
+            "/api/panels", json={}, headers={"Authorization": f"Bearer {good}"}
+        )
+        assert created.status_code == 201
+        assert created.json()["userId"] == "u-rsa"
+        for token in (forged, hs256):
+            response = await client.get("/api/panels", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 401
