@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from panels.app import create_app
+from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
 from tests.conftest import Caller, Services, build_settings
 
 Client = AsyncTestClient[Litestar]
@@ -164,3 +166,21 @@ async def test_a_bump_that_missed_redis_is_sent_before_the_next_read(
         assert after.json()["name"] == "v2"
         assert after.headers["x-cache"] == "MISS"
     await pauser.aclose()
+
+
+async def test_concurrent_bumps_increment_each_version_once_each(services: Services) -> None:
+    """Bumps queued while others are in flight are sent once, not again by every later call
+    (under load each write used to re-send the pending keys of all the others)."""
+    redis = Redis.from_url(services.redis_url)
+    client = redis_client(services.redis_url)
+    cache = VersionedCache(client, 60, CircuitBreaker())
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    scopes = [str(i) for i in range(16)]
+    # Redis holds writes for a moment (well within the client's timeout), so the bumps are all
+    # in flight together.
+    await redis.execute_command("CLIENT", "PAUSE", "200", "WRITE")
+    await asyncio.gather(*(cache.bump(tenant, scope, "all") for scope in scopes))
+    versions = [int(await redis.get(f"panels:{tenant}:{s}:ver") or 0) for s in [*scopes, "all"]]
+    await redis.aclose()
+    await client.aclose()
+    assert versions == [1] * len(scopes) + [len(scopes)]

@@ -150,19 +150,24 @@ class VersionedCache:
         after_commit(session, lambda: self.bump(tenant, *scopes))
 
     async def _send_bumps(self) -> bool:
-        """Send the bumps not yet sent; False when Redis could not take them."""
+        """Send the bumps not yet sent; False when Redis could not take them.
+
+        The pending set is taken before the round trip, so bumps queued by concurrent writes
+        meanwhile are sent by their own call, not again by this one (each write increments
+        each of its versions once); on failure they are put back for the next call.
+        """
         if not self._unsent_bumps:
             return True
-        keys = list(self._unsent_bumps)
+        keys, self._unsent_bumps = self._unsent_bumps, set()
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.incr(key)
                 await pipe.execute()
         except Exception as exc:
+            self._unsent_bumps |= keys
             self.breaker.trip(exc)
             return False
-        self._unsent_bumps.difference_update(keys)
         return True
 
     async def _store(self, items: list[tuple[str, bytes]]) -> None:
