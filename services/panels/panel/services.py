@@ -32,10 +32,10 @@ from panels.panel.schemas import (
     panel_snapshot,
 )
 from panels.platform.cache import Authorization, VersionedCache
-from panels.platform.errors import BadRequest, NotFound
+from panels.platform.errors import NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json
+from panels.platform.metadata import merge_metadata
 from panels.platform.paging import get_page
-from panels.platform.schemas import JsonValueError, check_json_value
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
 
@@ -157,7 +157,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         if not isinstance(data.description, UnsetType):
             panel.description = data.description
         if not isinstance(data.metadata, UnsetType):
-            panel.meta = _merge_metadata(panel.meta, data.metadata)
+            panel.meta = merge_metadata(panel.meta, data.metadata)
         if not isinstance(data.cohort_rule, UnsetType):
             panel.cohort_rule = msgspec.to_builtins(data.cohort_rule)
         after = panel_snapshot(panel)
@@ -229,15 +229,3 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
                 old=old_fields,
                 new=new_fields,
             )
-
-
-def _merge_metadata(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    merged = {**stored, **patch}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key)
-    try:
-        check_json_value(merged, "metadata")
-    except JsonValueError as exc:
-        raise BadRequest("body.metadata", str(exc)) from None
-    return merged

@@ -26,17 +26,16 @@ from panels.column.entities import PanelColumn
 from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
+from panels.platform.metadata import merge_metadata
 from panels.platform.paging import get_page
 from panels.platform.runtime import Runtime
-from panels.platform.schemas import JsonValueError, check_json_value, iso_timestamp
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView, ViewFilter, ViewSort
+from panels.view.representation import view_read, view_snapshot
 from panels.view.rules import check_filter_value, resolve_column, resolve_visible_columns
 from panels.view.schemas import (
-    FilterRead,
     FiltersRead,
     FiltersWrite,
-    SortRead,
     SortsRead,
     SortsWrite,
     ViewCreate,
@@ -96,24 +95,24 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         )
         names = await self._column_names({v.panel_id for v in views})
         return JsonBody(
-            encode_json(ViewPage(views=[self.to_read(v, names) for v in views], total=total))
+            encode_json(ViewPage(views=[view_read(v, names) for v in views], total=total))
         )
 
     async def read_view(self, view_id: int) -> JsonBody:
         async def load() -> JsonBody:
             view = await self.get_readable(view_id)
-            return encoded(self.to_read(view, await self._column_names({view.panel_id})))
+            return encoded(view_read(view, await self._column_names({view.panel_id})))
 
         return await self.runtime.cache.read_through(self.ctx, VIEWS_SCOPE, f"view:{view_id}", load)
 
     async def sorts(self, view_id: int) -> SortsRead:
         view = await self.get_readable(view_id)
-        return SortsRead(sorts=self.to_read(view, await self._column_names({view.panel_id})).sort)
+        return SortsRead(sorts=view_read(view, await self._column_names({view.panel_id})).sort)
 
     async def filters(self, view_id: int) -> FiltersRead:
         view = await self.get_readable(view_id)
         return FiltersRead(
-            filters=self.to_read(view, await self._column_names({view.panel_id})).filters
+            filters=view_read(view, await self._column_names({view.panel_id})).filters
         )
 
     async def create_view(self, data: ViewCreate) -> ViewRead:
@@ -135,15 +134,15 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         view = await self.create(view)
         grant_owner(self.session, self.ctx, "view", view.id)
         await self._record(
-            view, "view_created", f'View "{view.name}" created', new=_snapshot(view, columns)
+            view, "view_created", f'View "{view.name}" created', new=view_snapshot(view, columns)
         )
-        return self.to_read(view, {c.id: c.name for c in columns})
+        return view_read(view, {c.id: c.name for c in columns})
 
     async def update_view(self, view_id: int, data: ViewUpdate, if_match: str | None) -> ViewRead:
         view = await self._get_for_change(view_id)
         columns = await self._panel_columns(view.panel_id)
         check_if_match(if_match, self._etag(view, columns))
-        before = _snapshot(view, columns)
+        before = view_snapshot(view, columns)
         if not isinstance(data.name, UnsetType):
             view.name = data.name
         if not isinstance(data.visible_columns, UnsetType):
@@ -151,7 +150,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
                 columns, data.visible_columns, "body.visibleColumns"
             )
         if not isinstance(data.metadata, UnsetType):
-            view.meta = _merge(view.meta, data.metadata)
+            view.meta = merge_metadata(view.meta, data.metadata)
         return await self._save_if_changed(
             view, columns, before, "view_updated", f'View "{view.name}" updated'
         )
@@ -160,7 +159,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         view = await self.get_readable(view_id, for_update=True)
         await require_publish_right(self.session, self.ctx.principal, view)
         columns = await self._panel_columns(view.panel_id)
-        before = _snapshot(view, columns)
+        before = view_snapshot(view, columns)
         view.is_published = published
         view.published_at = datetime.now(UTC) if published else None
         view.published_by = self.ctx.user_id if published else None
@@ -178,7 +177,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         view = await self._get_for_change(view_id)
         columns = await self._panel_columns(view.panel_id)
         check_if_match(if_match, self._etag(view, columns, "sorts"))
-        before = _snapshot(view, columns)
+        before = view_snapshot(view, columns)
         sorts, seen = [], set()
         for index, item in enumerate(data.sorts):
             column = resolve_column(columns, item.column_name, f"body.sorts[{index}].columnName")
@@ -205,7 +204,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         view = await self._get_for_change(view_id)
         columns = await self._panel_columns(view.panel_id)
         check_if_match(if_match, self._etag(view, columns, "filters"))
-        before = _snapshot(view, columns)
+        before = view_snapshot(view, columns)
         filters = []
         for index, item in enumerate(data.filters):
             where = f"body.filters[{index}]"
@@ -233,7 +232,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         view = await self._get_for_change(view_id, Access.OWNER)
         columns = await self._panel_columns(view.panel_id)
         check_if_match(if_match, self._etag(view, columns))
-        snapshot = _snapshot(view, columns)
+        snapshot = view_snapshot(view, columns)
         await revoke_all(self.session, self.ctx, "view", [view.id])
         await self.session.delete(view)
         await self.session.flush()
@@ -261,41 +260,6 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         await self.session.flush()
         return views
 
-    def to_read(self, view: PanelView, names: dict[int, str]) -> ViewRead:
-        return ViewRead(
-            id=view.id,
-            panel_id=view.panel_id,
-            name=view.name,
-            owner_user_id=view.owner_user_id,
-            tenant_id=view.tenant_id,
-            is_published=view.is_published,
-            published_at=iso_timestamp(view.published_at) if view.published_at else None,
-            published_by=view.published_by,
-            visible_columns=[str(c) for c in view.visible_columns],
-            metadata=view.meta,
-            sort=[
-                SortRead(
-                    id=s.id,
-                    column_name=names.get(s.column_id, ""),
-                    direction=s.direction,  # type: ignore[arg-type]
-                    order=s.sort_order,
-                )
-                for s in sorted(view.sorts, key=lambda s: (s.sort_order, s.id))
-            ],
-            filters=[
-                FilterRead(
-                    id=f.id,
-                    column_name=names.get(f.column_id, ""),
-                    operator=f.operator,  # type: ignore[arg-type]
-                    value=f.value,
-                    logical_operator=f.logical_operator,  # type: ignore[arg-type]
-                )
-                for f in sorted(view.filters, key=lambda f: f.position)
-            ],
-            created_at=iso_timestamp(view.created_at),
-            updated_at=iso_timestamp(view.updated_at),
-        )
-
     async def get_readable(self, view_id: int, *, for_update: bool = False) -> PanelView:
         """The view if the caller may read it; 404 alike when it is missing or hidden."""
         view = await self.get_one_or_none(PanelView.id == view_id, with_for_update=for_update)
@@ -317,7 +281,7 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
     ) -> str:
         """What `If-Match` is compared with: the ETag of `GET /api/views/{id}`, or with `part`
         of `GET /api/views/{id}/sorts` or `…/filters`."""
-        read = self.to_read(view, {c.id: c.name for c in columns})
+        read = view_read(view, {c.id: c.name for c in columns})
         if part == "sorts":
             return encoded(SortsRead(sorts=read.sort)).etag
         if part == "filters":
@@ -353,12 +317,12 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         change_type: changes.ChangeType,
         description: str,
     ) -> ViewRead:
-        after = _snapshot(view, columns)
+        after = view_snapshot(view, columns)
         if after != before:
             view.updated_at = datetime.now(UTC)
             await self.session.flush()
             await self._record(view, change_type, description, old=before, new=after)
-        return self.to_read(view, {c.id: c.name for c in columns})
+        return view_read(view, {c.id: c.name for c in columns})
 
     async def _record(
         self, view: PanelView, change_type: changes.ChangeType, description: str, **values: Any
@@ -376,30 +340,6 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         )
 
 
-def _snapshot(view: PanelView, columns: list[PanelColumn]) -> dict[str, Any]:
-    """Tracked fields of a view, in wire names and with column names, for change records."""
-    names = {c.id: c.name for c in columns}
-    return {
-        "name": view.name,
-        "visibleColumns": [str(c) for c in view.visible_columns],
-        "metadata": view.meta,
-        "isPublished": view.is_published,
-        "sort": [
-            {"columnName": names.get(s.column_id), "direction": s.direction, "order": s.sort_order}
-            for s in sorted(view.sorts, key=lambda s: (s.sort_order, s.column_id))
-        ],
-        "filters": [
-            {
-                "columnName": names.get(f.column_id),
-                "operator": f.operator,
-                "value": f.value,
-                "logicalOperator": f.logical_operator,
-            }
-            for f in sorted(view.filters, key=lambda f: f.position)
-        ],
-    }
-
-
 def _sort_keys(sorts: list[ViewSort]) -> list[tuple[int, int, str]]:
     return sorted((s.sort_order, s.column_id, s.direction) for s in sorts)
 
@@ -407,15 +347,3 @@ def _sort_keys(sorts: list[ViewSort]) -> list[tuple[int, int, str]]:
 def _filter_keys(filters: list[ViewFilter]) -> list[tuple[int, str, Any, str]]:
     ordered = sorted(filters, key=lambda f: f.position)
     return [(f.column_id, f.operator, f.value, f.logical_operator) for f in ordered]
-
-
-def _merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    merged = {**stored, **patch}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key)
-    try:
-        check_json_value(merged, "metadata")
-    except JsonValueError as exc:
-        raise BadRequest("body.metadata", str(exc)) from None
-    return merged
