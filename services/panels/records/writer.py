@@ -1,0 +1,204 @@
+"""Writing a source's records: the one path every push and every sync goes through.
+
+Per batch: the records are encoded once (canonical JSON, keys sorted) and hashed, copied into
+a temporary table with `COPY`, and merged with one `INSERT … ON CONFLICT … DO UPDATE` that
+skips a record whose hash did not change. Measured at about twice the speed of row-by-row
+statements (NOTES-panel-data.md). The JSON is staged as `text` and cast in the `INSERT`:
+SQLAlchemy registers a text codec for `jsonb` on its connections, which binary `COPY` cannot use.
+
+Everything runs in the caller's transaction, so a failure anywhere (a record without its key
+at position 90,000) writes nothing. In `replace` mode the keys seen are collected in a second
+temporary table and the source's other records are deleted only once every batch is in.
+
+A key sent twice in one run: the last record wins (within a batch only the last is written;
+across batches the later one updates the earlier one). `recordsProcessed` counts every record
+received, duplicates included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from hashlib import md5
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from sqlalchemy import text
+
+from panels.platform.errors import BadRequest, NotFound
+from panels.platform.schemas import CamelStruct
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+MAX_KEY_LENGTH = 512
+"""Characters; a B-tree entry must stay under about 2,700 bytes."""
+
+RecordBatch = list[tuple[int, dict[str, Any]]]
+"""(position, record): the position is what an error about that record names."""
+
+PositionLabel = Callable[[int], str]
+WriteMode = Literal["upsert", "replace"]
+
+
+class RecordCounts(CamelStruct):
+    records_processed: int = 0
+    records_inserted: int = 0
+    records_updated: int = 0
+    records_deleted: int = 0
+
+
+def array_index(position: int) -> str:
+    """An element of a JSON array body (0-based)."""
+    return f"body[{position}]"
+
+
+def line(position: int) -> str:
+    """A line of an NDJSON or CSV body (1-based)."""
+    return f"line {position}"
+
+
+_LOCK_SOURCE = text(
+    "SELECT 1 FROM datasource"
+    " WHERE tenant_id = :tenant AND panel_id = :panel AND id = :source FOR KEY SHARE"
+)
+_CREATE_STAGE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS records_stage"
+    " (key text NOT NULL, record text NOT NULL, content_hash bytea NOT NULL) ON COMMIT DROP"
+)
+_CREATE_SEEN = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS records_seen (key text NOT NULL) ON COMMIT DROP"
+)
+_MERGE = """
+    WITH written AS (
+      INSERT INTO source_record AS r (tenant_id, panel_id, source_id, key, record, content_hash)
+      SELECT $1, $2, $3, s.key, s.record::jsonb, s.content_hash FROM records_stage s
+      ON CONFLICT (tenant_id, source_id, key) DO UPDATE
+        SET record = excluded.record, content_hash = excluded.content_hash, updated_at = now()
+        WHERE r.content_hash IS DISTINCT FROM excluded.content_hash
+      RETURNING (xmax = 0) AS inserted
+    )
+    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
+"""
+_DELETE_UNSEEN = """
+    WITH gone AS (
+      DELETE FROM source_record r
+      WHERE r.tenant_id = $1 AND r.source_id = $2
+        AND NOT EXISTS (SELECT FROM records_seen s WHERE s.key = r.key)
+      RETURNING 1
+    )
+    SELECT count(*) FROM gone
+"""
+
+
+async def write_records(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    panel_id: int,
+    source_id: int,
+    key_field: str,
+    batches: AsyncIterator[RecordBatch],
+    mode: WriteMode,
+    position: PositionLabel = array_index,
+) -> RecordCounts:
+    """Upsert the records of `batches` into the source; `replace` also deletes the rest.
+
+    Raises NotFound when the source is not (or no longer) the panel's, and BadRequest naming
+    the position of the first record that cannot be stored; the caller's transaction must then
+    be rolled back. `key_field` names a top-level field; its value, as text, is the key.
+    """
+    found = await session.execute(
+        _LOCK_SOURCE, {"tenant": tenant_id, "panel": panel_id, "source": source_id}
+    )
+    if found.first() is None:
+        raise NotFound("Data source not found")
+    connection = await _driver_connection(session)
+    await connection.execute(_CREATE_STAGE)
+    await connection.execute(_CREATE_SEEN)
+    await connection.execute("TRUNCATE records_seen")
+    counts = RecordCounts()
+    async for batch in batches:
+        staged = _stage(batch, key_field, position)
+        counts.records_processed += len(batch)
+        if not staged:
+            continue
+        await connection.execute("TRUNCATE records_stage")
+        await connection.copy_records_to_table(
+            "records_stage", records=staged, columns=("key", "record", "content_hash")
+        )
+        inserted, updated = await connection.fetchrow(_MERGE, tenant_id, panel_id, source_id)
+        counts.records_inserted += inserted
+        counts.records_updated += updated
+        if mode == "replace":
+            await connection.execute("INSERT INTO records_seen SELECT key FROM records_stage")
+    if mode == "replace":
+        # A temporary table is never analysed on its own; without statistics the planner
+        # may pick a nested loop over a million seen keys.
+        await connection.execute("ANALYZE records_seen")
+        counts.records_deleted = await connection.fetchval(_DELETE_UNSEEN, tenant_id, source_id)
+    return counts
+
+
+async def _driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's open transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+def _stage(
+    batch: RecordBatch, key_field: str, position: PositionLabel
+) -> list[tuple[str, str, bytes]]:
+    """The batch as rows to copy: (key, canonical JSON, its MD5), the last record of a key."""
+    rows: dict[str, tuple[str, str, bytes]] = {}
+    for at, record in batch:
+        if not isinstance(record, dict):
+            raise BadRequest(position(at), "must be an object")
+        value = record.get(key_field)
+        if value is None:
+            raise BadRequest(position(at), f"has no key field `{key_field}`")
+        key = _key_text(value)
+        if key is None:
+            raise BadRequest(position(at), f"`{key_field}` must be a string or a number")
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise BadRequest(
+                position(at),
+                f"`{key_field}` must be 1 to {MAX_KEY_LENGTH} characters long",
+            )
+        encoded = _canonical_json(record, position(at))
+        rows.pop(key, None)  # a later duplicate goes last, in the order of the body
+        rows[key] = (key, encoded.decode(), md5(encoded, usedforsecurity=False).digest())
+    return list(rows.values())
+
+
+def _key_text(value: Any) -> str | None:
+    """The key as text: strings as they are, numbers as JSON writes them; else none."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | dict | list):
+        return None
+    if isinstance(value, float):
+        return msgspec.json.encode(value).decode()
+    return str(value)
+
+
+def _canonical_json(record: dict[str, Any], where: str) -> bytes:
+    try:
+        encoded = msgspec.json.encode(record, order="sorted")
+    except (TypeError, UnicodeEncodeError, msgspec.EncodeError):
+        raise BadRequest(where, "holds a value that cannot be stored as JSON") from None
+    # PostgreSQL's jsonb cannot hold U+0000. The byte search also matches an escaped
+    # backslash followed by "u0000", so a hit is confirmed on the values themselves.
+    if b"\\u0000" in encoded and _holds_nul(record):
+        raise BadRequest(where, "must not contain NUL characters")
+    return encoded
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
