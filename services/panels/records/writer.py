@@ -10,6 +10,9 @@ Everything runs in the caller's transaction, so a failure anywhere (a record wit
 at position 90,000) writes nothing. In `replace` mode the keys seen are collected in a second
 temporary table and the source's other records are deleted only once every batch is in.
 
+A run that changed anything bumps the panel's cache scope once its transaction commits (a push
+is no change of the panel's definition, so it records no change).
+
 A key sent twice in one run: the last record wins (within a batch only the last is written;
 across batches the later one updates the earlier one). `recordsProcessed` counts every record
 received, duplicates included.
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 from sqlalchemy import text
 
+from panels.platform.cache import bump_after_commit
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.schemas import CamelStruct
 
@@ -136,6 +140,10 @@ async def write_records(
         # may pick a nested loop over a million seen keys.
         await connection.execute("ANALYZE records_seen")
         counts.records_deleted = await connection.fetchval(_DELETE_UNSEEN, tenant_id, source_id)
+    if counts.records_inserted or counts.records_updated or counts.records_deleted:
+        # The panel's rows are read through its cache scope; a run that changed nothing
+        # leaves the cache warm.
+        bump_after_commit(session, tenant_id, [str(panel_id)])
     return counts
 
 
