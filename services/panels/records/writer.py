@@ -26,6 +26,7 @@ received, duplicates included.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from hashlib import md5
 from typing import TYPE_CHECKING, Any, Literal
@@ -134,17 +135,24 @@ async def write_records(
     await connection.execute("TRUNCATE records_seen")
     counts = RecordCounts()
     staged_batches = _staged(batches, key_field, position)
-    # Read ahead: the next batch is parsed and staged on the event loop while the database
-    # merges this one, so the service's CPU and the database's overlap.
-    ahead = asyncio.ensure_future(anext(staged_batches, None))
+    ahead: asyncio.Future[tuple[int, list[StagedRecord]] | None] | None = None
     try:
-        while (item := await ahead) is not None:
-            ahead = asyncio.ensure_future(anext(staged_batches, None))
+        item = await anext(staged_batches, None)
+        while item is not None:
             received, staged = item
             counts.records_processed += received
+            await _copy(connection, staged)
+            # Read ahead: the next batch is parsed and staged on the event loop while the
+            # database merges this one, so the service's CPU and the database's overlap.
+            ahead = asyncio.ensure_future(anext(staged_batches, None))
             await _merge(connection, staged, tenant_id, panel_id, source_id, mode, counts)
+            item = await ahead
+            ahead = None
     finally:
-        ahead.cancel()
+        if ahead is not None:  # the merge failed: stop reading before closing the reader
+            ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await ahead
         await staged_batches.aclose()
     if mode == "replace":
         # A temporary table is never analysed on its own; without statistics the planner
@@ -166,6 +174,15 @@ async def _staged(
         yield len(batch), _stage(batch, key_field, position)
 
 
+async def _copy(connection: Any, staged: list[StagedRecord]) -> None:
+    if not staged:
+        return
+    await connection.execute("TRUNCATE records_stage")
+    await connection.copy_records_to_table(
+        "records_stage", records=staged, columns=("key", "record", "content_hash")
+    )
+
+
 async def _merge(
     connection: Any,
     staged: list[StagedRecord],
@@ -177,10 +194,6 @@ async def _merge(
 ) -> None:
     if not staged:
         return
-    await connection.execute("TRUNCATE records_stage")
-    await connection.copy_records_to_table(
-        "records_stage", records=staged, columns=("key", "record", "content_hash")
-    )
     inserted, updated = await connection.fetchrow(_MERGE, tenant_id, panel_id, source_id)
     counts.records_inserted += inserted
     counts.records_updated += updated
