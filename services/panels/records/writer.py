@@ -70,6 +70,7 @@ def line(position: int) -> str:
     return f"line {position}"
 
 
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _LOCK_SOURCE = text(
     "SELECT 1 FROM datasource"
     " WHERE tenant_id = :tenant AND panel_id = :panel AND id = :source FOR KEY SHARE"
@@ -243,7 +244,7 @@ def _key_text(value: Any) -> str | None:
 
 def _canonical_json(record: dict[str, Any], where: str) -> bytes:
     try:
-        encoded = msgspec.json.encode(record, order="sorted")
+        encoded = _encode_sorted(record)
     except (TypeError, UnicodeEncodeError, msgspec.EncodeError):
         raise BadRequest(where, "holds a value that cannot be stored as JSON") from None
     # PostgreSQL's jsonb cannot hold U+0000. The byte search also matches an escaped
