@@ -36,6 +36,7 @@ VALID_BODIES = {
     "/api/panels/{panel_id}/datasources": {"type": "custom", "config": {}},
     "/api/panels/{panel_id}/columns/base": {"name": "x", "type": "text"},
     "/api/panels/{panel_id}/columns/calculated": {"name": "y", "type": "number", "formula": "1"},
+    "/api/panels/{panel_id}/datasources/{source_id}/records": [{"id": "r1"}],
     "/api/views/{view_id}/sorts": {"sorts": []},
     "/api/views/{view_id}/filters": {"filters": []},
     "/api/acls/{resource_type}/{resource_id}": {

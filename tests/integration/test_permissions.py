@@ -79,6 +79,14 @@ ROWS = [
         200,
         {"config": {"keyField": "k"}},
     ),
+    Row(
+        "POST",
+        "/api/panels/{panel_id}/datasources/{source_id}/records",
+        "/api/panels/{panel}/datasources/{source1}/records",
+        EDIT,
+        200,
+        [{"id": "r1", "k": "r1"}],  # source1's keyField is `k` by now
+    ),
     Row("GET", "/api/panels/{panel_id}/columns", "/api/panels/{panel}/columns", READ, 200),
     Row(
         "POST",

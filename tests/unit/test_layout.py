@@ -6,7 +6,17 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "services" / "panels"
-FEATURES = {"acl", "change", "column", "datasource", "panel", "view", "rows", "identity"}
+FEATURES = {
+    "acl",
+    "change",
+    "column",
+    "datasource",
+    "panel",
+    "view",
+    "rows",
+    "identity",
+    "records",
+}
 
 
 def _imported_modules(path: Path) -> set[str]:
