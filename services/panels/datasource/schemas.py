@@ -37,6 +37,28 @@ class ApiConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields=Fals
     method: Literal["GET", "POST"] | UnsetType = UNSET
     headers: Annotated[dict[HeaderName, HeaderValue], Meta(max_length=50)] | UnsetType = UNSET
     items_path: Annotated[Text, Meta(max_length=1024)] | UnsetType | None = UNSET
+    next_cursor_path: (
+        Annotated[
+            Text,
+            Meta(
+                max_length=1024,
+                description="Dotted path to the next page's cursor in a response; paging by "
+                "`Link: rel=next` when absent.",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    cursor_param: (
+        Annotated[
+            Text,
+            Meta(
+                min_length=1,
+                max_length=256,
+                description="Query parameter the cursor is sent back as (default `cursor`).",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     key_field: KeyField = "id"
 
 
