@@ -140,7 +140,7 @@ class Settings:
             data_dir=data_dir,
             secret_keys=_secret_keys(environ, env, data_dir),
             allow_private_sources=_boolean(environ, "ALLOW_PRIVATE_SOURCES", False),
-            in_process_worker=_boolean(environ, "IN_PROCESS_WORKER", env != "test"),
+            in_process_worker=_boolean(environ, "IN_PROCESS_WORKER", True),
             job_heartbeat_seconds=_integer(environ, "JOB_HEARTBEAT_SECONDS", 30, 1, 3600),
             sync_timeout_seconds=_integer(environ, "SYNC_TIMEOUT_SECONDS", 900, 1, 86_400),
             sync_retry_ms=_integer(environ, "SYNC_RETRY_MS", 2000, 0, 3_600_000),
