@@ -8,6 +8,7 @@ the first request is made as if to a public host; the redirects it answers with 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,3 +102,31 @@ async def test_a_response_past_the_byte_cap_is_refused(
     server.routes["/big"] = lambda _: (200, {}, msgspec.json.encode([{"id": "x" * 2000}]))
     with pytest.raises(FetchError, match="larger than 1000 bytes"):
         await _records(_stub_url(server, "/big"))
+
+
+async def test_the_connection_goes_to_the_checked_address_without_a_second_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stub resolver whose answer changes after the first lookup (to an address nothing
+    listens on): both pages of the sync come from the first answer, looked up once."""
+    running = SourceServer()
+    running.routes["/data"] = lambda _: (200, {"Link": '</more>; rel="next"'}, b'[{"id": 1}]')
+    running.routes["/more"] = lambda _: (200, {}, b'[{"id": 2}]')
+    lookups: list[object] = []
+    real = socket.getaddrinfo
+
+    def resolver(host: object, port: object, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host  # httpx would pass bytes
+        if name != "rebinding.test":
+            return real(host, port, *args, **kwargs)
+        lookups.append(name)
+        address = "127.0.0.1" if len(lookups) == 1 else "10.255.255.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    try:
+        url = f"http://rebinding.test:{running.port}/data"
+        assert await _records(url, allow_private=True) == [{"id": 1}, {"id": 2}]
+    finally:
+        running.close()
+    assert lookups == ["rebinding.test"]  # once per sync, never again on connect
