@@ -5,6 +5,10 @@ tenant-owned table like the others (composite foreign key to its source, row-lev
 forced, the owner's maintenance policy). At most one run per source is queued or running: a
 partial unique index says so, whatever the code does.
 
+Scheduled syncs (`config.syncIntervalMinutes`) are found across tenants by
+`due_scheduled_syncs`, which runs as the owner in maintenance mode (SECURITY DEFINER) and
+returns only ids: the worker then queues each in its tenant's own transaction.
+
 The queue is pgqueuer's own schema, installed here from the pgqueuer release this revision
 was written with (its `render_install`), owned by the migrating role and usable by the
 request role, which enqueues in the request's transaction. The queue is not tenant-owned:
@@ -85,6 +89,31 @@ def upgrade() -> None:
     )
     op.execute("ALTER TABLE sync_run FORCE ROW LEVEL SECURITY")
     op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON sync_run TO panels_app")
+    op.execute(
+        """
+        CREATE FUNCTION due_scheduled_syncs(max_count integer, only_source bigint DEFAULT NULL)
+        RETURNS TABLE (tenant_id varchar, datasource_id bigint)
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = public, pg_temp
+        SET app.maintenance = 'on'
+        AS $$
+          SELECT d.tenant_id, d.id FROM datasource d
+          WHERE d.type IN ('api', 'database')
+            AND jsonb_typeof(d.config -> 'syncIntervalMinutes') = 'number'
+            AND (only_source IS NULL OR d.id = only_source)
+            AND NOT EXISTS (
+              SELECT FROM sync_run r
+              WHERE r.tenant_id = d.tenant_id AND r.datasource_id = d.id
+                AND (r.status IN ('queued', 'running')
+                     OR r.created_at > now() - make_interval(
+                          mins => greatest((d.config ->> 'syncIntervalMinutes')::numeric, 5)::int)))
+          ORDER BY d.id
+          LIMIT max_count
+        $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION due_scheduled_syncs(integer, bigint) FROM PUBLIC")
+    op.execute("GRANT EXECUTE ON FUNCTION due_scheduled_syncs(integer, bigint) TO panels_app")
 
     for statement in _queue_install():
         op.execute(statement)
@@ -110,4 +139,5 @@ def _queue_install() -> list[str]:
 def downgrade() -> None:
     for statement in schema_ddl.render_uninstall(DBSettings()).splitlines():
         op.execute(statement)
+    op.execute("DROP FUNCTION IF EXISTS due_scheduled_syncs(integer, bigint)")
     op.execute("DROP TABLE IF EXISTS sync_run")

@@ -21,6 +21,14 @@ HeaderName = Annotated[
     str, Meta(min_length=1, max_length=256, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 ]
 HeaderValue = Annotated[str, Meta(max_length=8192, pattern=r"^[^\x00\r\n]*$")]
+SyncInterval = Annotated[
+    int,
+    Meta(
+        ge=5,
+        le=7 * 24 * 60,
+        description="Sync on a schedule, every this many minutes (5 at least).",
+    ),
+]
 
 
 # A config may be saved incomplete (the web client adds an `api` source before its URL): a
@@ -59,6 +67,7 @@ class ApiConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields=Fals
         ]
         | UnsetType
     ) = UNSET
+    sync_interval_minutes: SyncInterval | UnsetType = UNSET
     key_field: KeyField = "id"
 
 
@@ -86,6 +95,7 @@ class DatabaseConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields
         ]
         | UnsetType
     ) = UNSET
+    sync_interval_minutes: SyncInterval | UnsetType = UNSET
     key_field: KeyField = "id"
 
 

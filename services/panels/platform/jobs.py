@@ -37,6 +37,16 @@ Failure = Callable[[bytes, int, BaseException, bool], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class Periodic:
+    """Work a worker does every `every_seconds` besides running jobs (queueing scheduled
+    ones, say); every worker does it, so it must tolerate running twice at once."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
 class JobKind:
     entrypoint: str
     run: Attempt
@@ -78,11 +88,13 @@ class Worker:
         database_url: str,
         kinds: Sequence[JobKind],
         *,
+        periodic: Sequence[Periodic] = (),
         heartbeat_seconds: float = 30.0,
         concurrency: int = 4,
     ) -> None:
         self._dsn = postgres_dsn(database_url)
         self._kinds = list(kinds)
+        self._periodic = list(periodic)
         self._heartbeat = timedelta(seconds=heartbeat_seconds)
         self._concurrency = concurrency
         self._manager: QueueManager | None = None
@@ -122,13 +134,19 @@ class Worker:
             if self._stopping.is_set():
                 return
             log.info("worker started", entrypoints=[k.entrypoint for k in self._kinds])
-            await manager.run(
-                dequeue_timeout=timedelta(seconds=5),
-                batch_size=self._concurrency,
-                max_concurrent_tasks=2 * self._concurrency,
-                heartbeat_timeout=self._heartbeat,
-                log_aggregation_interval=timedelta(0),
-            )
+            loops = [asyncio.create_task(_repeat(p, self._stopping)) for p in self._periodic]
+            try:
+                await manager.run(
+                    dequeue_timeout=timedelta(seconds=5),
+                    batch_size=self._concurrency,
+                    max_concurrent_tasks=2 * self._concurrency,
+                    heartbeat_timeout=self._heartbeat,
+                    log_aggregation_interval=timedelta(0),
+                )
+            finally:
+                for loop in loops:
+                    loop.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
         finally:
             await connection.close()
 
@@ -137,6 +155,16 @@ class Worker:
         self._stopping.set()
         if self._manager is not None:
             self._manager.shutdown.set()
+
+
+async def _repeat(periodic: Periodic, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        try:
+            await periodic.run()
+        except Exception:
+            log.exception("periodic work failed", name=periodic.name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), periodic.every_seconds)
 
 
 def _executor(kind: JobKind) -> Callable[[Job], Awaitable[None]]:

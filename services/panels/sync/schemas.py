@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
+import msgspec
 from msgspec import Meta
 
 from panels.datasource.schemas import DataSourceRead, SyncStatus
 from panels.platform.schemas import CamelStruct, Timestamp, iso_timestamp
 from panels.sync.entities import SyncRun
 
+SYNC_ENTRYPOINT = "panels.sync"
 RunStatus = Literal["queued", "running", "success", "error"]
 FINISHED: frozenset[str] = frozenset({"success", "error"})
 
@@ -71,3 +73,10 @@ class SyncFinished(DataSourceRead):
     records_deleted: int
     message: str | None
     duration_ms: int
+
+
+class SyncJob(msgspec.Struct, rename="camel"):
+    """A sync job's payload: which run, of which tenant (the run is read under its policy)."""
+
+    tenant_id: str
+    run_id: uuid.UUID

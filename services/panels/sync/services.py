@@ -32,8 +32,7 @@ from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.sync.entities import SyncRun
 from panels.sync.fetch.common import missing_field
-from panels.sync.schemas import FINISHED, SyncFinished, SyncJobRead
-from panels.sync.worker import SYNC_ENTRYPOINT, SyncJob
+from panels.sync.schemas import FINISHED, SYNC_ENTRYPOINT, SyncFinished, SyncJob, SyncJobRead
 
 WAIT_SECONDS = 60.0
 _POLL_SECONDS = 0.2
@@ -58,44 +57,7 @@ class SyncService:
         missing = missing_field(source.type, source.config)
         if missing is not None:
             raise BadRequest(missing, "is required to sync this source")
-        active = await self.session.scalar(
-            tenant_statement(SyncRun, self.ctx).where(
-                SyncRun.datasource_id == source.id, SyncRun.status.in_(("queued", "running"))
-            )
-        )
-        if active is not None:
-            return cast("SyncRun", active)
-        run = SyncRun(
-            id=uuid.uuid4(),
-            tenant_id=self.ctx.tenant_id,
-            panel_id=source.panel_id,
-            datasource_id=source.id,
-            status="queued",
-            progress=0.0,
-            records_processed=0,
-            records_inserted=0,
-            records_updated=0,
-            records_deleted=0,
-            attempts=0,
-            requested_by=self.ctx.user_id,
-            created_at=datetime.now(UTC),
-        )
-        self.session.add(run)
-        await self.session.flush()  # the transaction is open before the job joins it
-        payload = msgspec.json.encode(SyncJob(tenant_id=self.ctx.tenant_id, run_id=run.id))
-        dedupe_key = f"sync:{self.ctx.tenant_id}:{source.id}"
-        if await enqueue(self.session, SYNC_ENTRYPOINT, payload, dedupe_key=dedupe_key) is None:
-            # The source's previous job has finished its run but is not yet marked done in
-            # the queue (its worker records that in batches): the run above is the only
-            # active one, so it gets a job of its own.
-            await enqueue(self.session, SYNC_ENTRYPOINT, payload)
-        await self.session.execute(
-            update(DataSource)
-            .where(DataSource.tenant_id == self.ctx.tenant_id, DataSource.id == source.id)
-            .values(sync_status="queued")
-        )
-        bump_after_commit(self.session, self.ctx.tenant_id, [str(source.panel_id)])
-        return run
+        return await queue_sync(self.session, source, requested_by=self.ctx.user_id)
 
     async def wait_for(self, run: SyncRun) -> SyncFinished | None:
         """Commit the request's work, then wait (at most WAIT_SECONDS) for the run to finish:
@@ -151,6 +113,54 @@ class SyncService:
         if source is None or (panel_id is not None and source.panel_id != panel_id):
             raise NotFound("Data source not found")
         return cast("DataSource", source)
+
+
+async def queue_sync(
+    session: AsyncSession, source: DataSource, *, requested_by: str | None
+) -> SyncRun:
+    """The source's queued or running run, else a new run with its job, in the session's
+    transaction. The caller has locked the source's row (so two callers serialize) and checked
+    that it may sync."""
+    active = await session.scalar(
+        select(SyncRun).where(
+            SyncRun.tenant_id == source.tenant_id,
+            SyncRun.datasource_id == source.id,
+            SyncRun.status.in_(("queued", "running")),
+        )
+    )
+    if active is not None:
+        return active
+    run = SyncRun(
+        id=uuid.uuid4(),
+        tenant_id=source.tenant_id,
+        panel_id=source.panel_id,
+        datasource_id=source.id,
+        status="queued",
+        progress=0.0,
+        records_processed=0,
+        records_inserted=0,
+        records_updated=0,
+        records_deleted=0,
+        attempts=0,
+        requested_by=requested_by,
+        created_at=datetime.now(UTC),
+    )
+    session.add(run)
+    await session.flush()  # the transaction is open before the job joins it
+    payload = msgspec.json.encode(SyncJob(tenant_id=source.tenant_id, run_id=run.id))
+    dedupe_key = f"sync:{source.tenant_id}:{source.id}"
+    if await enqueue(session, SYNC_ENTRYPOINT, payload, dedupe_key=dedupe_key) is None:
+        # The source's previous job has finished its run but is not yet marked done in the
+        # queue (its worker records that in batches): the run above is the only active one,
+        # so it gets a job of its own.
+        await enqueue(session, SYNC_ENTRYPOINT, payload)
+    await session.execute(
+        update(DataSource)
+        .where(DataSource.tenant_id == source.tenant_id, DataSource.id == source.id)
+        .values(sync_status="queued")
+    )
+    bump_after_commit(session, source.tenant_id, [str(source.panel_id)])
+    return run
 
 
 def _finished(source: DataSourceRead, run: SyncRun) -> SyncFinished:

@@ -11,7 +11,6 @@ the source's config.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from panels.datasource.entities import DataSource
 from panels.platform.cache import CACHE, bump_after_commit
 from panels.platform.db import bind_tenant, run_after_commit
 from panels.platform.errors import BadRequest
-from panels.platform.jobs import JobKind, Worker
+from panels.platform.jobs import JobKind, Periodic, Worker
 from panels.platform.realtime import ANNOUNCER
 from panels.platform.runtime import Runtime
 from panels.records.writer import PositionLabel, write_records
@@ -37,9 +36,9 @@ from panels.sync.fetch.api import fetch_api
 from panels.sync.fetch.common import Batches, FetchError, unsealed
 from panels.sync.fetch.database import fetch_database
 from panels.sync.fetch.file import fetch_file
-from panels.sync.schemas import FINISHED
+from panels.sync.schedule import SCHEDULE_SECONDS, queue_due_syncs
+from panels.sync.schemas import FINISHED, SYNC_ENTRYPOINT, SyncJob
 
-SYNC_ENTRYPOINT = "panels.sync"
 MAX_ATTEMPTS = 3
 log = structlog.get_logger("panels.sync")
 SYNCS = Counter("panels_syncs_total", "Finished syncs by outcome", ["status"])
@@ -51,16 +50,13 @@ def sync_worker(runtime: Runtime) -> Worker:
     """A worker that runs syncs (in a server process, or alone: `panels worker`)."""
     settings = runtime.settings
     assert settings.database_url is not None
+    scheduled = Periodic("scheduled syncs", SCHEDULE_SECONDS, lambda: queue_due_syncs(runtime))
     return Worker(
         settings.database_url,
         [SyncRunner(runtime).kind()],
+        periodic=[scheduled],
         heartbeat_seconds=settings.job_heartbeat_seconds,
     )
-
-
-class SyncJob(msgspec.Struct, rename="camel"):
-    tenant_id: str
-    run_id: uuid.UUID
 
 
 class SyncRunner:
