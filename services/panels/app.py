@@ -41,6 +41,7 @@ from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
 from panels.platform.realtime import Announcer, ResilientPubSubBackend
 from panels.platform.runtime import Runtime, before_api_request
 from panels.platform.tenancy import provide_request_context
+from panels.records.routes import RecordController
 from panels.settings import Settings, load_settings
 from panels.sync.routes import DataSourceSyncController, PanelSyncController, SyncJobController
 from panels.sync.worker import sync_worker
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PanelController,
             PanelDataSourceController,
             DataSourceController,
+            RecordController,
             ColumnController,
             ViewController,
             ChangeController,

@@ -37,6 +37,7 @@ VALID_BODIES = {
     "/api/panels/{panel_id}/datasources": {"type": "custom", "config": {}},
     "/api/panels/{panel_id}/columns/base": {"name": "x", "type": "text"},
     "/api/panels/{panel_id}/columns/calculated": {"name": "y", "type": "number", "formula": "1"},
+    "/api/panels/{panel_id}/datasources/{source_id}/records": [{"id": "r1"}],
     "/api/views/{view_id}/sorts": {"sorts": []},
     "/api/views/{view_id}/filters": {"filters": []},
     "/api/acls/{resource_type}/{resource_id}": {
@@ -178,6 +179,7 @@ async def test_request_role_without_tenant_sees_no_rows(
                 "panel_view",
                 "view_sort",
                 "view_filter",
+                "source_record",
             ):
                 count = (
                     await connection.execute(text(f"SELECT count(*) FROM {table}"))

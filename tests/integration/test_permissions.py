@@ -108,6 +108,14 @@ ROWS = [
         200,
     ),
     Row("GET", "/api/sync-jobs/{job_id}", "/api/sync-jobs/{job}", READ, 200),
+    Row(
+        "POST",
+        "/api/panels/{panel_id}/datasources/{source_id}/records",
+        "/api/panels/{panel}/datasources/{source1}/records",
+        EDIT,
+        200,
+        [{"id": "r1", "k": "r1"}],  # source1's keyField is `k` by now
+    ),
     Row("GET", "/api/panels/{panel_id}/columns", "/api/panels/{panel}/columns", READ, 200),
     Row(
         "POST",

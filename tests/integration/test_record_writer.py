@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -209,3 +211,48 @@ async def test_records_of_a_deleted_source_are_purged_in_bounded_batches(
     assert purged == [2, 2, 1, 0]
     assert await stored(engine, builder, source_id) == {}
     assert set(await stored(engine, builder, kept_source[1])) == {"stays"}
+
+
+async def test_concurrent_writes_to_one_source_take_turns_instead_of_deadlocking(
+    engine: AsyncEngine, services: Services, builder: Caller, source: tuple[int, int]
+) -> None:
+    """Two pushes of the same keys in opposite orders: without taking turns, each would wait
+    for the other's second batch (a deadlock, which PostgreSQL ends with an error)."""
+    second_engine = request_engine(services.database_url, pool_size=1)
+    first_batches_done = [asyncio.Event(), asyncio.Event()]
+
+    async def batches(me: int, halves: list[list[dict[str, Any]]]) -> AsyncIterator[RecordBatch]:
+        yield list(enumerate(halves[0]))
+        first_batches_done[me].set()
+        # Give the other writer the chance to write its first batch (it cannot while they
+        # take turns, hence the timeout).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_batches_done[1 - me].wait(), 2)
+            await asyncio.sleep(0.3)  # the other's first batch is handed over, now merged too
+        yield list(enumerate(halves[1]))
+
+    async def run(me: int, on: AsyncEngine, halves: list[list[dict[str, Any]]]) -> RecordCounts:
+        async with AsyncSession(on) as session:
+            bind_tenant(session, builder.tenant)
+            counts = await write_records(
+                session,
+                tenant_id=builder.tenant,
+                panel_id=source[0],
+                source_id=source[1],
+                key_field="id",
+                batches=batches(me, halves),
+                mode="upsert",
+            )
+            await session.commit()
+            return counts
+
+    low = [{"id": n} for n in range(50)]
+    high = [{"id": n} for n in range(50, 100)]
+    try:
+        first, second = await asyncio.gather(
+            run(0, engine, [low, high]), run(1, second_engine, [high, low])
+        )
+    finally:
+        await second_engine.dispose()
+    assert first.records_inserted + second.records_inserted == 100
+    assert len(await stored(engine, builder, source[1])) == 100
