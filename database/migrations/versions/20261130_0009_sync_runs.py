@@ -93,22 +93,30 @@ def upgrade() -> None:
         """
         CREATE FUNCTION due_scheduled_syncs(max_count integer, only_source bigint DEFAULT NULL)
         RETURNS TABLE (tenant_id varchar, datasource_id bigint)
-        LANGUAGE sql STABLE SECURITY DEFINER
+        LANGUAGE plpgsql SECURITY DEFINER
         SET search_path = public, pg_temp
-        SET app.maintenance = 'on'
         AS $$
-          SELECT d.tenant_id, d.id FROM datasource d
-          WHERE d.type IN ('api', 'database')
-            AND jsonb_typeof(d.config -> 'syncIntervalMinutes') = 'number'
-            AND (only_source IS NULL OR d.id = only_source)
-            AND NOT EXISTS (
-              SELECT FROM sync_run r
-              WHERE r.tenant_id = d.tenant_id AND r.datasource_id = d.id
-                AND (r.status IN ('queued', 'running')
-                     OR r.created_at > now() - make_interval(
-                          mins => greatest((d.config ->> 'syncIntervalMinutes')::numeric, 5)::int)))
-          ORDER BY d.id
-          LIMIT max_count
+        DECLARE
+          previous text := current_setting('app.maintenance', true);
+        BEGIN
+          -- A function's own SET clause may not name a custom setting unless a superuser
+          -- creates it; set_config is transaction-local, so the caller's value is restored.
+          PERFORM set_config('app.maintenance', 'on', true);
+          RETURN QUERY
+            SELECT d.tenant_id, d.id FROM datasource d
+            WHERE d.type IN ('api', 'database')
+              AND jsonb_typeof(d.config -> 'syncIntervalMinutes') = 'number'
+              AND (only_source IS NULL OR d.id = only_source)
+              AND NOT EXISTS (
+                SELECT FROM sync_run r
+                WHERE r.tenant_id = d.tenant_id AND r.datasource_id = d.id
+                  AND (r.status IN ('queued', 'running')
+                       OR r.created_at > now() - make_interval(
+                            mins => greatest((d.config ->> 'syncIntervalMinutes')::numeric, 5)::int)))
+            ORDER BY d.id
+            LIMIT max_count;
+          PERFORM set_config('app.maintenance', coalesce(previous, ''), true);
+        END
         $$
         """
     )
