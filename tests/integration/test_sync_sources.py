@@ -22,7 +22,13 @@ from redis.asyncio import Redis
 from panels.app import create_app
 from panels.platform.realtime import tenant_channel
 from tests.conftest import Caller, Services, build_settings
-from tests.integration.sync_helpers import Client, SourceServer, create_source, stored_keys
+from tests.integration.sync_helpers import (
+    Client,
+    SourceServer,
+    create_source,
+    stored_keys,
+    wait_for_job,
+)
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +244,46 @@ async def test_a_database_source_reads_one_select_in_batches(
     assert refused["status"] == "error"
     assert "ReadOnlySQLTransactionError" in refused["message"], refused["message"]
     assert len(await stored_keys(services, source["id"])) == 12001
+
+
+async def test_a_running_sync_shows_its_progress(
+    sources_client: Client, builder: Caller, server: SourceServer
+) -> None:
+    """The first page is written while the second is still on its way: the job says so."""
+    second_page = threading.Event()
+
+    def late(_: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        second_page.wait(20)
+        return _json(200, [{"id": "c"}])
+
+    server.routes["/first"] = lambda _: _json(
+        200, [{"id": "a"}, {"id": "b"}], Link="</late>; rel=next"
+    )
+    server.routes["/late"] = late
+    panel = await _panel(sources_client, builder)
+    source = await create_source(
+        sources_client, builder, panel, "api", {"url": server.url("/first")}
+    )
+    job = (
+        await sources_client.post(f"/api/datasources/{source['id']}/sync", headers=builder.headers)
+    ).json()
+    try:
+        seen = []
+        for _ in range(200):
+            current = (
+                await sources_client.get(f"/api/sync-jobs/{job['jobId']}", headers=builder.headers)
+            ).json()
+            seen.append((current["status"], current["recordsProcessed"]))
+            if current["recordsProcessed"] == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert seen[-1] == ("running", 2), seen
+        assert current["progress"] == 0  # an api source's total is not known
+    finally:
+        second_page.set()
+    finished = await wait_for_job(sources_client, builder, job["jobId"])
+    assert (finished["status"], finished["recordsProcessed"], finished["progress"]) == (
+        "success",
+        3,
+        1,
+    )

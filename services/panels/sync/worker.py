@@ -11,8 +11,9 @@ the source's config.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,11 +36,12 @@ from panels.sync.entities import SyncRun
 from panels.sync.fetch.api import fetch_api
 from panels.sync.fetch.common import Batches, FetchError, unsealed
 from panels.sync.fetch.database import fetch_database
-from panels.sync.fetch.file import fetch_file
+from panels.sync.fetch.file import expected_records, fetch_file
 from panels.sync.schedule import SCHEDULE_SECONDS, queue_due_syncs
 from panels.sync.schemas import FINISHED, SYNC_ENTRYPOINT, SyncJob
 
 MAX_ATTEMPTS = 3
+PROGRESS_SECONDS = 1.0
 log = structlog.get_logger("panels.sync")
 SYNCS = Counter("panels_syncs_total", "Finished syncs by outcome", ["status"])
 SYNC_ATTEMPT_FAILURES = Counter("panels_sync_attempt_failures_total", "Failed sync attempts")
@@ -91,13 +93,14 @@ class SyncRunner:
             log.info("sync started", job_id=str(run.id), datasource_id=run.datasource_id)
             config = unsealed(source.config, self.runtime.secrets)
             batches, position = self._fetch(source.type, config)
+            expected = expected_records(config) if source.type == "file" else None
             counts = await write_records(
                 session,
                 tenant_id=run.tenant_id,
                 panel_id=run.panel_id,
                 source_id=run.datasource_id,
                 key_field=config.get("keyField", "id"),
-                batches=batches,
+                batches=self._reporting(run, batches, expected),
                 mode="replace",
                 position=position,
             )
@@ -116,6 +119,31 @@ class SyncRunner:
             datasource_id=run.datasource_id,
             records=counts.records_processed,
         )
+
+    async def _reporting(self, run: SyncRun, batches: Batches, expected: int | None) -> Batches:
+        """The batches, passed on as they are; every PROGRESS_SECONDS at most, the records
+        written so far are shown on the run (and a fraction when the total is known)."""
+        seen = 0
+        reported = -PROGRESS_SECONDS
+        async with aclosing(batches):  # a writer that stops early closes the fetcher too
+            async for batch in batches:
+                yield batch
+                seen += len(batch)  # the writer asks for the next batch once this one is in
+                if time.monotonic() - reported >= PROGRESS_SECONDS:
+                    await self._report(run, seen, expected)
+                    reported = time.monotonic()
+
+    async def _report(self, run: SyncRun, seen: int, expected: int | None) -> None:
+        progress = min(seen / expected, 0.99) if expected else 0.0
+        async with self._session(run.tenant_id) as session:
+            # Only while running: a late report must not undo the finished run.
+            await session.execute(
+                update(SyncRun)
+                .where(SyncRun.tenant_id == run.tenant_id, SyncRun.id == run.id)
+                .where(SyncRun.status == "running")
+                .values(records_processed=seen, progress=progress)
+            )
+            await session.commit()
 
     async def failed(self, payload: bytes, attempt: int, exc: BaseException, last: bool) -> None:
         job = msgspec.json.decode(payload, type=SyncJob)

@@ -3,14 +3,14 @@ required fields, and where its records are inside a JSON document."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from panels.platform.crypto import SecretBox, is_sealed
 
 Batch = list[tuple[int, dict[str, Any]]]
 """Records with their position: a 1-based line (CSV, NDJSON) or a 0-based index (JSON)."""
-Batches = AsyncIterator[Batch]
+Batches = AsyncGenerator[Batch, None]
 BATCH_SIZE = 5000
 
 # What a sync needs that a source may have been saved without (API.md, "Data sources").

@@ -34,6 +34,19 @@ async def fetch_file(config: dict[str, Any]) -> Batches:
         yield batch
 
 
+def expected_records(config: dict[str, Any]) -> int | None:
+    """About how many records the content holds (lines, for CSV and NDJSON): for progress."""
+    content: str = config.get("content") or ""
+    if config.get("format", "json") == "json":
+        try:
+            document = msgspec.json.decode(content)
+        except msgspec.DecodeError:
+            return None
+        return len(document) if isinstance(document, list) else None
+    lines = sum(1 for line in content.splitlines() if line.strip())
+    return max(lines - 1, 0) if config.get("format") == "csv" else lines
+
+
 def _ndjson_rows(content: str) -> Any:
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
@@ -48,19 +61,21 @@ def _ndjson_rows(content: str) -> Any:
 
 
 def _csv_rows(content: str) -> Any:
+    """Rows with the line each starts on (a quoted field may span lines)."""
     reader = csv.reader(io.StringIO(content, newline=""))
     try:
         header = next(reader, None)
         if header is None:
             return
+        ended = reader.line_num
         for row in reader:
+            start, ended = ended + 1, reader.line_num
             if not row:
                 continue
             if len(row) != len(header):
                 raise FetchError(
-                    f"config.content line {reader.line_num} has {len(row)} fields, "
-                    f"the header {len(header)}"
+                    f"config.content line {start} has {len(row)} fields, the header {len(header)}"
                 )
-            yield reader.line_num, dict(zip(header, row, strict=True))
+            yield start, dict(zip(header, row, strict=True))
     except csv.Error as exc:
         raise FetchError(f"config.content line {reader.line_num}: {exc}") from None
