@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from panels.platform.http import JsonBody, encode_json, json_response
@@ -25,7 +26,14 @@ Wait = Annotated[
     ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="1 to 100.")]
-_START_ERRORS = error_responses(400, 403, 404)
+_START_RESPONSES = {
+    **error_responses(400, 403, 404),
+    200: ResponseSpec(
+        data_container=SyncFinished,
+        description="With `wait`, once the job has finished: the data source and the outcome.",
+        generate_examples=False,
+    ),
+}
 _LIST_HEADERS = documented_headers("X-Total-Count", "ETag")
 
 
@@ -78,7 +86,7 @@ class PanelSyncController(Controller):
         summary="Sync a data source",
         description=_START_DOC,
         status_code=202,
-        responses=_START_ERRORS,
+        responses=_START_RESPONSES,
         response_headers=documented_headers("Location", "ETag"),
     )
     async def start_sync(
@@ -88,7 +96,7 @@ class PanelSyncController(Controller):
         panel_id: PathId,
         source_id: PathId,
         wait: Wait = False,
-    ) -> Response[SyncQueued | SyncFinished]:
+    ) -> Response[SyncQueued]:
         return await _start(request, syncs, source_id, panel_id, wait)
 
     @get(
@@ -121,12 +129,12 @@ class DataSourceSyncController(Controller):
         summary="Sync a data source (by its id alone)",
         description=_START_DOC,
         status_code=202,
-        responses=_START_ERRORS,
+        responses=_START_RESPONSES,
         response_headers=documented_headers("Location", "ETag"),
     )
     async def start_sync(
         self, request: Request[Any, Any, Any], syncs: Syncs, source_id: PathId, wait: Wait = False
-    ) -> Response[SyncQueued | SyncFinished]:
+    ) -> Response[SyncQueued]:
         return await _start(request, syncs, source_id, None, wait)
 
     @get(
