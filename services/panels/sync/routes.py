@@ -9,7 +9,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from panels.platform.http import JsonBody, encode_json, json_response
-from panels.platform.openapi import documented_headers, error_responses
+from panels.platform.openapi import POST_CODES, documented_headers, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import Offset, PathId
 from panels.platform.tenancy import RequestContext
@@ -27,7 +27,7 @@ Wait = Annotated[
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="1 to 100.")]
 _START_RESPONSES = {
-    **error_responses(400, 403, 404),
+    **error_responses(*POST_CODES),
     200: ResponseSpec(
         data_container=SyncFinished,
         description="With `wait`, once the job has finished: the data source and the outcome.",
