@@ -261,3 +261,10 @@ async def test_a_repeated_push_with_an_idempotency_key_over_1_mib_is_replayed(
     assert first.json() == counts(8000, inserted=8000)
     again = await push(client, builder, source, body, headers=headers)
     assert again.json() == first.json()
+
+
+async def test_the_openapi_document_declares_the_three_body_media_types(client: Client) -> None:
+    spec = (await client.get("/schema/openapi.json")).json()
+    operation = spec["paths"]["/api/panels/{panel_id}/datasources/{source_id}/records"]["post"]
+    assert set(operation["requestBody"]["content"]) == {JSON, NDJSON, CSV}
+    assert {"200", "400", "404", "413", "415"} <= set(operation["responses"])

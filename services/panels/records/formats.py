@@ -127,7 +127,7 @@ async def _lines(body: Body) -> AsyncIterator[tuple[int, bytes]]:
 async def _ndjson(body: Body) -> AsyncIterator[RecordBatch]:
     batch: RecordBatch = []
     async for number, text in _lines(body):
-        if not text.strip():
+        if not text or text.isspace():
             continue  # blank lines (a trailing newline, say) hold no record
         if (text.count(b"[") + text.count(b"{") > MAX_BODY_DEPTH) and nested_deeper_than(
             text, MAX_BODY_DEPTH

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import QueryParameter
 
 from panels.platform.openapi import POST_CODES, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import PathId
 from panels.platform.tenancy import RequestContext
-from panels.records.formats import MEDIA_TYPES
+from panels.records.formats import CSV, JSON, MEDIA_TYPES, NDJSON
 from panels.records.services import RecordService
 from panels.records.writer import RecordCounts
 
@@ -20,6 +22,24 @@ Mode = Annotated[
     Literal["upsert", "replace"],
     QueryParameter(description="`replace` also deletes the source's records not in the body."),
 ]
+
+
+@dataclass
+class RecordsOperation(Operation):
+    """The body is read as a stream, not by a typed parameter: its media types are declared here."""
+
+    def __post_init__(self) -> None:
+        record = Schema(type=OpenAPIType.OBJECT, description="A record; `keyField` names its key.")
+        text = Schema(type=OpenAPIType.STRING)
+        self.request_body = RequestBody(
+            required=True,
+            description="Up to 16 MiB.",
+            content={
+                JSON: OpenAPIMediaType(schema=Schema(type=OpenAPIType.ARRAY, items=record)),
+                NDJSON: OpenAPIMediaType(schema=text),
+                CSV: OpenAPIMediaType(schema=text),
+            },
+        )
 
 
 async def provide_record_service(
@@ -50,6 +70,7 @@ class RecordController(Controller):
         responses=error_responses(*POST_CODES),
         request_max_body_size=MAX_RECORDS_BODY_BYTES,
         opt={"media_types": MEDIA_TYPES},
+        operation_class=RecordsOperation,
     )
     async def push_records(
         self,
