@@ -3,6 +3,7 @@ worker running in the app's process as under `panels serve`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -169,3 +170,29 @@ async def test_a_failing_source_keeps_the_last_good_records(
     finally:
         await engine.dispose()
     assert name == "Ada"
+
+
+async def test_deleting_a_synced_source_frees_its_records_in_the_background(
+    sync_client: Client, services: Services, builder: Caller
+) -> None:
+    panel = await _panel(sync_client, builder)
+    kept = await _file_source(sync_client, builder, panel)
+    dropped = await _file_source(sync_client, builder, panel)
+    other_panel = await _panel(sync_client, builder)
+    with_panel = await _file_source(sync_client, builder, other_panel)
+    for source in (kept, dropped, with_panel):
+        synced = await sync_client.post(
+            f"/api/datasources/{source}/sync", params={"wait": "true"}, headers=builder.headers
+        )
+        assert synced.json()["status"] == "success"
+    deleted = await sync_client.delete(f"/api/datasources/{dropped}", headers=builder.headers)
+    assert deleted.status_code == 204
+    deleted = await sync_client.delete(f"/api/panels/{other_panel}", headers=builder.headers)
+    assert deleted.status_code == 204
+    for _ in range(100):
+        if not await stored_keys(services, dropped) and not await stored_keys(services, with_panel):
+            break
+        await asyncio.sleep(0.1)
+    assert await stored_keys(services, dropped) == []
+    assert await stored_keys(services, with_panel) == []
+    assert await stored_keys(services, kept) == ["p1", "p2", "p3"]

@@ -9,6 +9,12 @@ Scheduled syncs (`config.syncIntervalMinutes`) are found across tenants by
 `due_scheduled_syncs`, which runs as the owner in maintenance mode (SECURITY DEFINER) and
 returns only ids: the worker then queues each in its tenant's own transaction.
 
+Deleting a data source (or its panel, which cascades to it) queues a purge of the tenant's
+orphaned records (`source_record` has no cascading key, see 20261130_0008): a trigger inserts
+the job (`panels.purge-records`, run by `panels.sync.purge`) into pgqueuer's table in the
+deleting transaction, one per deleting statement and tenant, for every path that deletes a
+source. No dedupe key: a purge already running may have passed the newly orphaned records.
+
 The queue is pgqueuer's own schema, installed here from the pgqueuer release this revision
 was written with (its `render_install`), owned by the migrating role and usable by the
 request role, which enqueues in the request's transaction. The queue is not tenant-owned:
@@ -128,6 +134,24 @@ def upgrade() -> None:
     for table in QUEUE_TABLES:
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO panels_app")
     op.execute(f"GRANT USAGE, SELECT ON SEQUENCE {', '.join(QUEUE_SEQUENCES)} TO panels_app")
+    op.execute(
+        """
+        CREATE FUNCTION queue_record_purge() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO pgqueuer (priority, entrypoint, payload, status)
+          SELECT DISTINCT 0, 'panels.purge-records',
+                 convert_to(json_build_object('tenantId', gone.tenant_id)::text, 'UTF8'),
+                 'queued'::pgqueuer_status
+          FROM gone;
+          RETURN NULL;
+        END
+        $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER tg_datasource_purge_records AFTER DELETE ON datasource"
+        " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION queue_record_purge()"
+    )
 
 
 def _queue_install() -> list[str]:
@@ -145,6 +169,8 @@ def _queue_install() -> list[str]:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS tg_datasource_purge_records ON datasource")
+    op.execute("DROP FUNCTION IF EXISTS queue_record_purge()")
     for statement in schema_ddl.render_uninstall(DBSettings()).splitlines():
         op.execute(statement)
     op.execute("DROP FUNCTION IF EXISTS due_scheduled_syncs(integer, bigint)")

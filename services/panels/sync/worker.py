@@ -37,6 +37,7 @@ from panels.sync.fetch.api import fetch_api
 from panels.sync.fetch.common import Batches, FetchError, unsealed
 from panels.sync.fetch.database import fetch_database
 from panels.sync.fetch.file import expected_records, fetch_file
+from panels.sync.purge import purge_kind
 from panels.sync.schedule import SCHEDULE_SECONDS, queue_due_syncs
 from panels.sync.schemas import FINISHED, SYNC_ENTRYPOINT, SyncJob
 
@@ -55,7 +56,7 @@ def sync_worker(runtime: Runtime) -> Worker:
     scheduled = Periodic("scheduled syncs", SCHEDULE_SECONDS, lambda: queue_due_syncs(runtime))
     return Worker(
         settings.database_url,
-        [SyncRunner(runtime).kind()],
+        [SyncRunner(runtime).kind(), purge_kind(runtime)],
         periodic=[scheduled],
         heartbeat_seconds=settings.job_heartbeat_seconds,
     )
