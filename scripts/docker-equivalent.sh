@@ -360,8 +360,9 @@ def compose(path, dockerfile, jwt_secret, secret_key):
             check(f"without {name} compose stops: {exc}", name in str(exc))
     doc = interpolate(raw, {**base, **required})
     services = doc.get("services", {})
-    check("services are postgres, redis, migrate, api", set(services) == {"postgres", "redis", "migrate", "api"})
-    pg, rd, mig, api = (services.get(n, {}) for n in ("postgres", "redis", "migrate", "api"))
+    check("services are postgres, redis, migrate, api, worker",
+          set(services) == {"postgres", "redis", "migrate", "api", "worker"})
+    pg, rd, mig, api, wk = (services.get(n, {}) for n in ("postgres", "redis", "migrate", "api", "worker"))
 
     check("postgres is postgres:16-alpine", pg.get("image") == "postgres:16-alpine")
     check("postgres healthcheck runs pg_isready", "pg_isready" in (pg.get("healthcheck", {}).get("test") or []))
@@ -372,12 +373,17 @@ def compose(path, dockerfile, jwt_secret, secret_key):
     check("redis is redis:7-alpine", rd.get("image") == "redis:7-alpine")
     check("redis healthcheck runs redis-cli ping", "redis-cli ping" in " ".join(rd.get("healthcheck", {}).get("test") or []))
 
-    for name, svc in (("migrate", mig), ("api", api)):
+    for name, svc in (("migrate", mig), ("api", api), ("worker", wk)):
         build = svc.get("build") or {}
         context = build if isinstance(build, str) else build.get("context")
         check(f"{name} is built from this Dockerfile",
               context == "." and (isinstance(build, str) or build.get("dockerfile", "Dockerfile") == "Dockerfile"))
-    check("migrate and api run the same image tag", mig.get("image") and mig.get("image") == api.get("image"))
+    check("migrate, api and worker run the same image tag",
+          mig.get("image") and mig.get("image") == api.get("image") == wk.get("image"))
+    check("worker runs `panels worker`", wk.get("command") == ["panels", "worker"])
+    check("worker waits for what the api waits for",
+          {k: v.get("condition") for k, v in (wk.get("depends_on") or {}).items()}
+          == {k: v.get("condition") for k, v in (api.get("depends_on") or {}).items()})
     check("migrate runs `panels db upgrade`", mig.get("command") == ["panels", "db", "upgrade"])
     check('migrate restart is the string "no"', mig.get("restart") == "no")
     check("migrate waits for postgres healthy",
@@ -409,7 +415,9 @@ def compose(path, dockerfile, jwt_secret, secret_key):
     logins = dict(re.findall(r"CREATE ROLE (\w+) LOGIN PASSWORD '([^']*)' NOSUPERUSER", roles_sql))
     owner = re.search(r"OWNER TO (\w+)'", roles_sql)
     superuser = pg.get("environment", {}).get("POSTGRES_USER")
-    for name, svc, role in (("migrate", mig, "owner"), ("api", api, "API login")):
+    check("api runs no worker of its own (the worker service does)",
+          str((api.get("environment") or {}).get("IN_PROCESS_WORKER")).lower() == "false")
+    for name, svc, role in (("migrate", mig, "owner"), ("api", api, "API login"), ("worker", wk, "API login")):
         e = environment(svc)
         check(f"{name}: PANELS_ENV=production", e.get("PANELS_ENV") == "production")
         m = re.match(r"^postgresql://(\w+):([^@]*)@postgres:5432/(\w+)$", e.get("DATABASE_URL", ""))

@@ -65,6 +65,8 @@ def build_settings(services: Services, **overrides: str) -> Settings:
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "warning",
         "PANELS_DATA_DIR": str(ROOT / ".panels" / "test"),
+        # Tests that run syncs start their workers themselves, so others see jobs as queued.
+        "IN_PROCESS_WORKER": "false",
     }
     environ.update(overrides)
     return Settings.from_env(environ)

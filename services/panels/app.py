@@ -43,6 +43,8 @@ from panels.platform.runtime import Runtime, before_api_request
 from panels.platform.tenancy import provide_request_context
 from panels.records.routes import RecordController
 from panels.settings import Settings, load_settings
+from panels.sync.routes import DataSourceSyncController, PanelSyncController, SyncJobController
+from panels.sync.worker import sync_worker
 from panels.view.routes import ViewController
 
 
@@ -105,6 +107,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ChangeController,
             NotificationController,
             GrantController,
+            PanelSyncController,
+            DataSourceSyncController,
+            SyncJobController,
         ],
         middleware=api_middleware,
         before_request=before_api_request,
@@ -112,7 +117,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{BEARER: []}],
     )
 
-    async def close_redis() -> None:
+    worker = sync_worker(runtime) if settings.in_process_worker else None
+
+    async def start_worker() -> None:
+        if worker is not None:
+            worker.start()
+
+    async def close_services() -> None:
+        if worker is not None:
+            await worker.close()
         await redis.aclose()
         await pubsub_redis.aclose()
 
@@ -157,7 +170,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "rate_limit": FailOpenStore(RedisStore(redis, namespace="panels:ratelimit"), breaker)
         },
         request_max_body_size=settings.max_body_bytes,
-        on_shutdown=[close_redis],
+        on_startup=[start_worker],
+        on_shutdown=[close_services],
         logging_config=None,
         debug=False,
     )

@@ -1,4 +1,4 @@
-"""`panels serve | db … | token | openapi`."""
+"""`panels serve | worker | db … | token | openapi`."""
 
 from __future__ import annotations
 
@@ -115,6 +115,37 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
         timeout_keep_alive=30,
     )
     del embedded  # the embedded servers stop only after the server has shut down
+
+
+@main.command()
+def worker() -> None:
+    """Run syncs (and other background jobs) without serving the API.
+
+    `panels serve` runs a worker in each server process unless IN_PROCESS_WORKER=false; run
+    this alone to scale syncs apart from requests. Stops on SIGTERM or SIGINT once the jobs in
+    hand are done.
+    """
+    import asyncio
+
+    from panels.app import create_app
+    from panels.sync.worker import sync_worker
+
+    settings, embedded = _with_services(_settings())
+    runtime = create_app(settings).state.runtime
+    jobs = sync_worker(runtime)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, jobs.stop)
+        try:
+            await jobs.run_until_stopped()
+        finally:
+            await runtime.redis.aclose()
+
+    click.echo("Panels worker: running syncs")
+    asyncio.run(run())
+    del embedded
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

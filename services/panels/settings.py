@@ -71,6 +71,13 @@ class Settings:
     data_dir: Path
     secret_keys: tuple[str, ...]
     allow_private_sources: bool
+    # Syncs: whether `panels serve` runs a job worker in each server process (`panels worker`
+    # runs one alone), how long a dead worker's job waits before another picks it up, an
+    # attempt's time limit, and the first retry's delay (then times 4).
+    in_process_worker: bool
+    job_heartbeat_seconds: int
+    sync_timeout_seconds: int
+    sync_retry_ms: int
 
     @property
     def is_production(self) -> bool:
@@ -133,6 +140,10 @@ class Settings:
             data_dir=data_dir,
             secret_keys=_secret_keys(environ, env, data_dir),
             allow_private_sources=_boolean(environ, "ALLOW_PRIVATE_SOURCES", False),
+            in_process_worker=_boolean(environ, "IN_PROCESS_WORKER", True),
+            job_heartbeat_seconds=_integer(environ, "JOB_HEARTBEAT_SECONDS", 30, 1, 3600),
+            sync_timeout_seconds=_integer(environ, "SYNC_TIMEOUT_SECONDS", 900, 1, 86_400),
+            sync_retry_ms=_integer(environ, "SYNC_RETRY_MS", 2000, 0, 3_600_000),
         )
 
 

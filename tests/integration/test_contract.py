@@ -35,6 +35,7 @@ class World:
     source: int
     column: int
     view: int
+    job: str  # a sync job of a file source of the panel
 
 
 async def post(client: Client, caller: Caller, url: str, body: Any) -> Any:
@@ -59,6 +60,14 @@ async def world(client: Client, make_caller: CallerFactory) -> World:
         await post(client, owner, f"/api/acls/{kind}/{resource}", grant)
     spare = {"userEmail": "spare@example.com", "permission": "viewer"}
     await post(client, owner, f"/api/acls/panel/{panel}", spare)
+    file_config = {"format": "csv", "content": "id\n1\n"}
+    file_source = await post(
+        client, owner, f"{base}/datasources", {"type": "file", "config": file_config}
+    )
+    job = await client.post(
+        f"/api/datasources/{file_source.json()['id']}/sync", headers=owner.headers
+    )
+    assert job.status_code == 202, job.text
     return World(
         owner,
         viewer,
@@ -67,6 +76,7 @@ async def world(client: Client, make_caller: CallerFactory) -> World:
         source.json()["id"],
         column.json()["id"],
         view.json()["id"],
+        job.json()["jobId"],
     )
 
 
@@ -79,6 +89,7 @@ def url_of(path: str, world: World) -> str:
         "resource_type": "panel",
         "resource_id": world.panel,
         "user_email": world.owner.email,
+        "job_id": world.job,
     }
     for name in re.findall(r"{(\w+)}", path):
         assert name in values, f"{path}: add {name} to url_of"

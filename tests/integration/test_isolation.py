@@ -27,6 +27,7 @@ PATH_PARAMETERS = {
     "resource_type": "kind",
     "resource_id": "panel",
     "user_email": "owner",
+    "job_id": "job",
 }
 # Routes about the caller rather than a resource of A: they answer, with nothing of A's.
 ANSWERS_WITH_NOTHING = {"/api/acls/user/{user_email}": {"acls": []}}
@@ -53,9 +54,14 @@ async def tenant_a_resources(client: Client, owner: Caller, create_panel: Any) -
     await client.put(base, json={"name": "Secret of A, v2"}, headers=owner.headers)
     source = await client.post(
         f"{base}/datasources",
-        json={"type": "custom", "config": {"keyField": "Secret of A"}},
+        json={
+            "type": "file",
+            "config": {"format": "json", "keyField": "Secret of A", "content": "[]"},
+        },
         headers=owner.headers,
     )
+    job = await client.post(f"/api/datasources/{source.json()['id']}/sync", headers=owner.headers)
+    assert job.status_code == 202, job.text
     column = await client.post(
         f"{base}/columns/base",
         json={"name": "Secret of A column", "type": "text"},
@@ -83,6 +89,7 @@ async def tenant_a_resources(client: Client, owner: Caller, create_panel: Any) -
         "datasource": source.json()["id"],
         "column": column.json()["id"],
         "view": view.json()["id"],
+        "job": job.json()["jobId"],
     }
 
 

@@ -81,6 +81,35 @@ ROWS = [
     ),
     Row(
         "POST",
+        "/api/panels/{panel_id}/datasources/{source_id}/sync",
+        "/api/panels/{panel}/datasources/{file_source}/sync",
+        EDIT,
+        202,
+    ),
+    Row(
+        "POST",
+        "/api/datasources/{source_id}/sync",
+        "/api/datasources/{file_source}/sync",
+        EDIT,
+        202,
+    ),
+    Row(
+        "GET",
+        "/api/panels/{panel_id}/datasources/{source_id}/sync-jobs",
+        "/api/panels/{panel}/datasources/{file_source}/sync-jobs",
+        READ,
+        200,
+    ),
+    Row(
+        "GET",
+        "/api/datasources/{source_id}/sync-jobs",
+        "/api/datasources/{file_source}/sync-jobs",
+        READ,
+        200,
+    ),
+    Row("GET", "/api/sync-jobs/{job_id}", "/api/sync-jobs/{job}", READ, 200),
+    Row(
+        "POST",
         "/api/panels/{panel_id}/datasources/{source_id}/records",
         "/api/panels/{panel}/datasources/{source1}/records",
         EDIT,
@@ -280,6 +309,10 @@ async def resources_for(
     base = f"/api/panels/{panel}"
     source1 = (await post(f"{base}/datasources", {"type": "custom", "config": {}}))["id"]
     source2 = (await post(f"{base}/datasources", {"type": "custom", "config": {}}))["id"]
+    file_config = {"format": "csv", "content": "id\n1\n"}
+    file_source = (await post(f"{base}/datasources", {"type": "file", "config": file_config}))["id"]
+    job = await client.post(f"/api/datasources/{file_source}/sync", headers=owner.headers)
+    assert job.status_code == 202, job.text
     score = (await post(f"{base}/columns/base", {"name": "score", "type": "number"}))["id"]
     spare_column = (await post(f"{base}/columns/base", {"name": "spare", "type": "text"}))["id"]
     view = (
@@ -304,6 +337,8 @@ async def resources_for(
         "panel": panel,
         "source1": source1,
         "source2": source2,
+        "file_source": file_source,
+        "job": job.json()["jobId"],
         "spare_column": spare_column,
         "view": view,
         "viewers_view": viewers_view,

@@ -16,6 +16,7 @@ FEATURES = {
     "rows",
     "identity",
     "records",
+    "sync",
 }
 
 

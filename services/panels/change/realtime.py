@@ -43,8 +43,17 @@ class NotificationEvent(CamelStruct, tag="notification", tag_field="type"):
     notification: NotificationRead
 
 
-Event = ChangeEvent | NotificationEvent
-EventKind = Literal["change", "notification"]
+class RowsEvent(CamelStruct, tag="rows", tag_field="type"):
+    """A sync finished: the panel's rows may have changed (sent to the panel's subscribers)."""
+
+    panel_id: int
+    datasource_id: int
+    job_id: str
+    status: str
+
+
+Event = ChangeEvent | NotificationEvent | RowsEvent
+EventKind = Literal["change", "notification", "rows"]
 
 
 def queue_change(session: AsyncSession, change: PanelChange) -> None:
@@ -58,6 +67,10 @@ def queue_notification(
         id=view.id, name=view.name, panel_id=view.panel_id, published_by=view.published_by
     )
     _pending(session).append(("notification", (notification, summary)))
+
+
+def queue_rows(session: AsyncSession, tenant_id: str, event: RowsEvent) -> None:
+    _pending(session).append(("rows", (tenant_id, event)))
 
 
 def _pending(session: AsyncSession) -> list[tuple[EventKind, Any]]:
@@ -79,6 +92,9 @@ async def _announce(announcer: Announcer | None, pending: list[tuple[EventKind, 
         if kind == "change":
             tenant_id = item.tenant_id
             events.append(ChangeEvent.from_entity(item))
+        elif kind == "rows":
+            tenant_id, event = item
+            events.append(event)
         else:
             notification, summary = item
             tenant_id = notification.tenant_id

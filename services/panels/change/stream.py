@@ -40,7 +40,7 @@ from sqlalchemy import select
 
 from panels.acl.permissions import readable_changes
 from panels.change.entities import PanelChange
-from panels.change.realtime import ChangeEvent, Event
+from panels.change.realtime import ChangeEvent, Event, RowsEvent
 from panels.change.stream_access import Rechecks, may_change_access, may_see, readable_now
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
@@ -279,6 +279,10 @@ class _Stream:
 
     def _deliver(self, published: _Published) -> None:
         event = published.event
+        if isinstance(event, RowsEvent):
+            if event.panel_id in self.panels:
+                self._put(published.raw)
+            return
         if not isinstance(event, ChangeEvent):
             if event.user_id == self.principal.user_id:
                 self._put(published.raw)

@@ -21,6 +21,14 @@ HeaderName = Annotated[
     str, Meta(min_length=1, max_length=256, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 ]
 HeaderValue = Annotated[str, Meta(max_length=8192, pattern=r"^[^\x00\r\n]*$")]
+SyncInterval = Annotated[
+    int,
+    Meta(
+        ge=5,
+        le=7 * 24 * 60,
+        description="Sync on a schedule, every this many minutes (5 at least).",
+    ),
+]
 
 
 # A config may be saved incomplete (the web client adds an `api` source before its URL): a
@@ -37,6 +45,29 @@ class ApiConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields=Fals
     method: Literal["GET", "POST"] | UnsetType = UNSET
     headers: Annotated[dict[HeaderName, HeaderValue], Meta(max_length=50)] | UnsetType = UNSET
     items_path: Annotated[Text, Meta(max_length=1024)] | UnsetType | None = UNSET
+    next_cursor_path: (
+        Annotated[
+            Text,
+            Meta(
+                max_length=1024,
+                description="Dotted path to the next page's cursor in a response; paging by "
+                "`Link: rel=next` when absent.",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    cursor_param: (
+        Annotated[
+            Text,
+            Meta(
+                min_length=1,
+                max_length=256,
+                description="Query parameter the cursor is sent back as (default `cursor`).",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    sync_interval_minutes: SyncInterval | UnsetType = UNSET
     key_field: KeyField = "id"
 
 
@@ -64,6 +95,7 @@ class DatabaseConfig(Struct, rename="camel", kw_only=True, forbid_unknown_fields
         ]
         | UnsetType
     ) = UNSET
+    sync_interval_minutes: SyncInterval | UnsetType = UNSET
     key_field: KeyField = "id"
 
 

@@ -102,6 +102,29 @@ async def public_addresses(host: str, port: int | None = None) -> list[IPAddress
     return addresses
 
 
+async def addresses_to_connect(
+    host: str, port: int | None, *, allow_private: bool
+) -> list[IPAddress]:
+    """The addresses to connect to for `host`: `public_addresses`, or, when private targets
+    are allowed, whatever it resolves to. Either way the caller connects to one of these and
+    never looks the name up again."""
+    if not allow_private:
+        return await public_addresses(host, port)
+    address = literal_address(host)
+    if address is not None:
+        return [address]
+    try:
+        found = await asyncio.wait_for(
+            asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM),
+            RESOLVE_TIMEOUT_SECONDS,
+        )
+    except (OSError, TimeoutError, UnicodeError):
+        raise EgressRefused(f"host {host} does not resolve") from None
+    return list(
+        dict.fromkeys(ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found)
+    )
+
+
 def _ascii_name(host: str) -> str:
     try:
         name = host.encode("idna").decode("ascii").lower()

@@ -1,0 +1,72 @@
+"""File sources parsed (positions for errors, counts for progress), and what a sync needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from panels.sync.fetch.common import FetchError, at_path, missing_field
+from panels.sync.fetch.file import expected_records, fetch_file
+
+
+async def _read(config: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [item async for batch in fetch_file(config) for item in batch]
+
+
+async def test_csv_positions_are_lines_with_the_header_as_line_one() -> None:
+    config = {"format": "csv", "content": 'id,note\n1,"two\nlines"\n\n3,x\n'}
+    assert await _read(config) == [
+        (2, {"id": "1", "note": "two\nlines"}),
+        (5, {"id": "3", "note": "x"}),
+    ]
+
+
+async def test_ndjson_and_json_positions() -> None:
+    assert await _read({"format": "ndjson", "content": '{"id":1}\n\n{"id":2}\n'}) == [
+        (1, {"id": 1}),
+        (3, {"id": 2}),
+    ]
+    assert await _read({"format": "json", "content": '[{"id":1},{"id":2}]'}) == [
+        (0, {"id": 1}),
+        (1, {"id": 2}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"format": "json", "content": "{"}, "not valid JSON"),
+        ({"format": "json", "content": '{"id": 1}'}, "not an array"),
+        ({"format": "json", "content": "[1]"}, "record 0 is not a JSON object"),
+        ({"format": "ndjson", "content": '{"id":1}\n[2]\n'}, "line 2 is not a JSON object"),
+        ({"format": "csv", "content": "a,b\n1\n"}, "line 2 has 1 fields, the header 2"),
+    ],
+)
+async def test_content_that_does_not_parse_names_where(
+    config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(FetchError, match=message):
+        await _read(config)
+
+
+def test_expected_records_for_progress() -> None:
+    assert expected_records({"format": "json", "content": "[{}, {}, {}]"}) == 3
+    assert expected_records({"format": "csv", "content": "id\n1\n2\n"}) == 2
+    assert expected_records({"format": "ndjson", "content": "{}\n\n{}\n"}) == 2
+    assert expected_records({"format": "json", "content": "nope"}) is None
+
+
+def test_what_a_sync_needs() -> None:
+    assert missing_field("api", {"keyField": "id"}) == "config.url"
+    assert missing_field("database", {"url": "postgresql://h/d"}) == "config.query"
+    assert missing_field("file", {"format": "csv", "content": ""}) == "config.content"
+    assert missing_field("file", {"format": "csv", "content": "id\n"}) is None
+
+
+def test_items_path_reads_objects_and_array_indexes() -> None:
+    document = {"data": [{"items": [1]}]}
+    assert at_path(document, "data.0.items", "config.itemsPath") == [1]
+    assert at_path(document, None, "config.itemsPath") is document
+    with pytest.raises(FetchError, match=r"'data\.1\.items' is not in the response"):
+        at_path(document, "data.1.items", "config.itemsPath")
