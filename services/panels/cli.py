@@ -214,6 +214,74 @@ def token(tenant: str, user: str, email: str | None, role: str, ttl: str) -> Non
 
 
 @main.command()
+@click.option("--url", default=None, help="The running service (default: HOST and PORT).")
+def seed(url: str | None) -> None:
+    """Make the demo tenant's panel of 10,000 synthetic patients through the running service."""
+    import asyncio
+
+    import httpx
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from panels.platform.auth import mint_token
+    from panels.seed import DEMO_TENANT, PATIENTS, SeedError, build_demo, first_rows
+
+    settings = _settings()
+    if settings.jwt.jwks_url:
+        raise click.ClickException("seed signs its own token: unset JWT_JWKS_URL or use JWT_SECRET")
+    listens_everywhere = settings.host in ("0.0.0.0", "::")  # noqa: S104  # not a bind
+    host = "127.0.0.1" if listens_everywhere else settings.host
+    base_url = url or f"http://{host}:{settings.port}"
+    token = mint_token(
+        settings.jwt, tenant=DEMO_TENANT, user="demo-admin", role="admin", ttl=timedelta(days=1)
+    )
+    console = Console()
+
+    async def run() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=90) as client:
+            try:
+                await client.get("/health")
+            except httpx.TransportError:
+                raise click.ClickException(
+                    f"no service at {base_url}: start it with `uv run panels serve`"
+                ) from None
+            columns = [TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn()]
+            with Progress(*columns, console=console) as bar:
+                tasks: dict[str, Any] = {}
+
+                def progress(step: str, done: int) -> None:
+                    if step not in tasks:
+                        tasks[step] = bar.add_task(step, total=PATIENTS)
+                    bar.update(tasks[step], completed=done)
+
+                demo = await build_demo(client, progress)
+            console.print(
+                f"Demo panel {demo.panel_id} in tenant '{DEMO_TENANT}': "
+                f"{demo.records_synced:,} patients synced, {demo.scores_pushed:,} risk scores "
+                f'pushed; published view {demo.view_id} "High risk first".'
+            )
+            rows = await first_rows(client, demo.view_id)
+            if rows:
+                table = Table(*[str(key) for key in rows[0]["values"]], title="First rows")
+                for row in rows:
+                    table.add_row(*[str(value) for value in row["values"].values()])
+                console.print(table)
+            elif rows is None:
+                console.print("(this service has no rows routes yet: the rows are stored.)")
+        console.print(f"Panel:  {base_url}/api/panels/{demo.panel_id}")
+        console.print(f"Docs:   {base_url}/docs")
+        console.print(f"Token (admin of '{DEMO_TENANT}', 24 h):")
+        click.echo(token)  # unwrapped, so it can be copied whole
+
+    try:
+        asyncio.run(run())
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
 def openapi() -> None:
     """Print the OpenAPI document (no database needed)."""
     from panels.app import create_app

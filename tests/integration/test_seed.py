@@ -1,0 +1,48 @@
+"""`panels seed` builds its demo through the API: the panel, both sources, columns and view."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from panels.app import create_app
+from panels.platform.auth import mint_token
+from panels.seed import DEMO_PANEL, DEMO_TENANT, PATIENTS, build_demo, demographics_csv, patients
+from tests.conftest import Services, build_settings
+
+
+@pytest.fixture
+async def demo_client(services: Services) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    settings = build_settings(services, IN_PROCESS_WORKER="true")
+    token = mint_token(settings.jwt, tenant=DEMO_TENANT, user="demo-admin", role="admin")
+    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client
+
+
+def test_the_patients_are_the_same_on_every_run_and_fit_a_file_source() -> None:
+    first, again = list(patients(50)), list(patients(50))
+    assert first == again
+    assert len({p["mrn"] for p in patients()}) == PATIENTS
+    assert len(demographics_csv(list(patients())).encode()) < 1024 * 1024  # inline content cap
+
+
+async def test_the_demo_is_built_and_a_second_run_replaces_it(
+    demo_client: AsyncTestClient,  # type: ignore[type-arg]
+) -> None:
+    steps: dict[str, int] = {}
+    demo = await build_demo(demo_client, lambda step, done: steps.__setitem__(step, done))
+    assert demo.records_synced == PATIENTS
+    assert demo.scores_pushed == PATIENTS
+    assert steps["risk scores (pushed records)"] == PATIENTS
+    columns = (await demo_client.get(f"/api/panels/{demo.panel_id}/columns")).json()
+    assert [c["name"] for c in columns["calculatedColumns"]] == ["Days in hospital", "Needs review"]
+    view = (await demo_client.get(f"/api/views/{demo.view_id}")).json()
+    assert view["isPublished"] is True
+    assert [s["columnName"] for s in view["sort"]] == ["Risk", "Age"]
+
+    again = await build_demo(demo_client, lambda step, done: None)
+    listed = (await demo_client.get("/api/panels", params={"q": DEMO_PANEL})).json()
+    assert [p["id"] for p in listed if p["name"] == DEMO_PANEL] == [again.panel_id]
