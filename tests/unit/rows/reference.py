@@ -1,0 +1,484 @@
+"""A reference evaluator of panel rows, in plain Python, written from API.md and the rules in
+the compiler's docstrings (not from its SQL): the property test holds PostgreSQL to it."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
+from typing import Any
+
+from panels.column.formula import (
+    Binary,
+    Boolean,
+    Call,
+    ColumnRef,
+    Node,
+    Number,
+    String,
+    Unary,
+    ValueType,
+    value_type_of,
+)
+from panels.column.formula.value_types import common_type
+from panels.rows.compiler import BaseColumn, CalculatedColumn, Column, Condition, RowQuery
+
+Records = Mapping[int, Any]  # source id -> record (absent: no record of that source)
+
+_NUMBER = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,3})?")
+_MOMENT = re.compile(
+    r"(?P<y>[12][0-9]{3})-(?P<mo>0[1-9]|1[0-2])-(?P<d>0[1-9]|[12][0-9]|3[01])"
+    r"([T ](?P<h>[01][0-9]|2[0-3]):(?P<mi>[0-5][0-9])(:(?P<s>[0-5][0-9])(\.(?P<f>[0-9]{1,6}))?)?"
+    r"(?P<z>Z|(?P<sign>[-+])(?P<oh>0[0-9]|1[0-4]):?(?P<om>[0-5][0-9]))?)?"
+)
+
+
+def _scale(number: Decimal) -> int:
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def numeric_text(number: Decimal) -> str:
+    """PostgreSQL's text of a numeric: plain digits, no negative zero."""
+    text = format(number, "f")
+    return text[1:] if number == 0 and text.startswith("-") else text
+
+
+def _half_away(value: Fraction) -> int:
+    whole = (abs(value.numerator) * 2 + value.denominator) // (2 * value.denominator)
+    return whole if value >= 0 else -whole
+
+
+def _truncate(value: Fraction) -> int:
+    whole = abs(value.numerator) // value.denominator
+    return whole if value >= 0 else -whole
+
+
+def divide(left: Decimal, right: Decimal) -> Decimal:
+    """numeric division as PostgreSQL scales it (select_div_scale), rounded half away."""
+
+    def leading(number: Decimal) -> tuple[int, int]:
+        if number == 0:
+            return 0, 0
+        exponent = number.adjusted()
+        weight = exponent // 4
+        digit = int(abs(Fraction(number)) / Fraction(10) ** (4 * weight))
+        return weight, digit
+
+    weight1, digit1 = leading(left)
+    weight2, digit2 = leading(right)
+    quotient_weight = weight1 - weight2 - (1 if digit1 <= digit2 else 0)
+    scale = 16 - quotient_weight * 4
+    scale = min(max(scale, _scale(left), _scale(right), 0), 1000)
+    exact = Fraction(left) / Fraction(right) * 10**scale
+    return Decimal(_half_away(exact)).scaleb(-scale)
+
+
+def lookup(record: Any, path: str) -> Any:
+    current = record
+    for step in path.split("."):
+        if isinstance(current, dict):
+            current = current.get(step)
+        elif isinstance(current, list) and step.isdigit():
+            index = int(step)
+            current = current[index] if index < len(current) else None
+        else:
+            return None
+    return current
+
+
+def _moment(text: str) -> datetime | None:
+    match = _MOMENT.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day = int(match["y"]), int(match["mo"]), int(match["d"])
+    try:
+        moment = datetime(year, month, day)
+    except ValueError:
+        return None
+    if match["h"] is not None:
+        moment = moment.replace(
+            hour=int(match["h"]),
+            minute=int(match["mi"]),
+            second=int(match["s"] or 0),
+            microsecond=int((match["f"] or "").ljust(6, "0")),
+        )
+    if match["z"] is not None and match["z"] != "Z":
+        offset = timedelta(hours=int(match["oh"]), minutes=int(match["om"]))
+        moment -= offset if match["sign"] == "+" else -offset
+    return moment
+
+
+def json_to(value: Any, value_type: ValueType) -> Any:
+    """A JSON value (Decimal numbers) as `value_type`, None when it does not convert."""
+    if value is None or value_type == "any":
+        return value
+    if value_type == "text":
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, Decimal):
+            return numeric_text(value)
+        return value if isinstance(value, str) else None
+    if value_type == "number":
+        if isinstance(value, Decimal):
+            return value
+        if isinstance(value, str) and len(value) <= 100 and _NUMBER.fullmatch(value):
+            return Decimal(value)
+        return None
+    if value_type == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return None
+    moment = _moment(value) if isinstance(value, str) else None
+    if moment is None or value_type == "datetime":
+        return moment
+    return moment.date()
+
+
+def column_value(value: Any, column_type: str) -> Any:
+    if value is None:
+        return None
+    if column_type == "multi_select":
+        if isinstance(value, list):
+            return value
+        return [value] if isinstance(value, str) else None
+    if column_type == "custom":
+        return value
+    return json_to(value, value_type_of(column_type))
+
+
+def coerce(value: Any, source: ValueType, target: ValueType) -> Any:
+    if value is None or source == target:
+        return value
+    if source == "any":
+        return json_to(value, target)
+    if target == "any":
+        return coerce(value, source, "text") if source in ("date", "datetime") else value
+    if target == "datetime" and source == "date":
+        return datetime(value.year, value.month, value.day)
+    if source == "date":
+        return value.isoformat()
+    if source == "datetime":
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if source == "boolean":
+        return "true" if value else "false"
+    return numeric_text(value)
+
+
+Typed = tuple[Any, ValueType]
+
+
+@dataclass
+class Evaluator:
+    values: Mapping[str, Typed]  # lower-cased column name -> value and type
+    now: datetime
+
+    def eval(self, node: Node) -> Typed:
+        if isinstance(node, Number):
+            return node.value, "number"
+        if isinstance(node, String):
+            return node.value, "text"
+        if isinstance(node, Boolean):
+            return node.value, "boolean"
+        if isinstance(node, ColumnRef):
+            return self.values[node.name.lower()]
+        if isinstance(node, Unary):
+            number = self.as_(node.operand, "number")
+            return (None if number is None else -number), "number"
+        if isinstance(node, Binary):
+            return self.binary(node)
+        return self.call(node)
+
+    def as_(self, node: Node, target: ValueType) -> Any:
+        value, kind = self.eval(node)
+        return coerce(value, kind, target)
+
+    def binary(self, node: Binary) -> Typed:
+        if node.op == "&":
+            return self.concat([node.left, node.right]), "text"
+        if node.op in ("=", "<>", "<", "<=", ">", ">="):
+            left, left_type = self.eval(node.left)
+            right, right_type = self.eval(node.right)
+            common = common_type(left_type, right_type) or "text"
+            if common == "any":
+                common = "text"
+            left, right = coerce(left, left_type, common), coerce(right, right_type, common)
+            if left is None or right is None:
+                return None, "boolean"
+            result = {
+                "=": left == right,
+                "<>": left != right,
+                "<": left < right,
+                "<=": left <= right,
+                ">": left > right,
+                ">=": left >= right,
+            }[node.op]
+            return result, "boolean"
+        left = self.as_(node.left, "number")
+        right = self.as_(node.right, "number")
+        if left is None or right is None:
+            return None, "number"
+        if node.op == "+":
+            return left + right, "number"
+        if node.op == "-":
+            return left - right, "number"
+        if node.op == "*":
+            return left * right, "number"
+        return (None if right == 0 else divide(left, right)), "number"
+
+    def concat(self, nodes: Sequence[Node]) -> str:
+        return "".join(self.as_(node, "text") or "" for node in nodes)
+
+    def common(self, nodes: Sequence[Node]) -> tuple[list[Any], ValueType]:
+        evaluated = [self.eval(node) for node in nodes]
+        kind = evaluated[0][1]
+        for _, other in evaluated[1:]:
+            kind = common_type(kind, other) or kind
+        return [coerce(value, source, kind) for value, source in evaluated], kind
+
+    def call(self, call: Call) -> Typed:
+        name, args = call.name, call.args
+        if name == "IF":
+            (then, otherwise), kind = self.common(args[1:])
+            return (then if self.as_(args[0], "boolean") is True else otherwise), kind
+        if name in ("AND", "OR"):
+            flags = [self.as_(arg, "boolean") for arg in args]
+            decisive = name == "OR"
+            if decisive in flags:
+                return decisive, "boolean"
+            return (None if None in flags else not decisive), "boolean"
+        if name == "NOT":
+            flag = self.as_(args[0], "boolean")
+            return (None if flag is None else not flag), "boolean"
+        if name == "CONCAT":
+            return self.concat(args), "text"
+        if name in ("UPPER", "LOWER", "TRIM", "LEN"):
+            text = self.as_(args[0], "text")
+            if text is None:
+                return None, "number" if name == "LEN" else "text"
+            if name == "LEN":
+                return Decimal(len(text)), "number"
+            return {"UPPER": text.upper, "LOWER": text.lower, "TRIM": lambda: text.strip(" ")}[
+                name
+            ](), "text"
+        if name == "ROUND":
+            number = self.as_(args[0], "number")
+            digits = self.as_(args[1], "number") if len(args) == 2 else Decimal(0)
+            if number is None or digits is None:
+                return None, "number"
+            places = max(-100, min(100, _half_away(Fraction(digits))))
+            with localcontext() as context:
+                context.prec = 2000
+                return number.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP), "number"
+        if name == "ABS":
+            number = self.as_(args[0], "number")
+            return (None if number is None else abs(number)), "number"
+        if name in ("MIN", "MAX"):
+            numbers = [self.as_(arg, "number") for arg in args]
+            if None in numbers:
+                return None, "number"
+            return (min if name == "MIN" else max)(numbers), "number"
+        if name == "COALESCE":
+            values, kind = self.common(args)
+            return next((value for value in values if value is not None), None), kind
+        if name == "DATEDIFF":
+            return self.datediff(args), "number"
+        if name == "TODAY":
+            return self.now.date(), "date"
+        return self.now, "datetime"
+
+    def datediff(self, args: Sequence[Node]) -> Decimal | None:
+        start = self.as_(args[0], "datetime")
+        end = self.as_(args[1], "datetime")
+        unit = args[2].value.lower() if isinstance(args[2], String) else ""
+        if start is None or end is None:
+            return None
+        if unit in ("days", "hours"):
+            elapsed = end - start
+            microseconds = (elapsed.days * 86400 + elapsed.seconds) * 10**6 + elapsed.microseconds
+            period = (86400 if unit == "days" else 3600) * 10**6
+            return Decimal(_truncate(Fraction(microseconds, period)))
+
+        def into_month(moment: datetime) -> timedelta:
+            return moment - datetime(moment.year, moment.month, 1)
+
+        months = (end.year * 12 + end.month) - (start.year * 12 + start.month)
+        if end >= start and into_month(end) < into_month(start):
+            months -= 1
+        elif end < start and into_month(end) > into_month(start):
+            months += 1
+        if unit == "years":
+            return Decimal(_truncate(Fraction(months, 12)))
+        return Decimal(months)
+
+
+def row_values(columns: Sequence[Column], records: Records, now: datetime) -> dict[int, Typed]:
+    """Every column's value for one row, in the columns' order (formulas read earlier ones)."""
+    values: dict[int, Typed] = {}
+    by_name: dict[str, Typed] = {}
+    for column in columns:
+        kind = value_type_of(column.type)
+        if isinstance(column, BaseColumn):
+            found = field_value(records, column.source_field, column.data_source_id)
+            value = column_value(found, column.type)
+        else:
+            assert isinstance(column, CalculatedColumn)
+            result, result_type = Evaluator(by_name, now).eval(column.formula)
+            value = coerce(result, result_type, kind)
+        values[column.id] = by_name[column.name.lower()] = (value, kind)
+    return values
+
+
+def field_value(records: Records, path: str, source_id: int | None) -> Any:
+    if source_id is not None:
+        return lookup(records.get(source_id), path)
+    for source in sorted(records):
+        found = lookup(records[source], path)
+        if found is not None:
+            return found
+    return None
+
+
+def _parameter(item: Any, kind: ValueType) -> Any:
+    if kind == "number":
+        return Decimal(repr(item)) if isinstance(item, float) else Decimal(item)
+    if kind == "boolean":
+        return bool(item)
+    if kind == "date":
+        return date.fromisoformat(item)
+    if kind == "datetime":
+        moment = datetime.fromisoformat(item)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        return moment
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    return str(item)
+
+
+def holds(value: Any, kind: ValueType, condition: Condition) -> bool:
+    operator = condition.operator
+    if operator == "isNull":
+        return value is None
+    if operator == "isNotNull":
+        return value is not None
+    if kind == "any" or operator in ("contains", "notContains", "startsWith", "endsWith"):
+        value, kind = coerce(value, kind, "text"), "text"
+    argument = condition.value
+    if operator in ("contains", "notContains", "startsWith", "endsWith"):
+        needle = str(argument).lower()
+        if value is None:
+            return operator == "notContains"
+        haystack = value.lower()
+        found = {
+            "contains": needle in haystack,
+            "notContains": needle not in haystack,
+            "startsWith": haystack.startswith(needle),
+            "endsWith": haystack.endswith(needle),
+        }
+        return found[operator]
+    if operator in ("ne", "notIn") and value is None:
+        return True
+    if value is None:
+        return False
+    if operator in ("in", "notIn"):
+        listed = value in [_parameter(item, kind) for item in argument]
+        return listed if operator == "in" else not listed
+    if operator == "between":
+        low, high = (_parameter(item, kind) for item in argument)
+        return bool(low <= value <= high)
+    parameter = _parameter(argument, kind)
+    return {
+        "eq": value == parameter,
+        "ne": value != parameter,
+        "gt": value > parameter,
+        "gte": value >= parameter,
+        "lt": value < parameter,
+        "lte": value <= parameter,
+    }[operator]
+
+
+def combine(results: Sequence[bool], joins: Sequence[str]) -> bool:
+    if not results:
+        return True
+    combined = results[0]
+    for result, join in zip(results[1:], joins[1:], strict=True):
+        combined = (combined or result) if join == "or" else (combined and result)
+    return combined
+
+
+def _path_kind(condition: Condition) -> ValueType:
+    sample = condition.value
+    if isinstance(sample, list):
+        sample = sample[0] if sample else ""
+    if isinstance(sample, bool):
+        return "boolean"
+    if isinstance(sample, int | float):
+        return "number"
+    return "text"
+
+
+def evaluate(
+    query: RowQuery, rows: Mapping[str, Records]
+) -> tuple[list[tuple[Any, ...]], int, list[tuple[Any, ...]]]:
+    """The page (key, then each shown value), the total, and every matching row in order."""
+    with localcontext() as context:
+        context.prec = 10_000  # exact arithmetic, as numeric's
+        return _evaluate(query, rows)
+
+
+def _evaluate(
+    query: RowQuery, rows: Mapping[str, Records]
+) -> tuple[list[tuple[Any, ...]], int, list[tuple[Any, ...]]]:
+    matching: list[tuple[str, dict[int, Typed]]] = []
+    for key, records in rows.items():
+        values = row_values(query.columns, records, query.now)
+
+        def check(
+            condition: Condition,
+            records: Records = records,
+            values: dict[int, Typed] = values,
+        ) -> bool:
+            if condition.column_id is not None:
+                value, kind = values[condition.column_id]
+                return holds(value, kind, condition)
+            raw = field_value(records, condition.path or "", None)
+            if condition.operator in ("isNull", "isNotNull"):
+                return holds(raw, "any", condition)
+            kind = _path_kind(condition)
+            return holds(json_to(raw, kind), kind, condition)
+
+        cohort_joins = ["or" if query.cohort_logic == "OR" else "and"] * len(query.cohort)
+        admitted = combine([check(c) for c in query.cohort], cohort_joins)
+        filter_joins = [c.logical_operator for c in query.filters]
+        shown = combine([check(c) for c in query.filters], filter_joins)
+        if admitted and shown:
+            matching.append((key, values))
+
+    def sort_value(values: dict[int, Typed], column_id: int) -> Any:
+        value, kind = values[column_id]
+        return coerce(value, kind, "text") if kind == "any" else value
+
+    def compare(first: tuple[str, dict[int, Typed]], second: tuple[str, dict[int, Typed]]) -> int:
+        for sort in query.sorts:
+            a, b = sort_value(first[1], sort.column_id), sort_value(second[1], sort.column_id)
+            if a is None and b is None:
+                continue
+            if a is None or b is None:
+                return 1 if a is None else -1
+            if a != b:
+                ascending = -1 if a < b else 1
+                return -ascending if sort.descending else ascending
+        return -1 if first[0] < second[0] else (1 if first[0] > second[0] else 0)
+
+    matching.sort(key=functools.cmp_to_key(compare))
+    ordered = [(key, *(values[id][0] for id in query.shown)) for key, values in matching]
+    end = None if query.limit is None else query.offset + query.limit
+    return ordered[query.offset : end], len(ordered), ordered
