@@ -347,20 +347,28 @@ def field_value(records: Records, path: str, source_id: int | None) -> Any:
 
 
 def _parameter(item: Any, kind: ValueType) -> Any:
+    """A filter value as a value of `kind`, None when it is not one (a stale filter)."""
     if kind == "number":
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            return None
         return Decimal(repr(item)) if isinstance(item, float) else Decimal(item)
     if kind == "boolean":
-        return bool(item)
-    if kind == "date":
-        return date.fromisoformat(item)
-    if kind == "datetime":
-        moment = datetime.fromisoformat(item)
+        return item if isinstance(item, bool) else None
+    if kind in ("date", "datetime"):
+        if not isinstance(item, str):
+            return None
+        try:
+            if kind == "date":
+                return date.fromisoformat(item)
+            moment = datetime.fromisoformat(item)
+        except ValueError:
+            return None
         if moment.tzinfo is not None:
             moment = moment.astimezone(UTC).replace(tzinfo=None)
         return moment
     if isinstance(item, bool):
         return "true" if item else "false"
-    return str(item)
+    return str(item) if isinstance(item, str | int | float) else None
 
 
 def holds(value: Any, kind: ValueType, condition: Condition) -> bool:
@@ -373,10 +381,10 @@ def holds(value: Any, kind: ValueType, condition: Condition) -> bool:
         value, kind = coerce(value, kind, "text"), "text"
     argument = condition.value
     if operator in ("contains", "notContains", "startsWith", "endsWith"):
-        needle = str(argument).lower()
-        if value is None:
+        needle = _parameter(argument, "text")
+        if needle is None or value is None:
             return operator == "notContains"
-        haystack = value.lower()
+        haystack, needle = value.lower(), needle.lower()
         found = {
             "contains": needle in haystack,
             "notContains": needle not in haystack,
@@ -384,17 +392,21 @@ def holds(value: Any, kind: ValueType, condition: Condition) -> bool:
             "endsWith": haystack.endswith(needle),
         }
         return found[operator]
-    if operator in ("ne", "notIn") and value is None:
-        return True
-    if value is None:
-        return False
     if operator in ("in", "notIn"):
-        listed = value in [_parameter(item, kind) for item in argument]
+        items = argument if isinstance(argument, list) else []
+        listed = value is not None and value in [_parameter(item, kind) for item in items]
         return listed if operator == "in" else not listed
     if operator == "between":
-        low, high = (_parameter(item, kind) for item in argument)
-        return bool(low <= value <= high)
+        pair = argument if isinstance(argument, list) else []
+        bounds = [_parameter(item, kind) for item in pair]
+        if len(bounds) != 2 or None in bounds or value is None:
+            return False
+        return bool(bounds[0] <= value <= bounds[1])
     parameter = _parameter(argument, kind)
+    if parameter is None:
+        return operator == "ne"
+    if value is None:
+        return operator == "ne"
     return {
         "eq": value == parameter,
         "ne": value != parameter,

@@ -12,6 +12,7 @@ parameters.
 
 from __future__ import annotations
 
+from .cohort import cohort_conditions
 from .ordering import encode_cursor
 from .pivot import panel_rows
 from .spec import (
@@ -37,6 +38,7 @@ __all__ = [
     "RowQuery",
     "RowSource",
     "Sort",
+    "cohort_conditions",
     "compile_rows",
     "encode_cursor",
     "panel_rows",

@@ -32,14 +32,12 @@ from sqlalchemy import (
     case,
     cast,
     extract,
-    false,
     func,
     literal,
     literal_column,
     not_,
     null,
     or_,
-    true,
 )
 
 from panels.column.formula import (
@@ -55,7 +53,7 @@ from panels.column.formula import (
 )
 from panels.column.formula.value_types import common_type
 
-from .conversion import BYTE_ORDER, bind_once, coerce, typed
+from .conversion import BYTE_ORDER, SQL_TYPES, bind_once, coerce, typed
 
 Typed = tuple[Any, ValueType]
 
@@ -90,7 +88,9 @@ class FormulaCompiler:
         if isinstance(node, String):
             return typed(literal(node.value), "text"), "text"
         if isinstance(node, Boolean):
-            return (true() if node.value else false()), "boolean"
+            # A parameter, not TRUE/FALSE: SQLAlchemy would turn `= TRUE` into `IS TRUE`,
+            # which is never null.
+            return literal(node.value, SQL_TYPES["boolean"]), "boolean"
         if isinstance(node, ColumnRef):
             return self._columns[node.name.lower()]
         if isinstance(node, Unary):

@@ -85,14 +85,17 @@ def _decode(keys: Sequence[SortKey], token: str) -> tuple[list[Any], str]:
     try:
         padded = token + "=" * (-len(token) % 4)
         document = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(document, dict) or document.get("s") != _signature(keys):
-            raise ValueError("cursor does not belong to this query")
         row_key, raw_values = document["k"], document["v"]
-        if not isinstance(row_key, str) or not isinstance(raw_values, list):
-            raise ValueError("malformed cursor")
-        values = [_from_json(raw, k.value_type) for k, raw in zip(keys, raw_values, strict=True)]
-    except (binascii.Error, UnicodeDecodeError, KeyError, TypeError, InvalidOperation) as error:
+        signature = document["s"]
+        values = [
+            _from_json(raw, k.value_type) for k, raw in zip(keys, raw_values, strict=True)
+        ]
+    except (ValueError, binascii.Error, KeyError, TypeError, InvalidOperation) as error:
         raise ValueError("malformed cursor") from error
+    if not isinstance(row_key, str):
+        raise ValueError("malformed cursor")
+    if signature != _signature(keys):
+        raise ValueError("cursor does not belong to this query's sorts")
     return values, row_key
 
 

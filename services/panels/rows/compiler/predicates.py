@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, not_, or_, true
+from sqlalchemy import ColumnElement, and_, bindparam, false, not_, or_, true
 
 from panels.column.formula import ValueType
 
@@ -49,30 +50,45 @@ def condition_sql(value: Any, value_type: ValueType, condition: Condition) -> An
         return value.is_not(None)
     if value_type == "any" or operator in _TEXT_OPERATORS:
         value, value_type = coerce(value, value_type, "text"), "text"
+    argument = condition.value
     if operator in _TEXT_OPERATORS:
-        return _like(value, operator, str(condition.value))
+        text = python_value(argument, "text")
+        if text is None:
+            return true() if operator == "notContains" else false()
+        return _like(value, operator, text)
     if value_type == "text":
         value = value.collate(BYTE_ORDER)
-    parameter = _parameter_maker(value_type)
-    argument = condition.value
-    if operator == "eq":
-        return value == parameter(argument)
-    if operator == "ne":
-        return value.is_distinct_from(parameter(argument))
+    sql_type = SQL_TYPES[value_type]
     if operator in ("in", "notIn"):
-        items = [_python_value(item, value_type) for item in argument]
-        listed = value.in_(bindparam(None, items, type_=SQL_TYPES[value_type], expanding=True))
+        items = [python_value(item, value_type) for item in _items(argument)]
+        known = [item for item in items if item is not None]
+        listed = value.in_(bindparam(None, known, type_=sql_type, expanding=True))
         return listed if operator == "in" else or_(value.is_(None), not_(listed))
     if operator == "between":
-        low, high = argument
-        return value.between(parameter(low), parameter(high))
+        pair = _items(argument)
+        bounds = [python_value(item, value_type) for item in pair]
+        if len(bounds) != 2 or None in bounds:
+            return false()
+        low, high = (bindparam(None, bound, type_=sql_type) for bound in bounds)
+        return value.between(low, high)
+    known_value = python_value(argument, value_type)
+    if known_value is None:
+        return true() if operator == "ne" else false()
+    parameter = bindparam(None, known_value, type_=sql_type)
+    if operator == "ne":
+        return value.is_distinct_from(parameter)
     compare: dict[str, Callable[[Any, Any], Any]] = {
+        "eq": lambda a, b: a == b,
         "gt": lambda a, b: a > b,
         "gte": lambda a, b: a >= b,
         "lt": lambda a, b: a < b,
         "lte": lambda a, b: a <= b,
     }
-    return compare[operator](value, parameter(argument))
+    return compare[operator](value, parameter)
+
+
+def _items(argument: Any) -> list[Any]:
+    return argument if isinstance(argument, list) else []
 
 
 def _like(value: Any, operator: str, text: str) -> Any:
@@ -89,26 +105,33 @@ def _like(value: Any, operator: str, text: str) -> Any:
     return matches
 
 
-def _parameter_maker(value_type: ValueType) -> Callable[[Any], Any]:
-    def parameter(item: Any) -> Any:
-        return bindparam(None, _python_value(item, value_type), type_=SQL_TYPES[value_type])
+def python_value(item: Any, value_type: ValueType) -> Any:
+    """A filter value (JSON) as a Python value of `value_type`, or None when it is none.
 
-    return parameter
-
-
-def _python_value(item: Any, value_type: ValueType) -> Any:
-    """A checked filter value (JSON) as the Python value of `value_type`."""
+    The routes refuse such values when a filter is saved, but a column's type can change
+    afterwards: a stale value then matches no row (`ne`, `notIn`, `notContains` every row),
+    and never fails the query.
+    """
+    if isinstance(item, float) and not math.isfinite(item):
+        return None
     if value_type == "number":
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            return None
         return Decimal(repr(item)) if isinstance(item, float) else Decimal(item)
     if value_type == "boolean":
-        return bool(item)
-    if value_type == "date":
-        return date.fromisoformat(item)
-    if value_type == "datetime":
-        return utc_naive(datetime.fromisoformat(item))
+        return item if isinstance(item, bool) else None
+    if value_type in ("date", "datetime"):
+        if not isinstance(item, str):
+            return None
+        try:
+            if value_type == "date":
+                return date.fromisoformat(item)
+            return utc_naive(datetime.fromisoformat(item))
+        except ValueError:
+            return None
     if isinstance(item, bool):
         return "true" if item else "false"
-    return str(item)
+    return str(item) if isinstance(item, str | int | float) else None
 
 
 def utc_naive(moment: datetime) -> datetime:
