@@ -87,9 +87,7 @@ def _decode(keys: Sequence[SortKey], token: str) -> tuple[list[Any], str]:
         document = json.loads(base64.urlsafe_b64decode(padded.encode()))
         row_key, raw_values = document["k"], document["v"]
         signature = document["s"]
-        values = [
-            _from_json(raw, k.value_type) for k, raw in zip(keys, raw_values, strict=True)
-        ]
+        values = [_from_json(raw, k.value_type) for k, raw in zip(keys, raw_values, strict=True)]
     except (ValueError, binascii.Error, KeyError, TypeError, InvalidOperation) as error:
         raise ValueError("malformed cursor") from error
     if not isinstance(row_key, str):
