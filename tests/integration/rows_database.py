@@ -36,6 +36,10 @@ class RowsDatabase:
         self._loop = loop
         self._connection = connection
 
+    @property
+    def dialect(self) -> Any:
+        return self._connection.dialect
+
     def run(self, statement: Executable) -> list[Any]:
         async def execute() -> list[Any]:
             result = await self._connection.execute(statement)
