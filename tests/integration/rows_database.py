@@ -71,7 +71,9 @@ class RowsDatabase:
 @contextmanager
 def rows_database(database_url: str) -> Iterator[RowsDatabase]:
     loop = asyncio.new_event_loop()
-    engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+    engine = create_async_engine(
+        async_url(database_url), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
     connection = loop.run_until_complete(engine.connect())
     try:
         yield RowsDatabase(loop, connection)

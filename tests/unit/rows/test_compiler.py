@@ -178,3 +178,13 @@ def test_cohort_fields_name_columns_by_name_or_id_else_a_record_path() -> None:
         (None, "9"),
         (None, "name.given.0"),
     ]
+
+
+def test_a_formula_saved_before_its_column_changed_type_compiles() -> None:
+    """The service refuses a type change that breaks a formula; should one slip through,
+    the value the formula cannot use is null rather than a failed query."""
+    columns: list[Column] = [
+        BaseColumn(1, "flag", "boolean", "f"),
+        CalculatedColumn(2, "next", "number", parse("flag + 1")),
+    ]
+    assert "NULL" in _sql(RowQuery(columns=columns, shown=[2], now=NOW))

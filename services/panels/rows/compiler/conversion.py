@@ -37,6 +37,7 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
+    null,
     select,
     type_coerce,
 )
@@ -186,7 +187,9 @@ def coerce(expression: ColumnElement[Any], source: ValueType, target: ValueType)
         if source == "datetime":
             return typed(func.to_char(expression, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), "text")
         return typed(cast(expression, Text), "text")
-    raise ValueError(f"cannot convert {source} to {target}")
+    # No checked formula asks for another conversion (a boolean as a number, say); one
+    # saved before a column changed type gets null, as a record value that does not convert.
+    return typed(null(), target)
 
 
 def bind_once(

@@ -10,7 +10,9 @@
 - Conditions combine left to right, each joined to what precedes it by its own
   `logical_operator` (the first one's is ignored): `a or b and c` is `(a or b) and c`.
 - The column is compared bare with parameters (never wrapped in a function, except `lower`
-  inside ILIKE), so an expression index on the column's value serves the comparison.
+  inside ILIKE), so an expression index on the column's value serves the comparison; text
+  compares under `COLLATE "C"`, so such an index must use that collation. `TODAY()` and
+  `NOW()` are parameters too, so `d > TODAY()` in a formula stays a bare comparison.
 """
 
 from __future__ import annotations
