@@ -1,0 +1,48 @@
+"""The rows query compiler: a panel's columns, cohort rule, filters, sorts and paging to one
+parameterised SQLAlchemy statement (plus its count), evaluated entirely by PostgreSQL.
+
+Pure: no sessions, no HTTP. Its input is a `RowSource` (any selectable with a `key` and one
+JSONB column per source; `pivot.panel_rows` builds it from `source_record`, and its docstring
+discusses keeping merged rows at ingest instead) and a `RowQuery` whose names the caller has
+already resolved to column ids. The rules live with the code that applies them:
+`conversion` (JSON to typed values), `formulas`, `predicates` (filters), `ordering` (sorts
+and cursors), `statement` (layers and statements). User values reach SQL only as bound
+parameters.
+"""
+
+from __future__ import annotations
+
+from .cohort import cohort_conditions
+from .ordering import encode_cursor
+from .pivot import panel_rows
+from .spec import (
+    BaseColumn,
+    CalculatedColumn,
+    Column,
+    Condition,
+    FilterOperator,
+    RowQuery,
+    RowSource,
+    Sort,
+    source_column,
+)
+from .statement import CompiledRows, compile_rows, sort_label, value_label
+
+__all__ = [
+    "BaseColumn",
+    "CalculatedColumn",
+    "Column",
+    "CompiledRows",
+    "Condition",
+    "FilterOperator",
+    "RowQuery",
+    "RowSource",
+    "Sort",
+    "cohort_conditions",
+    "compile_rows",
+    "encode_cursor",
+    "panel_rows",
+    "sort_label",
+    "source_column",
+    "value_label",
+]

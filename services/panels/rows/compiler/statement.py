@@ -1,0 +1,247 @@
+"""The page and count statements of a `RowQuery` over a `RowSource`.
+
+Layers, each reading only the ones before it:
+
+1. `raw`: per base column its JSONB value (its own source's, or the first source's by id that
+   has a non-null value there), and per cohort condition on a record path the same.
+2. `base`: those values converted to the columns' types (`conversion`).
+3. one `LATERAL (SELECT … OFFSET 0)` per calculated column, in dependency order: each formula
+   is computed once per row and read by name by the columns after it, so a chain of formulas
+   stays linear (the `OFFSET 0` keeps the planner from pasting formulas into each other).
+
+Only the columns the query needs (shown, sorted, filtered, in the cohort, and what their
+formulas read) are computed; the count statement computes only what its conditions read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Date,
+    DateTime,
+    FromClause,
+    Select,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from panels.column.formula import ColumnRef, ValueType, value_type_of
+from panels.column.formula.nodes import walk
+
+from .conversion import coerce, from_json, typed
+from .formulas import FormulaCompiler
+from .ordering import SortKey, after_cursor, order_by, sort_value
+from .predicates import combine, condition_sql, path_value_type, utc_naive
+from .spec import BaseColumn, CalculatedColumn, Column, Condition, RowQuery, RowSource, Sort
+from .spec import source_column as source_column_name
+
+
+def value_label(column_id: int) -> str:
+    """The name of a shown column's value in the page statement's rows."""
+    return f"c{column_id}"
+
+
+def sort_label(index: int) -> str:
+    """The name of the value of the `index`-th sort in the page statement's rows."""
+    return f"k{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRows:
+    """`page` yields `key`, one `value_label(id)` per shown column and one `sort_label(i)`
+    per sort (what `next_cursor` reads); `count` yields the number of matching rows."""
+
+    page: Select[Any]
+    count: Select[Any]
+    sort_keys: tuple[SortKey, ...]
+
+
+def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
+    columns = {column.id: column for column in query.columns}
+    by_name = {column.name.lower(): column for column in query.columns}
+    conditions = [*query.cohort, *query.filters]
+    filtered = {c.column_id for c in conditions if c.column_id is not None}
+    sorted_ids = {sort.column_id for sort in query.sorts}
+    today = bindparam("today", _now(query).date(), type_=Date())
+    now = bindparam("now", _now(query), type_=DateTime())
+
+    page_layers = _Layers(source, columns, by_name, query, today, now)
+    page_layers.build({*query.shown, *filtered, *sorted_ids})
+    count_layers = _Layers(source, columns, by_name, query, today, now)
+    count_layers.build(filtered)
+
+    sort_keys = tuple(_sort_key(sort, page_layers.values[sort.column_id]) for sort in query.sorts)
+    key = page_layers.key
+    where = page_layers.where()
+    if query.cursor is not None:
+        where = where & after_cursor(sort_keys, key, query.cursor)
+    page = (
+        select(
+            key.label("key"),
+            *(page_layers.values[id][0].label(value_label(id)) for id in query.shown),
+            *(k.value.label(sort_label(i)) for i, k in enumerate(sort_keys)),
+        )
+        .select_from(page_layers.joined)
+        .where(where)
+        .order_by(*order_by(sort_keys, key))
+        .offset(query.offset)
+    )
+    if query.limit is not None:
+        page = page.limit(query.limit)
+    count = select(func.count()).select_from(count_layers.joined).where(count_layers.where())
+    return CompiledRows(page, count, sort_keys)
+
+
+def _now(query: RowQuery) -> datetime:
+    return utc_naive(query.now)
+
+
+def _sort_key(sort: Sort, typed_value: tuple[Any, ValueType]) -> SortKey:
+    value, kind = typed_value
+    if kind == "any":
+        value, kind = coerce(value, "any", "text"), "text"
+    return SortKey(sort, sort_value(value, kind), kind)
+
+
+class _Layers:
+    """The FROM clause of one statement and the values of the columns it computes."""
+
+    def __init__(
+        self,
+        source: RowSource,
+        columns: Mapping[int, Column],
+        by_name: Mapping[str, Column],
+        query: RowQuery,
+        today: Any,
+        now: Any,
+    ) -> None:
+        self._source = source
+        self._columns = columns
+        self._by_name = by_name
+        self._query = query
+        self._today = today
+        self._now = now
+        self.values: dict[int, tuple[Any, ValueType]] = {}
+        self._path_values: list[Any] = []
+        self.key: Any = None
+        self.joined: FromClause = source.rows
+
+    def build(self, wanted: set[int]) -> None:
+        order = self._dependency_order(wanted)
+        base_columns = [c for c in order if isinstance(c, BaseColumn)]
+        path_conditions = [c for c in self._query.cohort if c.column_id is None]
+        rows = self._source.rows
+        raw = select(
+            rows.c.key.label("key"),
+            *(self._raw(c.source_field, c.data_source_id).label(f"r{c.id}") for c in base_columns),
+            *(
+                self._raw(c.path or "", None).label(f"p{index}")
+                for index, c in enumerate(path_conditions)
+            ),
+        ).subquery("raw")
+        base = select(
+            raw.c.key,
+            *(from_json(raw.c[f"r{c.id}"], c.type).label(f"c{c.id}") for c in base_columns),
+            *(raw.c[f"p{index}"] for index in range(len(path_conditions))),
+        ).subquery("base")
+        self.key = base.c.key
+        self._path_values = [base.c[f"p{index}"] for index in range(len(path_conditions))]
+        for base_column in base_columns:
+            self.values[base_column.id] = (
+                base.c[f"c{base_column.id}"],
+                value_type_of(base_column.type),
+            )
+        joined: FromClause = base
+        for column in order:
+            if isinstance(column, CalculatedColumn):
+                lateral = self._calculated(column)
+                joined = joined.join(lateral, true())
+                self.values[column.id] = (lateral.c.v, value_type_of(column.type))
+        self.joined = joined
+
+    def _dependency_order(self, wanted: set[int]) -> list[Column]:
+        """The wanted columns and every column their formulas read, each after what it reads."""
+        order: list[Column] = []
+        placed: set[int] = set()
+        for column_id in sorted(wanted):
+            pending: list[tuple[Column, bool]] = [(self._columns[column_id], False)]
+            while pending:
+                current, expanded = pending.pop()
+                if current.id in placed:
+                    continue
+                if expanded or isinstance(current, BaseColumn):
+                    placed.add(current.id)
+                    order.append(current)
+                    continue
+                pending.append((current, True))
+                for node in walk(current.formula):
+                    if isinstance(node, ColumnRef):
+                        read = self._by_name[node.name.lower()]
+                        if read.id not in placed:
+                            pending.append((read, False))
+        return order
+
+    def _raw(self, path: str, source_id: int | None) -> Any:
+        steps = bindparam(None, path.split("."), type_=ARRAY(Text()))
+        rows = self._source.rows
+
+        def at(source: int) -> Any:
+            found = rows.c[source_column_name(source)].op("#>")(steps)
+            return func.nullif(type_coerce(found, JSONB()), literal_column("'null'::jsonb"))
+
+        if source_id is not None:
+            if source_id not in self._source.source_ids:
+                return type_coerce(null(), JSONB())
+            return type_coerce(at(source_id), JSONB())
+        sources = sorted(self._source.source_ids)
+        if not sources:
+            return type_coerce(null(), JSONB())
+        return type_coerce(func.coalesce(*(at(source) for source in sources)), JSONB())
+
+    def _calculated(self, column: CalculatedColumn) -> Any:
+        compiler = FormulaCompiler(
+            {self._columns[id].name.lower(): value for id, value in self.values.items()},
+            self._today,
+            self._now,
+        )
+        value, kind = compiler.compile(column.formula)
+        converted = coerce(value, kind, value_type_of(column.type))
+        return (
+            select(typed(converted, value_type_of(column.type)).label("v"))
+            .offset(literal_column("0"))
+            .correlate_except(None)
+            .lateral(f"f{column.id}")
+        )
+
+    def where(self) -> Any:
+        query = self._query
+        cohort = [self._condition(c, index) for index, c in enumerate(query.cohort)]
+        cohort_joins = ["or" if query.cohort_logic == "OR" else "and"] * len(cohort)
+        filters = [self._condition(c, None) for c in query.filters]
+        return combine(cohort, cohort_joins) & combine(
+            filters, [c.logical_operator for c in query.filters]
+        )
+
+    def _condition(self, condition: Condition, cohort_index: int | None) -> Any:
+        if condition.column_id is not None:
+            value, kind = self.values[condition.column_id]
+            return condition_sql(value, kind, condition)
+        assert cohort_index is not None
+        path_index = sum(1 for c in self._query.cohort[:cohort_index] if c.column_id is None)
+        raw = self._path_values[path_index]
+        if condition.operator in ("isNull", "isNotNull"):
+            return condition_sql(raw, "any", condition)
+        kind = path_value_type(condition)
+        return condition_sql(coerce(raw, "any", kind), kind, condition)
