@@ -37,7 +37,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def servers(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Two server processes on their own ports, one PostgreSQL and one Redis between them."""
+    """Two server processes on their own ports, one PostgreSQL and one Redis between them,
+    each running a sync worker as `panels serve` does."""
     environment = {
         **os.environ,
         "DATABASE_URL": services.database_url,
@@ -49,18 +50,20 @@ def servers(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "PANELS_DATA_DIR": str(tmp_path_factory.mktemp("servers")),
     }
     ports = [free_port(), free_port()]
+    # Logs go to files, not pipes: a pipe nobody reads fills up and then blocks the server.
+    log_paths = [tmp_path_factory.mktemp("logs") / f"server-{port}.log" for port in ports]
     processes = [
         subprocess.Popen(
             [str(PANELS), "serve", "--port", str(port)],
             env=environment,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log_path.open("wb"),
         )
-        for port in ports
+        for port, log_path in zip(ports, log_paths, strict=True)
     ]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        for url, process in zip(urls, processes, strict=True):
+        for url, process, log_path in zip(urls, processes, log_paths, strict=True):
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -69,9 +72,7 @@ def servers(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 except httpx.HTTPError:
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"server did not start: {process.stderr.read().decode()[-2000:]}"
-                    )  # type: ignore[union-attr]
+                    raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}")
                 time.sleep(0.2)
         yield urls
     finally:
