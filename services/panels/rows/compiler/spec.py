@@ -15,24 +15,9 @@ from typing import Any, Literal
 from sqlalchemy import FromClause
 
 from panels.column.formula import Node
+from panels.platform.conditions import Operator
 
-FilterOperator = Literal[
-    "eq",
-    "ne",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "contains",
-    "notContains",
-    "startsWith",
-    "endsWith",
-    "in",
-    "notIn",
-    "between",
-    "isNull",
-    "isNotNull",
-]
+FilterOperator = Operator  # the vocabulary of cohort rules and view filters
 
 
 def source_column(source_id: int) -> str:
