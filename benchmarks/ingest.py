@@ -1,6 +1,6 @@
-"""Ingest through `POST …/records`: 1,000,000 records in 16 MiB NDJSON requests, twice.
+"""Ingest of 1,000,000 records, twice: through `POST …/records` or a `database` sync.
 
-    uv run python -m benchmarks.ingest [--records 1000000] [--workers 1]
+    uv run python -m benchmarks.ingest [--via records|database] [--records 1000000] [--workers 1]
 
 Starts PostgreSQL and Redis (embedded in a temporary folder, or DATABASE_URL / REDIS_URL) and
 a real `panels serve` process, creates a panel with a `custom` source, then pushes synthetic
@@ -11,12 +11,20 @@ before each request) and the server's peak RSS growth over its RSS before the fi
 sampled every 50 ms from /proc over all its worker processes. The CPU seconds of the service,
 of PostgreSQL and of everything else on the machine during each pass tell a slow pass on a
 busy machine from a slow service.
+
+`--via database` measures a `database` source instead: the embedded PostgreSQL also listens on
+127.0.0.1 (a source URL may not name a unix socket), a table of synthetic patients is made with
+`generate_series` in a database of its own on that server, the service runs with
+`ALLOW_PRIVATE_SOURCES=true`, and each pass is one sync (`?wait=true`, then `GET
+/api/sync-jobs/{jobId}` until it has finished), timed from request to finish.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -27,15 +35,21 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from benchmarks.runner.common import HOST, log
 from benchmarks.runner.measure import CpuMeter, rss_mb
-from benchmarks.runner.services import Server, free_port, start_backing
+from benchmarks.runner.services import Server, free_port, plain_url, start_backing
 
 MAX_BODY = 16 * 1024 * 1024
+SOURCE_DATABASE = "bench_source"
+SOURCE_QUERY = (
+    'SELECT id, name, born, ward, risk_score AS "riskScore", admitted, hr, spo2 FROM patients'
+)
+SYNC_POLL_SECONDS = 0.2
 WARDS = [f"W{n}" for n in range(1, 13)]
 NAMES = ["Ada", "Bo", "Cy", "Di", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lia"]
 
@@ -103,7 +117,7 @@ def call(
     token: str,
     body: bytes,
     media_type: str = "application/json",
-) -> dict[str, int]:
+) -> dict[str, Any]:
     conn.request(
         method,
         path,
@@ -112,9 +126,9 @@ def call(
     )
     response = conn.getresponse()
     content = response.read()
-    if response.status not in (200, 201):
+    if response.status not in (200, 201, 202):
         raise RuntimeError(f"{method} {path}: {response.status} {content[:300]!r}")
-    result: dict[str, int] = json.loads(content)
+    result: dict[str, Any] = json.loads(content)
     return result
 
 
@@ -134,11 +148,62 @@ def push_all(
     return elapsed, totals
 
 
+async def make_source_table(database_url: str, records: int) -> str:
+    """A database of its own with `patients` (as the owner, so `generate_series` is quick);
+    the URL a `database` source names it by."""
+    import asyncpg
+
+    admin = await asyncpg.connect(plain_url(database_url))
+    try:
+        await admin.execute(f"CREATE DATABASE {SOURCE_DATABASE}")
+    finally:
+        await admin.close()
+    source_url = plain_url(database_url).rsplit("/", 1)[0] + f"/{SOURCE_DATABASE}"
+    owner = await asyncpg.connect(source_url)
+    try:
+        await owner.execute(
+            """CREATE TABLE patients AS SELECT
+                 'MRN' || lpad(n::text, 8, '0') AS id,
+                 (ARRAY['Ada','Bo','Cy','Di','Eli','Fay'])[1 + n % 6] || ' '
+                   || (ARRAY['Gus','Hana','Ivo','Jun','Kai','Lia'])[1 + n / 6 % 6] || 'son' AS name,
+                 DATE '1930-01-01' + (n::bigint * 7919 % 32000)::int AS born,
+                 'W' || (1 + n % 12) AS ward,
+                 round((n * 37 % 10000) / 100.0, 2)::float8 AS risk_score,
+                 n % 10 < 3 AS admitted,
+                 50 + n % 81 AS hr,
+                 85 + n % 16 AS spo2
+               FROM generate_series(0, $1::int - 1) AS n""",
+            records,
+        )
+        await owner.execute("ANALYZE patients")
+    finally:
+        await owner.close()
+    return source_url
+
+
+def sync_once(
+    conn: http.client.HTTPConnection, url: str, token: str
+) -> tuple[float, dict[str, int]]:
+    """Seconds from the request until the job has finished, and its counts."""
+    started = time.perf_counter()
+    answer = call(conn, "POST", f"{url}?wait=true", token, b"")
+    while "jobId" in answer and answer["status"] not in ("success", "error"):
+        time.sleep(SYNC_POLL_SECONDS)
+        answer = call(conn, "GET", f"/api/sync-jobs/{answer['jobId']}", token, b"")
+    elapsed = time.perf_counter() - started
+    if answer["status"] != "success":
+        raise RuntimeError(f"sync failed: {answer}")
+    names = ("recordsProcessed", "recordsInserted", "recordsUpdated", "recordsDeleted")
+    return elapsed, {name: answer[name] for name in names}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--via", choices=("records", "database"), default="records")
     args = parser.parse_args()
+    by_sync = args.via == "database"
 
     from panels.platform.auth import mint_token
     from panels.settings import Settings
@@ -146,7 +211,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="pbench-ingest-"))
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        backing = start_backing(stack, workdir)
+        backing = start_backing(stack, workdir, tcp=by_sync)
         secret = secrets.token_urlsafe(48)
         env = {
             **os.environ,
@@ -159,6 +224,12 @@ def main() -> None:
             "PANELS_DATA_DIR": str(workdir / "service"),
             "PYTHONUNBUFFERED": "1",
         }
+        source_config: dict[str, Any] = {}
+        if by_sync:
+            log(f"creating {args.records:,} rows in {SOURCE_DATABASE}.patients")
+            source_url = asyncio.run(make_source_table(backing.database_url, args.records))
+            source_config = {"url": source_url, "query": SOURCE_QUERY}
+            env["ALLOW_PRIVATE_SOURCES"] = "true"
         port = free_port()
         panels_bin = str(Path(sys.executable).with_name("panels"))
         argv = [panels_bin, "serve", "--workers", str(args.workers)]
@@ -177,10 +248,26 @@ def main() -> None:
         )
         conn = http.client.HTTPConnection(HOST, port, timeout=600)
         panel = call(conn, "POST", "/api/panels", token, b'{"name":"Ingest"}')
+        source_body = {"type": args.via if by_sync else "custom", "config": source_config}
         source = call(
-            conn, "POST", f"/api/panels/{panel['id']}/datasources", token, b'{"type":"custom"}'
+            conn,
+            "POST",
+            f"/api/panels/{panel['id']}/datasources",
+            token,
+            json.dumps(source_body).encode(),
         )
-        url = f"/api/panels/{panel['id']}/datasources/{source['id']}/records"
+        source_path = f"/api/panels/{panel['id']}/datasources/{source['id']}"
+        run_pass: Callable[[], tuple[float, dict[str, int]]]
+        if by_sync:
+            labels = ("first sync", "unchanged re-sync")
+            run_pass = functools.partial(sync_once, conn, f"{source_path}/sync", token)
+            unit = "one `database` sync"
+        else:
+            labels = ("first load", "unchanged re-push")
+            run_pass = functools.partial(
+                push_all, conn, f"{source_path}/records", token, args.records
+            )
+            unit = "16 MiB NDJSON requests"
         meter = CpuMeter()
         assert server.proc is not None
         meter.roots["service"] = server.proc.pid
@@ -189,11 +276,11 @@ def main() -> None:
         with RssSampler(server) as sampler:
             time.sleep(0.2)
             baseline = sampler.current()
-            log(f"server RSS before the first push: {baseline:.1f} MB")
+            log(f"server RSS before the first pass: {baseline:.1f} MB")
             results = []
-            for label in ("first load", "unchanged re-push"):
+            for label in labels:
                 start = meter.snapshot()
-                seconds, totals = push_all(conn, url, token, args.records)
+                seconds, totals = run_pass()
                 cpu = meter.since(start)
                 rate = totals["recordsProcessed"] / seconds
                 results.append((label, seconds, rate, cpu))
@@ -201,7 +288,7 @@ def main() -> None:
         growth = sampler.peak - baseline
         print()
         print(
-            f"| pass ({args.records:,} records, 16 MiB NDJSON requests) | seconds | records/s"
+            f"| pass ({args.records:,} records, {unit}) | seconds | records/s"
             " | CPU s: service | CPU s: PostgreSQL | CPU s: other work on the machine |"
         )
         print("|---|---:|---:|---:|---:|---:|")

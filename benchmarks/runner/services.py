@@ -189,8 +189,12 @@ class Backing:
     redis_pid: int | None = None
 
 
-def start_backing(stack: contextlib.ExitStack, workdir: Path) -> Backing:
-    """Use DATABASE_URL / REDIS_URL when set, else start embedded servers under workdir."""
+def start_backing(stack: contextlib.ExitStack, workdir: Path, *, tcp: bool = False) -> Backing:
+    """Use DATABASE_URL / REDIS_URL when set, else start embedded servers under workdir.
+
+    `tcp`: the embedded PostgreSQL also listens on 127.0.0.1 (and DATABASE_URL names that
+    address), for a `database` source, which may not name a unix socket.
+    """
     from panels.platform.embedded import EmbeddedServices, start_postgres, start_redis
 
     database_url = os.environ.get("DATABASE_URL") or None
@@ -201,6 +205,8 @@ def start_backing(stack: contextlib.ExitStack, workdir: Path) -> Backing:
         embedded.postgres = start_postgres(workdir)
         stack.callback(_stop_embedded_postgres, embedded.postgres)
         database_url = embedded.database_url()
+        if tcp:
+            database_url = _listen_on_tcp(embedded.postgres, database_url)
     if redis_url is None:
         log(f"starting embedded Redis in {workdir / 'redis'}")
         embedded.redis = start_redis(workdir)
@@ -214,6 +220,33 @@ def start_backing(stack: contextlib.ExitStack, workdir: Path) -> Backing:
         postgres_pid=embedded.postgres.get_pid() if embedded.postgres is not None else None,
         redis_pid=int(embedded.redis.pid) if embedded.redis is not None else None,
     )
+
+
+def _listen_on_tcp(server: Any, socket_url: str) -> str:
+    """Restart pgserver's PostgreSQL on 127.0.0.1 and its socket folder; the TCP URL.
+
+    pgserver starts it with `-h ""` (no TCP), and command-line options beat ALTER SYSTEM, so
+    only a restart with other options opens a port.
+    """
+    from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
+
+    info = server.get_postmaster_info()
+    port = free_port()
+    options = f"-h {HOST} -p {port} -k {info.socket_dir}"
+    log(f"restarting embedded PostgreSQL on {HOST}:{port}")
+    # As pgserver starts it: as its unprivileged user when this process is root.
+    pg_ctl(
+        ["-w", "-o", options, "-l", str(server.log), "restart"],
+        pgdata=server.pgdata,
+        user=server.system_user,
+        timeout=60,
+    )
+    # pgserver stops the postmaster it knows of at exit: the new one.
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
+    user_and_database = socket_url.split("://", 1)[1].split("?", 1)[0]
+    user, _, database = user_and_database.partition("@/")
+    return f"postgresql://{user}@{HOST}:{port}/{database}"
 
 
 def _stop_embedded_postgres(server: Any) -> None:
