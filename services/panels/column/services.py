@@ -30,7 +30,7 @@ from panels.column.schemas import (
 from panels.datasource.entities import DataSource
 from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, Conflict, NotFound
-from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
+from panels.platform.http import JsonBody, check_if_match, encoded
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.services import ViewService
@@ -83,7 +83,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
             base_columns=[r for r in reads if isinstance(r, BaseColumnRead)],
             calculated_columns=[r for r in reads if isinstance(r, CalculatedColumnRead)],
         )
-        return JsonBody(encode_json(listing))
+        return encoded(listing)
 
     async def create_base(self, panel_id: int, data: BaseColumnCreate) -> ColumnRead:
         columns = await self._columns_for_write(panel_id)

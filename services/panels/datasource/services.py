@@ -22,7 +22,7 @@ from panels.datasource.entities import DataSource
 from panels.datasource.schemas import DataSourceCreate, DataSourceRead, DataSourceUpdate
 from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, NotFound
-from panels.platform.http import JsonBody, check_if_match, encode_json
+from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 
@@ -131,7 +131,7 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
         return DataSourceRead.from_entity(source, mask_config(source.config, self.runtime.secrets))
 
     def encode(self, source: DataSource) -> JsonBody:
-        return JsonBody(encode_json(self.to_read(source)))
+        return encoded(self.to_read(source))
 
     async def _validate(self, source_type: str, raw: Any) -> dict[str, Any]:
         return await validate_config(

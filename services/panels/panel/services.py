@@ -33,7 +33,7 @@ from panels.panel.schemas import (
 )
 from panels.platform.cache import Authorization, VersionedCache
 from panels.platform.errors import NotFound
-from panels.platform.http import JsonBody, check_if_match, encode_json
+from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.metadata import merge_metadata
 from panels.platform.paging import get_page
 from panels.platform.tenancy import RequestContext, tenant_statement
@@ -193,7 +193,7 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
 
     @staticmethod
     def encode(panel: Panel) -> JsonBody:
-        return JsonBody(encode_json(PanelRead.from_entity(panel)))
+        return encoded(PanelRead.from_entity(panel))
 
     async def _record_update(
         self, panel: Panel, before: dict[str, Any], after: dict[str, Any]

@@ -8,7 +8,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
-from panels.platform.http import JsonBody, encode_json, json_response
+from panels.platform.http import encoded, json_response
 from panels.platform.openapi import POST_CODES, documented_headers, error_responses
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import Offset, PathId
@@ -54,7 +54,7 @@ async def _start(
     if wait:
         finished = await syncs.wait_for(run)
         if finished is not None:
-            return json_response(request, JsonBody(encode_json(finished)))
+            return json_response(request, encoded(finished))
     return _queued(request, run)
 
 
@@ -64,7 +64,7 @@ def _queued(request: Request[Any, Any, Any], run: SyncRun) -> Response[Any]:
         job_id=run.id, datasource_id=run.datasource_id, status=status, sync_status=status
     )
     location = {"location": f"/api/sync-jobs/{run.id}"}
-    return json_response(request, JsonBody(encode_json(body)), status_code=202, headers=location)
+    return json_response(request, encoded(body), status_code=202, headers=location)
 
 
 _START_DOC = (

@@ -26,7 +26,7 @@ from panels.panel.services import PanelService
 from panels.platform.cache import bump_after_commit
 from panels.platform.db import bind_tenant, run_after_commit
 from panels.platform.errors import BadRequest, NotFound
-from panels.platform.http import JsonBody, encode_json
+from panels.platform.http import JsonBody, encode_json, encoded
 from panels.platform.jobs import enqueue
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
@@ -89,7 +89,7 @@ class SyncService:
             await self.panels.get_readable(run.panel_id)
         except NotFound:
             raise NotFound("Sync job not found") from None
-        return JsonBody(encode_json(SyncJobRead.from_entity(run)))
+        return encoded(SyncJobRead.from_entity(run))
 
     async def list_runs(
         self, source_id: int, panel_id: int | None, *, limit: int, offset: int
