@@ -79,9 +79,14 @@ async def test_a_source_is_synced_every_interval(
     assert too_often.status_code == 400
     assert too_often.json()["details"][0]["field"] == "body.config.syncIntervalMinutes"
 
+    sources_url = f"/api/panels/{panel}/datasources"
+    for _ in range(2):  # cached now
+        await private_client.get(sources_url, headers=builder.headers)
     await queue_due_syncs(runtime)
     [run] = await _runs(private_client, builder, scheduled["id"])
     assert run["status"] == "queued"
+    listed = (await private_client.get(sources_url, headers=builder.headers)).json()
+    assert {s["id"]: s["syncStatus"] for s in listed}[scheduled["id"]] == "queued"
     assert await _runs(private_client, builder, unscheduled["id"]) == []
     assert await _runs(private_client, builder, incomplete["id"]) == []
 

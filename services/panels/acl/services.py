@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.entities import EVERYONE, Grant
-from panels.acl.permissions import access, identities, require_grant_right
+from panels.acl.permissions import Access, access, identities, require_grant_right
 from panels.acl.schemas import (
     GrantCreate,
     GrantOne,
@@ -68,7 +68,7 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
     async def add_grant(
         self, resource_type: ResourceType, resource_id: int, data: GrantCreate
     ) -> Grant:
-        resource = await self._manageable(resource_type, resource_id, data.permission)
+        resource, _ = await self._manageable(resource_type, resource_id, data.permission)
         user = normalise_user(data.user_email)
         if await self._find(resource_type, resource_id, user) is not None:
             raise Conflict(
@@ -158,24 +158,22 @@ class GrantService(SQLAlchemyAsyncRepositoryService[Grant, GrantRepository]):
 
     async def _manageable(
         self, resource_type: ResourceType, resource_id: int, *permissions: str
-    ) -> Panel | PanelView:
-        """The resource, if the caller may see it (else 404) and manage grants with these
-        permissions on it (else 403), checked before any conflict."""
+    ) -> tuple[Panel | PanelView, Access]:
+        """The resource and the caller's access to it, if the caller may see it (else 404) and
+        manage grants with these permissions on it (else 403), checked before any conflict."""
         resource = await self._resource(resource_type, resource_id)
         granted = await access(self.session, self.ctx.principal, resource)
         require_grant_right(granted, *permissions)
-        return resource
+        return resource, granted
 
     async def _manageable_grant(
         self, resource_type: ResourceType, resource_id: int, user: str, *new_permission: str
     ) -> tuple[Panel | PanelView, Grant]:
         """The resource and one of its grants, if the caller may manage that grant: its current
         permission and the new one both count (an editor cannot touch an owner grant)."""
-        resource = await self._manageable(resource_type, resource_id, *new_permission)
+        resource, granted = await self._manageable(resource_type, resource_id, *new_permission)
         grant = await self._existing(resource_type, resource_id, normalise_user(user))
-        require_grant_right(
-            await access(self.session, self.ctx.principal, resource), grant.permission
-        )
+        require_grant_right(granted, grant.permission)
         return resource, grant
 
     async def _grants(self, resource_type: ResourceType, resource_id: int) -> list[Grant]:

@@ -38,10 +38,10 @@ from litestar.channels import Subscriber
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from sqlalchemy import select
 
-from panels.acl.permissions import readable_changes
+from panels.acl.permissions import may_read_change, readable_changes
 from panels.change.entities import PanelChange
 from panels.change.realtime import ChangeEvent, Event, RowsEvent
-from panels.change.stream_access import Rechecks, may_change_access, may_see, readable_now
+from panels.change.stream_access import Rechecks, may_change_access, readable_now
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
 from panels.platform.realtime import tenant_channel
@@ -293,7 +293,12 @@ class _Stream:
         created = event.view_id if change.change_type == "view_created" else None
         if created is not None and change.changed_by == self.principal.user_id:
             self.views.add(created)  # its creator owns a new view
-        if may_see(self.principal, event, self.views):
+        if may_read_change(
+            self.principal,
+            view_id=event.view_id,
+            changed_by=event.change.changed_by,
+            readable_view_ids=self.views,
+        ):
             self._put(published.raw)
 
     async def _write(self) -> None:

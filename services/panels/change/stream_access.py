@@ -20,7 +20,7 @@ from sqlalchemy import BigInteger, Select, any_, bindparam, literal, select, uni
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.acl.permissions import may_read_change, readable_panels, readable_views
+from panels.acl.permissions import readable_panels, readable_views
 from panels.change.realtime import ChangeEvent
 from panels.panel.entities import Panel
 from panels.platform.auth import Principal
@@ -85,16 +85,6 @@ def _branches(
 def may_change_access(event: ChangeEvent) -> bool:
     change = event.change
     return change.entity_type == "grant" or change.change_type in ACCESS_CHANGE_TYPES
-
-
-def may_see(principal: Principal, event: ChangeEvent, views: set[int]) -> bool:
-    """Whether a live event of a panel the principal may read is theirs to see."""
-    return may_read_change(
-        principal,
-        view_id=event.view_id,
-        changed_by=event.change.changed_by,
-        readable_view_ids=views,
-    )
 
 
 class _Batch:

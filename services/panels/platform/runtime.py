@@ -13,6 +13,8 @@ reads go to the primary too.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.platform.auth import TokenVerifier
 from panels.platform.cache import CACHE, CircuitBreaker, VersionedCache
 from panels.platform.crypto import SecretBox
-from panels.platform.db import after_commit
+from panels.platform.db import after_commit, bind_tenant
 from panels.platform.realtime import ANNOUNCER, Announcer
 from panels.platform.tenancy import RequestContext, check_claimed_tenant, tenant_session
 from panels.settings import Settings
@@ -87,9 +89,7 @@ def provide_tenant_session(request: Request[Any, Any, Any], ctx: RequestContext)
     """The request's tenant-bound session, on the database `choose_read_database` chose."""
     runtime: Runtime = request.app.state.runtime
     replica = runtime.read_db if request.scope["state"].get(_ON_REPLICA) else None
-    session = tenant_session(request, replica or runtime.db, ctx)
-    session.info[ANNOUNCER] = runtime.announcer
-    session.info[CACHE] = runtime.cache
+    session = with_effects(tenant_session(request, replica or runtime.db, ctx), runtime)
     if (
         runtime.read_db is not None
         and request.method not in _READ_METHODS
@@ -108,3 +108,18 @@ async def _mark_recent_write(runtime: Runtime, ctx: RequestContext) -> None:
     except Exception as exc:
         # With the breaker open, every marked read goes to the primary for its cooldown.
         runtime.breaker.trip(exc)
+
+
+def with_effects(session: AsyncSession, runtime: Runtime) -> AsyncSession:
+    """Give a session what its after-commit effects use: the announcer and the cache."""
+    session.info[ANNOUNCER] = runtime.announcer
+    session.info[CACHE] = runtime.cache
+    return session
+
+
+@asynccontextmanager
+async def background_session(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
+    """A session bound to one tenant outside any request (jobs), with the same after-commit
+    effects as a request's."""
+    async with runtime.db.get_session() as session:
+        yield with_effects(bind_tenant(session, tenant_id), runtime)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from panels.platform.db import bind_tenant
 from panels.platform.jobs import JobKind
-from panels.platform.runtime import Runtime
+from panels.platform.runtime import Runtime, background_session
 from panels.records.purge import purge_orphaned_records
 
 PURGE_ENTRYPOINT = "panels.purge-records"
@@ -30,8 +29,7 @@ def purge_kind(runtime: Runtime) -> JobKind:
         tenant_id = msgspec.json.decode(payload, type=PurgeJob).tenant_id
         total = 0
         while True:
-            async with runtime.db.get_session() as session:
-                bind_tenant(session, tenant_id)
+            async with background_session(runtime, tenant_id) as session:
                 deleted = await purge_orphaned_records(session, tenant_id, PURGE_BATCH)
                 await session.commit()
             total += deleted

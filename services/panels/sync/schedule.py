@@ -11,8 +11,8 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from panels.datasource.entities import DataSource
-from panels.platform.db import bind_tenant, run_after_commit
-from panels.platform.runtime import Runtime
+from panels.platform.db import run_after_commit
+from panels.platform.runtime import Runtime, background_session
 from panels.sync.fetch.common import missing_field
 from panels.sync.services import queue_sync
 
@@ -27,8 +27,7 @@ async def queue_due_syncs(runtime: Runtime) -> int:
         due = (await session.execute(_DUE, {"limit": BATCH, "only": None})).all()
     queued = 0
     for tenant_id, source_id in due:
-        async with runtime.db.get_session() as session:
-            bind_tenant(session, tenant_id)
+        async with background_session(runtime, tenant_id) as session:
             source = await session.scalar(
                 select(DataSource)
                 .where(DataSource.tenant_id == tenant_id, DataSource.id == source_id)

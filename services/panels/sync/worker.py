@@ -12,8 +12,7 @@ the source's config.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,12 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.change.realtime import RowsEvent, queue_rows
 from panels.datasource.entities import DataSource
-from panels.platform.cache import CACHE, bump_after_commit
-from panels.platform.db import bind_tenant, run_after_commit
+from panels.platform.cache import bump_after_commit
+from panels.platform.db import run_after_commit
 from panels.platform.errors import BadRequest
 from panels.platform.jobs import JobKind, Periodic, Worker
-from panels.platform.realtime import ANNOUNCER
-from panels.platform.runtime import Runtime
+from panels.platform.runtime import Runtime, background_session
 from panels.records.writer import PositionLabel, write_records
 from panels.sync.entities import SyncRun
 from panels.sync.fetch.api import fetch_api
@@ -79,7 +77,7 @@ class SyncRunner:
 
     async def attempt(self, payload: bytes, attempt: int) -> None:
         job = msgspec.json.decode(payload, type=SyncJob)
-        async with self._session(job.tenant_id) as session:
+        async with background_session(self.runtime, job.tenant_id) as session:
             run = await session.get(SyncRun, job.run_id, with_for_update=True)
             if run is None or run.status in FINISHED:
                 return  # its source was deleted, or a worker killed after finishing it
@@ -91,6 +89,7 @@ class SyncRunner:
             run.started_at = run.started_at or datetime.now(UTC)
             await _set_source(session, run, sync_status="running")
             await session.commit()
+            await run_after_commit(session)
             log.info("sync started", job_id=str(run.id), datasource_id=run.datasource_id)
             config = unsealed(source.config, self.runtime.secrets)
             batches, position = self._fetch(source.type, config)
@@ -136,7 +135,7 @@ class SyncRunner:
 
     async def _report(self, run: SyncRun, seen: int, expected: int | None) -> None:
         progress = min(seen / expected, 0.99) if expected else 0.0
-        async with self._session(run.tenant_id) as session:
+        async with background_session(self.runtime, run.tenant_id) as session:
             # Only while running: a late report must not undo the finished run.
             await session.execute(
                 update(SyncRun)
@@ -151,7 +150,7 @@ class SyncRunner:
         message = _describe(exc, self.runtime.settings.sync_timeout_seconds)
         SYNC_ATTEMPT_FAILURES.inc()
         log.warning("sync attempt failed", job_id=str(job.run_id), attempt=attempt, error=message)
-        async with self._session(job.tenant_id) as session:
+        async with background_session(self.runtime, job.tenant_id) as session:
             run = await session.get(SyncRun, job.run_id, with_for_update=True)
             if run is None or run.status in FINISHED:
                 return
@@ -170,7 +169,6 @@ class SyncRunner:
         run.progress = 1.0
         run.finished_at = now
         await _set_source(session, run, sync_status=status, last_sync=now)
-        bump_after_commit(session, run.tenant_id, [str(run.panel_id)])
         event = RowsEvent(
             panel_id=run.panel_id,
             datasource_id=run.datasource_id,
@@ -179,9 +177,6 @@ class SyncRunner:
         )
         queue_rows(session, run.tenant_id, event)
         SYNCS.labels(status).inc()
-
-    def _session(self, tenant_id: str) -> AbstractAsyncContextManager[AsyncSession]:
-        return _tenant_session(self.runtime, tenant_id)
 
     def _fetch(self, source_type: str, config: dict[str, Any]) -> tuple[Batches, PositionLabel]:
         """The source's records, and how an error names a record's position."""
@@ -216,23 +211,14 @@ def _content_line(position: int) -> str:
     return f"config.content line {position}"
 
 
-@asynccontextmanager
-async def _tenant_session(runtime: Runtime, tenant_id: str) -> AsyncIterator[AsyncSession]:
-    """A worker session bound to one tenant, with the cache and announcer that the
-    after-commit effects use."""
-    async with runtime.db.get_session() as session:
-        bind_tenant(session, tenant_id)
-        session.info[ANNOUNCER] = runtime.announcer
-        session.info[CACHE] = runtime.cache
-        yield session
-
-
 async def _set_source(session: AsyncSession, run: SyncRun, **values: Any) -> None:
+    """Change the source's sync fields; its panel's cached reads show them after commit."""
     await session.execute(
         update(DataSource)
         .where(DataSource.tenant_id == run.tenant_id, DataSource.id == run.datasource_id)
         .values(**values)
     )
+    bump_after_commit(session, run.tenant_id, [str(run.panel_id)])
 
 
 def _describe(exc: BaseException, timeout_seconds: int) -> str:
