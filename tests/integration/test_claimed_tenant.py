@@ -45,9 +45,12 @@ async def test_a_foreign_tenant_in_any_body_is_refused_and_changes_nothing(
 ) -> None:
     url = fill(path, ids)
     foreign = {**fill(body, ids), "tenantId": "someone-else"}
+    history = await client.get("/api/changes/panels", headers=builder.headers)
     response = await client.request(method, url, json=foreign, headers=builder.headers)
     assert response.status_code == 403, response.text
     assert response.json()["message"] == "Access denied to tenant"
+    after = await client.get("/api/changes/panels", headers=builder.headers)
+    assert after.json()["total"] == history.json()["total"]  # nothing was written
     own = {**fill(body, ids), "tenantId": builder.tenant}
     response = await client.request(method, url, json=own, headers=builder.headers)
     assert response.status_code < 300, response.text
