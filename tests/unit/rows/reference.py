@@ -4,6 +4,7 @@ the compiler's docstrings (not from its SQL): the property test holds PostgreSQL
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -218,7 +219,7 @@ def _parameter(item: Any, kind: ValueType) -> Any:
     if kind == "number":
         if isinstance(item, bool) or not isinstance(item, int | float):
             return None
-        return Decimal(repr(item)) if isinstance(item, float) else Decimal(item)
+        return Decimal(json.dumps(item))  # the number as the client's JSON wrote it
     if kind == "boolean":
         return item if isinstance(item, bool) else None
     if kind in ("date", "datetime"):

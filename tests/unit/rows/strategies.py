@@ -225,7 +225,8 @@ _OPERATORS: dict[ValueType, list[str]] = {
     ],
 }
 _FILTER_VALUES: dict[ValueType, st.SearchStrategy[Any]] = {
-    "number": st.one_of(st.integers(-20, 20), st.sampled_from([0.5, -2.25, 1.5])),
+    # Floats with no exact binary form too: a filter value means the decimal the client wrote.
+    "number": st.one_of(st.integers(-20, 20), st.sampled_from([0.5, -2.25, 1.5, 0.1, 1e-7, 2.3])),
     "boolean": st.booleans(),
     "date": st.sampled_from(["2026-11-30", "2024-02-29", "2000-01-01", "2026-12-01"]),
     "datetime": st.sampled_from(["2026-11-30T12:34:56.789", "2026-11-30T10:00:00+02:00"]),
