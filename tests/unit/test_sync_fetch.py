@@ -22,6 +22,15 @@ async def test_csv_positions_are_lines_with_the_header_as_line_one() -> None:
     ]
 
 
+async def test_csv_content_reads_like_a_pushed_csv_body() -> None:
+    """Empty fields are null and a repeated column name is refused, as in `records`."""
+    assert await _read({"format": "csv", "content": "id,note\n1,\n"}) == [
+        (2, {"id": "1", "note": None})
+    ]
+    with pytest.raises(FetchError, match="names the column `id` twice"):
+        await _read({"format": "csv", "content": "id,id\n1,2\n"})
+
+
 async def test_ndjson_and_json_positions() -> None:
     assert await _read({"format": "ndjson", "content": '{"id":1}\n\n{"id":2}\n'}) == [
         (1, {"id": 1}),

@@ -67,6 +67,9 @@ def _csv_rows(content: str) -> Any:
         header = next(reader, None)
         if header is None:
             return
+        repeated = {name for name in header if header.count(name) > 1}
+        if repeated:
+            raise FetchError(f"config.content line 1 names the column `{min(repeated)}` twice")
         ended = reader.line_num
         for row in reader:
             start, ended = ended + 1, reader.line_num
@@ -76,6 +79,7 @@ def _csv_rows(content: str) -> Any:
                 raise FetchError(
                     f"config.content line {start} has {len(row)} fields, the header {len(header)}"
                 )
-            yield start, dict(zip(header, row, strict=True))
+            # As in a pushed CSV body: an empty field is no value (null), not "".
+            yield start, {name: value or None for name, value in zip(header, row, strict=True)}
     except csv.Error as exc:
         raise FetchError(f"config.content line {reader.line_num}: {exc}") from None
