@@ -21,6 +21,17 @@ from panels.change.routes import ChangeController, NotificationController
 from panels.change.stream import change_stream
 from panels.column.routes import ColumnController
 from panels.datasource.routes import DataSourceController, PanelDataSourceController
+from panels.identity.keys import access_token_key
+from panels.identity.members import StytchMembers
+from panels.identity.routes import (
+    ApiKeyController,
+    AuditController,
+    AuthController,
+    MemberController,
+    SessionController,
+    UserController,
+)
+from panels.identity.verification import Credentials
 from panels.panel.routes import PanelController
 from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
 from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
@@ -81,19 +92,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
         redis=redis,
         breaker=breaker,
         cache=VersionedCache(redis, settings.cache_ttl_seconds, breaker),
-        verifier=TokenVerifier(settings.jwt),
+        verifier=TokenVerifier(
+            settings.jwt,
+            builtin_key=access_token_key(settings) if settings.identity.accepts_builtin else None,
+            accept_external=settings.identity.accepts_external,
+        ),
         secrets=SecretBox(settings.secret_keys),
         announcer=Announcer(redis, breaker),
         channels=channels,
     )
+    credentials = runtime.credentials = Credentials(runtime)
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
-    if settings.rate_limit_per_minute > 0:
-        api_middleware.append(
+    rate_limit = (
+        [
             RateLimitConfig(
                 rate_limit=("minute", settings.rate_limit_per_minute),
                 identifier_for_request=rate_limit_identity,
             ).middleware
-        )
+        ]
+        if settings.rate_limit_per_minute > 0
+        else []
+    )
+    api_middleware += rate_limit
     api_middleware += [request_shape_middleware, idempotency_middleware]
     api = Router(
         path="/",
@@ -110,6 +130,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PanelSyncController,
             DataSourceSyncController,
             SyncJobController,
+            SessionController,
+            UserController,
+            ApiKeyController,
+            AuditController,
+            MemberController,
         ],
         middleware=api_middleware,
         before_request=before_api_request,
@@ -117,21 +142,32 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{BEARER: []}],
     )
 
+    # Login and refresh take no bearer token: a router of their own, without authentication
+    # (the per-address rate limit still applies).
+    unauthenticated_api = Router(
+        path="/",
+        route_handlers=[AuthController],
+        middleware=[*rate_limit, request_shape_middleware],
+        security=[],
+    )
+
     worker = sync_worker(runtime) if settings.in_process_worker else None
 
     async def start_worker() -> None:
+        credentials.start()
         if worker is not None:
             worker.start()
 
     async def close_services() -> None:
         if worker is not None:
             await worker.close()
+        await credentials.stop()
         await redis.aclose()
         await pubsub_redis.aclose()
 
     metrics = prometheus_config()
     app = Litestar(
-        route_handlers=[api, change_stream, *health_routes],
+        route_handlers=[api, unauthenticated_api, change_stream, *health_routes],
         plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
         middleware=[
             request_context_middleware,
@@ -150,6 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "If-None-Match",
                 "Idempotency-Key",
                 "X-Request-ID",
+                "X-API-Key",
             ],
             expose_headers=[
                 "ETag",
@@ -176,5 +213,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.runtime = runtime
+    app.state.stytch_members = StytchMembers(settings.identity)
     finish_schema(app.openapi_schema)
     return app

@@ -20,10 +20,13 @@ from dotenv import dotenv_values
 Environment = Literal["development", "test", "production"]
 LogFormat = Literal["json", "console"]
 ClaimsPreset = Literal["default", "stytch"]
+AuthMode = Literal["builtin", "external", "both"]
 
 _ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
 _PRESETS: tuple[ClaimsPreset, ...] = ("default", "stytch")
 _FORMATS: tuple[LogFormat, ...] = ("json", "console")
+_AUTH_MODES: tuple[AuthMode, ...] = ("builtin", "external", "both")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
 _ASYMMETRIC_ALGORITHMS = tuple(a for a in _JWT_ALGORITHMS if not a.startswith("HS"))
@@ -53,6 +56,34 @@ class JwtSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentitySettings:
+    """The service as its own issuer (API.md "Identity for standalone use and integrators")."""
+
+    mode: AuthMode
+    access_token_ttl_seconds: int
+    refresh_token_ttl_seconds: int
+    # Failed logins allowed per email and per client address within the window, then 429.
+    login_failures_per_email: int
+    login_failures_per_address: int
+    login_window_seconds: int
+    stytch_project_id: str | None
+    stytch_secret: str | None
+    stytch_api_url: str
+
+    @property
+    def accepts_builtin(self) -> bool:
+        return self.mode in ("builtin", "both")
+
+    @property
+    def accepts_external(self) -> bool:
+        return self.mode in ("external", "both")
+
+    @property
+    def uses_stytch(self) -> bool:
+        return self.stytch_project_id is not None and self.stytch_secret is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     env: Environment
     host: str
@@ -61,6 +92,7 @@ class Settings:
     database_read_url: str | None
     redis_url: str | None
     jwt: JwtSettings
+    identity: IdentitySettings
     cors_origins: tuple[str, ...]
     rate_limit_per_minute: int
     log_level: str
@@ -125,6 +157,7 @@ class Settings:
             database_read_url=_postgres_url(environ, "DATABASE_READ_URL"),
             redis_url=redis_url,
             jwt=jwt,
+            identity=_identity_settings(environ),
             cors_origins=_origins(environ),
             rate_limit_per_minute=_integer(environ, "RATE_LIMIT", 1200, 0, 10_000_000),
             log_level=_choice(environ, "LOG_LEVEL", _LOG_LEVELS, "info"),
@@ -202,6 +235,42 @@ def _jwt_settings(environ: Mapping[str, str], env: Environment, data_dir: Path) 
         ),
         leeway_seconds=_integer(environ, "JWT_LEEWAY_SECONDS", 30, 0, 600),
     )
+
+
+def _identity_settings(environ: Mapping[str, str]) -> IdentitySettings:
+    stytch_api_url = environ.get("STYTCH_API_URL") or "https://api.stytch.com"
+    if not stytch_api_url.startswith(("https://", "http://")):
+        raise SettingsError("STYTCH_API_URL: must be an http(s) URL")
+    return IdentitySettings(
+        mode=_choice(environ, "AUTH_MODE", _AUTH_MODES, "both"),
+        access_token_ttl_seconds=_duration(environ, "ACCESS_TOKEN_TTL", 900, 10, 86_400),
+        refresh_token_ttl_seconds=_duration(
+            environ, "REFRESH_TOKEN_TTL", 30 * 86_400, 60, 365 * 86_400
+        ),
+        login_failures_per_email=_integer(environ, "LOGIN_FAILURES_PER_EMAIL", 10, 1, 1_000_000),
+        login_failures_per_address=_integer(
+            environ, "LOGIN_FAILURES_PER_ADDRESS", 100, 1, 1_000_000
+        ),
+        login_window_seconds=_integer(environ, "LOGIN_WINDOW_SECONDS", 900, 1, 86_400),
+        stytch_project_id=environ.get("STYTCH_PROJECT_ID") or None,
+        stytch_secret=environ.get("STYTCH_SECRET") or None,
+        stytch_api_url=stytch_api_url.rstrip("/"),
+    )
+
+
+def _duration(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Seconds, written as a number of seconds or with a unit: `900`, `15m`, `30d`."""
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    unit = _DURATION_UNITS.get(raw[-1])
+    digits = raw[:-1] if unit else raw
+    if not digits.isascii() or not digits.isdigit():
+        raise SettingsError(f"{name}: expected seconds or a number with s, m, h or d, got {raw!r}")
+    value = int(digits) * (unit or 1)
+    if not low <= value <= high:
+        raise SettingsError(f"{name}: must be between {low} and {high} seconds, got {value}")
+    return value
 
 
 def _secret_keys(environ: Mapping[str, str], env: Environment, data_dir: Path) -> tuple[str, ...]:

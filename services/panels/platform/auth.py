@@ -11,10 +11,10 @@ import json
 import time
 import urllib.request
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from http.client import HTTPException
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio.to_thread
 import jwt
@@ -28,6 +28,12 @@ from panels.settings import JwtSettings
 
 Role = Literal["admin", "builder", "user"]
 ROLES: tuple[Role, ...] = ("admin", "builder", "user")
+AuthMethod = Literal["jwt", "builtin", "apiKey"]
+BUILTIN_KEY_ID = "panels"
+"""The `kid` of access tokens this service issues itself; their key is the service's own."""
+BUILTIN_ISSUER = "panels"
+API_KEY_PREFIX = "pk_"
+_MAX_NAME_CHARS = 255
 _STYTCH_ROLES: dict[str, Role] = {
     "panels admin": "admin",
     "org admin": "admin",
@@ -55,10 +61,42 @@ class Principal:
     email: str | None
     tenant_id: str
     role: Role
+    auth_method: AuthMethod = "jwt"
+    api_key_id: str | None = None
+    session_id: str | None = None
+    """The refresh-token family of a built-in access token: revoking it refuses the token."""
+    name: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def rank(self) -> int:
+        """admin 2, builder 1, user 0: a role may hand out only roles of its rank or below."""
+        return ROLE_RANKS[self.role]
+
+
+ROLE_RANKS: dict[str, int] = {"user": 0, "builder": 1, "admin": 2}
+
+
+class IssuedCredentials(Protocol):
+    """What the service issued itself (API keys, built-in sessions), checked on every request.
+
+    Implemented by the identity feature and set on the runtime; the `known_*` forms answer
+    without I/O or raise `KeyNotLoaded`.
+    """
+
+    async def api_key(self, key: str) -> Principal: ...
+
+    def known_api_key(self, key: str) -> Principal: ...
+
+    async def check_session(self, principal: Principal) -> Principal: ...
+
+    def known_session(self, principal: Principal) -> Principal: ...
+
+    def seen(self, principal: Principal) -> None:
+        """A verified caller, for the members list (recorded off the request path)."""
 
 
 class KeyNotLoaded(Exception):
@@ -156,8 +194,19 @@ class KeySet:
 class TokenVerifier:
     """Checks signature, `exp`, `nbf`, `iss`, `aud` and maps claims to a principal."""
 
-    def __init__(self, settings: JwtSettings, key_set: KeySet | None = None) -> None:
+    def __init__(
+        self,
+        settings: JwtSettings,
+        key_set: KeySet | None = None,
+        *,
+        builtin_key: bytes | None = None,
+        accept_external: bool = True,
+    ) -> None:
         self._settings = settings
+        # The service's own access tokens (`kid` "panels") are checked with its own key, and
+        # only when built-in login is on; external ones only when AUTH_MODE accepts them.
+        self._builtin_key = builtin_key
+        self._accept_external = accept_external
         # Tokens already verified, until they expire: most requests repeat a token, and
         # verifying it again costs more than the rest of a cached read.
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
@@ -169,6 +218,9 @@ class TokenVerifier:
         known = self._known(token)
         if known is not None:
             return known
+        if self._is_builtin(token):
+            return self._decode_builtin(token)
+        self._check_external_accepted()
         key = await self._key_set.key(_key_id(token)) if self._key_set else None
         return self._decode(token, key)
 
@@ -177,8 +229,48 @@ class TokenVerifier:
         known = self._known(token)
         if known is not None:
             return known
+        if self._is_builtin(token):
+            return self._decode_builtin(token)
+        self._check_external_accepted()
         key = self._key_set.known_key(_key_id(token)) if self._key_set else None
         return self._decode(token, key)
+
+    def _is_builtin(self, token: str) -> bool:
+        if self._builtin_key is None:
+            return False
+        try:
+            return bool(jwt.get_unverified_header(token).get("kid") == BUILTIN_KEY_ID)
+        except _TOKEN_ERRORS as exc:
+            raise NotAuthorizedException("Invalid token") from exc
+
+    def _check_external_accepted(self) -> None:
+        if not self._accept_external:
+            raise NotAuthorizedException("Invalid token: only this service's tokens are accepted")
+
+    def _decode_builtin(self, token: str) -> Principal:
+        """The service's own access token: the same claims, its own key, issuer and `sid`."""
+        assert self._builtin_key is not None  # only called when `_is_builtin`
+        try:
+            claims = jwt.decode(
+                token,
+                key=self._builtin_key,
+                algorithms=["HS256"],
+                issuer=BUILTIN_ISSUER,
+                leeway=self._settings.leeway_seconds,
+                options={"require": ["exp", "sid", "iss"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise NotAuthorizedException("Token expired") from exc
+        except _TOKEN_ERRORS as exc:
+            raise NotAuthorizedException("Invalid token") from exc
+        session = claims.get("sid")
+        if not isinstance(session, str) or not 0 < len(session) <= 64:
+            raise NotAuthorizedException("Invalid token")
+        principal = replace(
+            self.principal_from_claims(claims), auth_method="builtin", session_id=session
+        )
+        self._remember(token, principal, claims)
+        return principal
 
     def _known(self, token: str) -> Principal | None:
         known = self._verified.get(token)
@@ -207,13 +299,16 @@ class TokenVerifier:
         except _TOKEN_ERRORS as exc:
             raise NotAuthorizedException("Invalid token") from exc
         principal = self.principal_from_claims(claims)
+        self._remember(token, principal, claims)
+        return principal
+
+    def _remember(self, token: str, principal: Principal, claims: dict[str, Any]) -> None:
         # Kept no longer than the token lives, nor than a minute when it never expires.
         exp = claims.get("exp")
         expires = float(exp) if isinstance(exp, int | float) else time.time() + 60
         self._verified[token] = (principal, min(expires, time.time() + 3600))
         if len(self._verified) > VERIFIED_TOKENS_KEPT:
             self._verified.popitem(last=False)
-        return principal
 
     def principal_from_claims(self, claims: dict[str, Any]) -> Principal:
         s = self._settings
@@ -226,11 +321,13 @@ class TokenVerifier:
         if len(str(tenant_id)) > 128 or len(str(user_id)) > 255:
             raise NotAuthorizedException("Token identity claims are too long")
         email = _claim(claims, s.email_claim)
+        name = claims.get("name")
         return Principal(
             user_id=str(user_id),
             email=email.lower() if isinstance(email, str) and email else None,
             tenant_id=str(tenant_id),
             role=self._role(_claim(claims, s.roles_claim)),
+            name=name if isinstance(name, str) and 0 < len(name) <= _MAX_NAME_CHARS else None,
         )
 
     def _role(self, raw: Any) -> Role:
@@ -280,6 +377,16 @@ def bearer_token(headers: Headers) -> str:
     return token
 
 
+def presented_credential(headers: Headers) -> str:
+    """A bearer token, or an API key sent as `X-API-Key` when there is no `Authorization`."""
+    if "authorization" in headers or "x-api-key" not in headers:
+        return bearer_token(headers)
+    key = headers["x-api-key"].strip()
+    if not key.startswith(API_KEY_PREFIX) or len(key) > _MAX_TOKEN_BYTES:
+        raise NotAuthorizedException("Invalid API key")
+    return key
+
+
 def check_claimed_tenant(connection: ASGIConnection[Any, Any, Any, Any], tenant_id: str) -> None:
     """Older clients send `tenantId` in the query; every value sent must be the token's."""
     if any(value != tenant_id for value in connection.query_params.getall("tenantId", [])):
@@ -291,20 +398,42 @@ def authenticate_without_fetching(connection: ASGIConnection[Any, Any, Any, Any]
 
     Raises `KeyNotLoaded` when only a key-set fetch could decide.
     """
-    verifier: TokenVerifier = connection.app.state.runtime.verifier
-    principal = verifier.verify_without_fetching(bearer_token(connection.headers))
+    runtime = connection.app.state.runtime
+    credentials: IssuedCredentials | None = runtime.credentials
+    token = presented_credential(connection.headers)
+    if token.startswith(API_KEY_PREFIX):
+        principal = _issued(credentials).known_api_key(token)
+    else:
+        principal = runtime.verifier.verify_without_fetching(token)
+        if principal.auth_method == "builtin":
+            principal = _issued(credentials).known_session(principal)
     check_claimed_tenant(connection, principal.tenant_id)
     return principal
+
+
+def _issued(credentials: IssuedCredentials | None) -> IssuedCredentials:
+    if credentials is None:
+        raise NotAuthorizedException("Invalid token")
+    return credentials
 
 
 class JwtAuthenticationMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        token = bearer_token(connection.headers)
-        verifier: TokenVerifier = connection.app.state.runtime.verifier
-        principal = await verifier.verify(token)
+        runtime = connection.app.state.runtime
+        credentials: IssuedCredentials | None = runtime.credentials
+        token = presented_credential(connection.headers)
+        if token.startswith(API_KEY_PREFIX):
+            principal = await _issued(credentials).api_key(token)
+        else:
+            verifier: TokenVerifier = runtime.verifier
+            principal = await verifier.verify(token)
+            if principal.auth_method == "builtin":
+                principal = await _issued(credentials).check_session(principal)
         check_claimed_tenant(connection, principal.tenant_id)
+        if credentials is not None:
+            credentials.seen(principal)
         return AuthenticationResult(user=principal, auth=token)
 
 
@@ -333,6 +462,38 @@ def mint_token(
     if settings.audience:
         claims["aud"] = settings.audience
     return jwt.encode(claims, settings.secret, algorithm="HS256")
+
+
+def mint_builtin_token(
+    settings: JwtSettings,
+    key: bytes,
+    *,
+    tenant: str,
+    user: str,
+    email: str,
+    role: Role,
+    session_id: str,
+    ttl_seconds: int,
+) -> str:
+    """An access token of this service's own: the configured claim layout (so it maps to a
+    principal exactly as an external one does), `kid` "panels", its session family in `sid`."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": user,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "iss": BUILTIN_ISSUER,
+        "sid": session_id,
+    }
+    _set_claim(claims, settings.user_claim, user)
+    _set_claim(claims, settings.email_claim, email)
+    _set_claim(claims, settings.tenant_claim, tenant)
+    if settings.claims_preset == "stytch":
+        stytch_role = {"admin": "Panels Admin", "builder": "Panels Builder", "user": "Member"}
+        _set_claim(claims, settings.roles_claim, [stytch_role[role]])
+    else:
+        _set_claim(claims, settings.roles_claim, [role])
+    return jwt.encode(claims, key, algorithm="HS256", headers={"kid": BUILTIN_KEY_ID})
 
 
 def _set_claim(claims: dict[str, Any], path: str, value: Any) -> None:

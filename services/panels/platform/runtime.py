@@ -24,7 +24,7 @@ from litestar.channels import ChannelsPlugin
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.platform.auth import TokenVerifier
+from panels.platform.auth import IssuedCredentials, TokenVerifier
 from panels.platform.cache import CACHE, CircuitBreaker, VersionedCache
 from panels.platform.crypto import SecretBox
 from panels.platform.db import after_commit, bind_tenant
@@ -51,6 +51,8 @@ class Runtime:
     secrets: SecretBox
     announcer: Announcer
     channels: ChannelsPlugin
+    credentials: IssuedCredentials | None = None
+    """API keys and built-in sessions, when the app has the identity feature."""
 
 
 def recent_write_key(tenant_id: str, user_id: str) -> str:

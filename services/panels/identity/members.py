@@ -1,0 +1,142 @@
+"""`GET /api/organization/members`: the people of the tenant, for the share picker.
+
+Without Stytch: the tenant's built-in users and every caller seen with a verified token (API
+keys excluded, deleted users removed), ordered by email. With `STYTCH_PROJECT_ID` and
+`STYTCH_SECRET`: Stytch's B2B member search of the organization named by the token's tenant
+(so `JWT_TENANT_CLAIM` must name the organization id there), cached for a short while.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import httpx
+import msgspec
+import structlog
+from litestar.exceptions import ServiceUnavailableException
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.identity.schemas import Member, MemberPage
+from panels.platform.http import JsonBody, encoded
+from panels.platform.schemas import iso_timestamp
+from panels.platform.tenancy import RequestContext
+from panels.settings import IdentitySettings
+
+log = structlog.get_logger("panels.identity")
+STYTCH_CACHE_SECONDS = 30.0
+STYTCH_TIMEOUT_SECONDS = 5.0
+_STYTCH_MAX_RESULTS = 1000
+_STYTCH_ROLES = {"panels admin": "admin", "org admin": "admin", "panels builder": "builder"}
+_PEOPLE = """
+    WITH people AS (
+      SELECT u.id::text AS member_id, u.email, k.name, u.role, k.last_seen_at
+      FROM app_user u
+      LEFT JOIN known_member k ON k.tenant_id = u.tenant_id AND k.member_id = u.id::text
+      WHERE u.tenant_id = :tenant
+      UNION ALL
+      SELECT k.member_id, k.email, k.name, k.role, k.last_seen_at
+      FROM known_member k
+      WHERE k.tenant_id = :tenant AND NOT EXISTS (
+        SELECT FROM app_user u WHERE u.tenant_id = k.tenant_id AND u.id::text = k.member_id)
+    )
+"""
+_MATCHES = "WHERE (CAST(:pattern AS text) IS NULL OR email ILIKE :pattern OR name ILIKE :pattern)"
+# Constant text only; every value is a bound parameter.
+_PAGE = text(
+    f"{_PEOPLE} SELECT * FROM people {_MATCHES}"  # noqa: S608
+    " ORDER BY email NULLS LAST, member_id LIMIT :limit OFFSET :offset"
+)
+_COUNT = text(f"{_PEOPLE} SELECT count(*) FROM people {_MATCHES}")  # noqa: S608
+
+
+async def known_members(
+    session: AsyncSession, ctx: RequestContext, q: str | None, limit: int, offset: int
+) -> JsonBody:
+    pattern = None if not q else "%" + _escape_like(q.lower()) + "%"
+    values = {"tenant": ctx.tenant_id, "pattern": pattern, "limit": limit, "offset": offset}
+    rows = (await session.execute(_PAGE, values)).all()
+    total = (await session.execute(_COUNT, values)).scalar_one()
+    members = [
+        Member(
+            member_id=r.member_id,
+            email_address=r.email,
+            name=r.name,
+            role=r.role,
+            last_seen_at=iso_timestamp(r.last_seen_at) if r.last_seen_at else None,
+        )
+        for r in rows
+    ]
+    return encoded(MemberPage(members=members, total=total))
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class StytchMembers:
+    """Stytch's B2B member search, one organization at a time, cached briefly."""
+
+    def __init__(self, settings: IdentitySettings) -> None:
+        self._settings = settings
+        self._cache: dict[tuple[str, str, int, int], tuple[float, JsonBody]] = {}
+
+    async def page(self, organization: str, q: str | None, limit: int, offset: int) -> JsonBody:
+        slot = (organization, q or "", limit, offset)
+        cached = self._cache.get(slot)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        body = await self._search(organization, q, limit, offset)
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[slot] = (time.monotonic() + STYTCH_CACHE_SECONDS, body)
+        return body
+
+    async def _search(self, organization: str, q: str | None, limit: int, offset: int) -> JsonBody:
+        s = self._settings
+        query: dict[str, Any] = {
+            "organization_ids": [organization],
+            "limit": min(offset + limit, _STYTCH_MAX_RESULTS),
+        }
+        if q:
+            query["query"] = {
+                "operator": "OR",
+                "operands": [
+                    {"filter_name": "member_email_fuzzy", "filter_value": q},
+                    {"filter_name": "member_name_fuzzy", "filter_value": q},
+                ],
+            }
+        credentials = base64.b64encode(f"{s.stytch_project_id}:{s.stytch_secret}".encode())
+        try:
+            async with httpx.AsyncClient(timeout=STYTCH_TIMEOUT_SECONDS) as client:
+                response = await client.post(
+                    f"{s.stytch_api_url}/v1/b2b/organizations/members/search",
+                    json=query,
+                    headers={"Authorization": f"Basic {credentials.decode()}"},
+                )
+            response.raise_for_status()
+            found = msgspec.json.decode(response.content)
+            members = [_stytch_member(m) for m in found.get("members", [])]
+            total = int(found.get("results_metadata", {}).get("total", len(members)))
+        except (httpx.HTTPError, msgspec.DecodeError, AttributeError, TypeError, ValueError) as exc:
+            log.warning("stytch member search failed", error=type(exc).__name__)
+            raise ServiceUnavailableException(
+                "The member directory (Stytch) is unreachable"
+            ) from None
+        members.sort(key=lambda m: (m.email_address or "", m.member_id))
+        return encoded(MemberPage(members=members[offset : offset + limit], total=total))
+
+
+def _stytch_member(raw: dict[str, Any]) -> Member:
+    names = {str(r.get("role_id", "")).lower() for r in raw.get("roles", []) if isinstance(r, dict)}
+    mapped = {_STYTCH_ROLES[n] for n in names if n in _STYTCH_ROLES}
+    role = "admin" if "admin" in mapped else "builder" if "builder" in mapped else "user"
+    return Member(
+        member_id=str(raw["member_id"]),
+        email_address=raw.get("email_address"),
+        name=raw.get("name") or None,
+        role=role,
+        last_seen_at=None,
+    )
