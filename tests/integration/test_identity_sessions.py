@@ -23,7 +23,8 @@ async def test_login_gives_a_token_that_works_and_says_who_it_is(
 ) -> None:
     user = await add_user(client, admin, role="builder")
     pair = await login(client, user.email, tenant=admin.tenant)
-    assert pair["tokenType"] == "Bearer" and pair["expiresIn"] == 900
+    assert pair["tokenType"] == "Bearer"
+    assert pair["expiresIn"] == 900
     assert pair["refreshToken"].startswith("rt_")
     headers = {"Authorization": f"Bearer {pair['accessToken']}"}
     me = await client.get("/api/auth/me", headers=headers)

@@ -154,7 +154,7 @@ class Credentials:
         try:
             if runtime.breaker.is_open:
                 raise ConnectionError("redis breaker open")
-            epoch = cast(bytes | None, await runtime.redis.get(EPOCH_KEY))
+            epoch = cast("bytes | None", await runtime.redis.get(EPOCH_KEY))
         except Exception as exc:
             if not runtime.breaker.is_open:
                 runtime.breaker.trip(exc)
