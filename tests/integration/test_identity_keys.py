@@ -1,0 +1,223 @@
+"""API keys: shown once, stored hashed, role capped by the creator's, expiry, revocation at once
+on every worker, batched `lastUsedAt`, and a deleted creator's keys refused."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from panels.app import create_app
+from panels.identity.verification import Credentials
+from panels.platform.db import owner_engine
+from panels.settings import Settings
+from tests.conftest import Caller, Services
+from tests.integration.identity_helpers import add_user, bearer, login
+
+Client = AsyncTestClient[Litestar]
+
+
+async def new_key(client: Client, caller: Caller | dict[str, str], **body: Any) -> dict[str, Any]:
+    headers = caller.headers if isinstance(caller, Caller) else caller
+    response = await client.post(
+        "/api/api-keys", json={"name": "etl", "role": "user", **body}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_a_key_is_shown_once_and_authenticates_both_ways(
+    client: Client, services: Services, builder: Caller
+) -> None:
+    created = await new_key(client, builder, role="builder")
+    key = created["key"]
+    assert key.startswith("pk_")
+    assert created["prefix"] == key[:11]
+    assert created["lastUsedAt"] is None
+    for headers in (bearer(key), {"X-API-Key": key}):
+        me = await client.get("/api/auth/me", headers=headers)
+        assert me.status_code == 200, me.text
+        assert me.json() == {
+            "userId": f"apikey:{created['id']}",
+            "email": None,
+            "tenantId": builder.tenant,
+            "role": "builder",
+            "authMethod": "apiKey",
+            "apiKeyId": str(created["id"]),
+        }
+    made = await client.post("/api/panels", json={"name": "by a key"}, headers=bearer(key))
+    assert made.status_code == 201
+    listed = await client.get("/api/api-keys", headers=builder.headers)
+    assert listed.headers["x-total-count"] == "1"
+    assert "key" not in listed.json()[0]
+    assert key not in listed.text
+    # Only the hash is stored.
+    engine = owner_engine(services.database_url)
+    try:
+        async with engine.connect() as connection:
+            stored = (
+                await connection.execute(
+                    text("SELECT key_hash FROM api_key WHERE id = :id"), {"id": created["id"]}
+                )
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    assert bytes(stored) == hashlib.sha256(key.encode()).digest()
+
+
+async def test_a_keys_role_cannot_exceed_its_creators(
+    client: Client, builder: Caller, member: Caller, admin: Caller
+) -> None:
+    for caller, role in ((member, "builder"), (member, "admin"), (builder, "admin")):
+        response = await client.post(
+            "/api/api-keys", json={"name": "x", "role": role}, headers=caller.headers
+        )
+        assert response.status_code == 403, (caller.role, role, response.text)
+    await new_key(client, admin, role="admin")
+    key = (await new_key(client, builder, role="builder"))["key"]
+    refused = await client.post(
+        "/api/api-keys", json={"name": "y", "role": "user"}, headers=bearer(key)
+    )
+    assert refused.status_code == 403
+
+
+async def test_a_revoked_key_stops_at_once_and_leaves_the_list(
+    client: Client, builder: Caller
+) -> None:
+    created = await new_key(client, builder)
+    assert (await client.get("/api/auth/me", headers=bearer(created["key"]))).status_code == 200
+    gone = await client.delete(f"/api/api-keys/{created['id']}", headers=builder.headers)
+    assert gone.status_code == 204, gone.text
+    refused = await client.get("/api/auth/me", headers=bearer(created["key"]))
+    assert refused.status_code == 401
+    assert (await client.get("/api/api-keys", headers=builder.headers)).json() == []
+    again = await client.delete(f"/api/api-keys/{created['id']}", headers=builder.headers)
+    assert again.status_code == 404
+
+
+async def test_only_the_creator_or_an_admin_sees_and_revokes_a_key(
+    client: Client, builder: Caller, member: Caller, admin: Caller
+) -> None:
+    created = await new_key(client, builder)
+    assert (await client.get("/api/api-keys", headers=member.headers)).json() == []
+    refused = await client.delete(f"/api/api-keys/{created['id']}", headers=member.headers)
+    assert refused.status_code == 404
+    listed = await client.get("/api/api-keys", headers=admin.headers)
+    assert [k["id"] for k in listed.json()] == [created["id"]]
+    assert (
+        await client.delete(f"/api/api-keys/{created['id']}", headers=admin.headers)
+    ).status_code == 204
+
+
+async def test_an_expired_key_is_refused(
+    client: Client, services: Services, builder: Caller
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    created = await new_key(client, builder, expiresAt=soon)
+    assert created["expiresAt"] is not None
+    assert (await client.get("/api/auth/me", headers=bearer(created["key"]))).status_code == 200
+    engine = owner_engine(services.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE api_key SET expires_at = now() - interval '1 second' WHERE id = :id"),
+                {"id": created["id"]},
+            )
+    finally:
+        await engine.dispose()
+    await asyncio.sleep(1.1)  # what this worker verified is kept at most until it rechecks
+    app_credentials(client).forget_for_tests()
+    refused = await client.get("/api/auth/me", headers=bearer(created["key"]))
+    assert refused.status_code == 401
+    assert refused.json()["message"] == "API key expired"
+    assert (await client.get("/api/api-keys", headers=builder.headers)).json() == []
+
+
+async def test_an_expiry_in_the_past_is_refused(client: Client, builder: Caller) -> None:
+    for value, status in (("2020-01-01T00:00:00Z", 400), ("soon", 400), ("٢٠٢٠-01-01", 400)):
+        response = await client.post(
+            "/api/api-keys",
+            json={"name": "x", "role": "user", "expiresAt": value},
+            headers=builder.headers,
+        )
+        assert response.status_code == status, (value, response.text)
+        assert response.json()["details"][0]["field"] == "body.expiresAt"
+
+
+async def test_a_deleted_users_keys_are_refused(client: Client, admin: Caller) -> None:
+    user = await add_user(client, admin, role="builder")
+    pair = await login(client, user.email)
+    key = (await new_key(client, bearer(pair["accessToken"]), role="builder"))["key"]
+    assert (await client.get("/api/auth/me", headers=bearer(key))).status_code == 200
+    assert (await client.delete(f"/api/users/{user.id}", headers=admin.headers)).status_code == 204
+    assert (await client.get("/api/auth/me", headers=bearer(key))).status_code == 401
+
+
+async def test_malformed_keys_are_401(client: Client) -> None:
+    for headers in (
+        {"X-API-Key": "pk_short"},
+        {"X-API-Key": "not-a-key"},
+        {"X-API-Key": "pk_" + "A" * 43},
+        bearer("pk_" + "A" * 42 + "!"),
+    ):
+        response = await client.get("/api/auth/me", headers=headers)
+        assert response.status_code == 401, (headers, response.text)
+
+
+async def test_last_used_is_written_in_batches(client: Client, builder: Caller) -> None:
+    created = await new_key(client, builder)
+    for _ in range(3):
+        assert (await client.get("/api/panels", headers=bearer(created["key"]))).status_code == 200
+    listed = await client.get("/api/api-keys", headers=builder.headers)
+    assert listed.json()[0]["lastUsedAt"] is None  # not a write per request
+    await flush_on_app(client)
+    listed = await client.get("/api/api-keys", headers=builder.headers)
+    assert listed.json()[0]["lastUsedAt"] is not None
+
+
+async def flush_on_app(client: Client) -> None:
+    """Write what the app noted, on the app's own event loop (the test client's)."""
+    await anyio.to_thread.run_sync(client.blocking_portal.call, app_credentials(client).flush)
+
+
+def app_credentials(client: Client) -> Credentials:
+    credentials = client.app.state.runtime.credentials
+    assert isinstance(credentials, Credentials)
+    return credentials
+
+
+@pytest.fixture
+async def second_worker(settings: Settings) -> AsyncIterator[Client]:
+    """Another app on the same database and Redis: another worker, with caches of its own."""
+    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as other:
+        yield other
+
+
+async def test_revocations_reach_another_worker_within_a_second(
+    client: Client, second_worker: Client, admin: Caller, builder: Caller
+) -> None:
+    key = await new_key(client, builder)
+    user = await add_user(client, admin)
+    pair = await login(client, user.email)
+    session = bearer(pair["accessToken"])
+    for headers in (bearer(key["key"]), session):  # verified, and so cached, by the other worker
+        seen = await second_worker.get("/api/auth/me", headers=headers)
+        assert seen.status_code == 200, seen.text
+    assert (
+        await client.delete(f"/api/api-keys/{key['id']}", headers=builder.headers)
+    ).status_code == 204
+    out = await client.post(
+        "/api/auth/logout", json={"refreshToken": pair["refreshToken"]}, headers=session
+    )
+    assert out.status_code == 204
+    await asyncio.sleep(1.05)
+    for headers in (bearer(key["key"]), session):
+        assert (await second_worker.get("/api/auth/me", headers=headers)).status_code == 401
