@@ -140,9 +140,6 @@ class Credentials:
             self._runtime.breaker.trip(exc)
             self._unpublished = True  # sent again by the background task
 
-    def forget_for_tests(self) -> None:
-        self._forget()
-
     def _forget(self) -> None:
         self._keys.clear()
         self._sessions.clear()
