@@ -1,0 +1,363 @@
+"""Users (admin), the login rate limit, the audit list and the members list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anyio.to_thread
+import jwt
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from panels.app import create_app
+from tests.conftest import TEST_SECRET, Caller, CallerFactory, Services, build_settings
+from tests.integration.identity_helpers import PASSWORD, add_user, bearer, login
+
+Client = AsyncTestClient[Litestar]
+
+
+async def test_users_are_managed_by_admins_only(
+    client: Client, admin: Caller, builder: Caller, member: Caller
+) -> None:
+    body = {"email": "New.Person@Example.com", "password": PASSWORD, "role": "user"}
+    for caller in (builder, member):
+        refused = await client.post("/api/users", json=body, headers=caller.headers)
+        assert refused.status_code == 403, refused.text
+        assert (await client.get("/api/users", headers=caller.headers)).status_code == 403
+    created = await client.post("/api/users", json=body, headers=admin.headers)
+    assert created.status_code == 201, created.text
+    user = created.json()
+    assert set(user) == {"id", "email", "role", "createdAt", "updatedAt"}
+    assert user["email"] == "new.person@example.com"
+    assert created.headers["location"] == f"/api/users/{user['id']}"
+    again = await client.post(
+        "/api/users", json={**body, "email": "NEW.PERSON@example.COM"}, headers=admin.headers
+    )
+    assert again.status_code == 409, again.text
+    listed = await client.get("/api/users", headers=admin.headers)
+    assert listed.headers["x-total-count"] == "1"
+    assert listed.json() == [user]
+    assert PASSWORD not in listed.text
+    assert "argon2" not in listed.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "a@b.c", "password": "short", "role": "user"}, "body.password"),
+        ({"email": "no-at-sign", "password": PASSWORD, "role": "user"}, "body.email"),
+        ({"email": "a@b.c", "password": PASSWORD, "role": "owner"}, "body.role"),
+        ({"email": "a@b.c", "password": "x" * 1025, "role": "user"}, "body.password"),
+        ({"email": "a@b.c", "password": PASSWORD + "\x00", "role": "user"}, "body.password"),
+    ],
+)
+async def test_bad_user_bodies_are_400_naming_the_field(
+    client: Client, admin: Caller, body: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/api/users", json=body, headers=admin.headers)
+    assert response.status_code == 400, response.text
+    assert [d["field"] for d in response.json()["details"]] == [field]
+
+
+async def test_users_of_another_tenant_do_not_exist(
+    client: Client, admin: Caller, outsider: Caller
+) -> None:
+    user = await add_user(client, admin)
+    for method in ("PUT", "DELETE"):
+        response = await client.request(
+            method, f"/api/users/{user.id}", json={"role": "admin"}, headers=outsider.headers
+        )
+        assert response.status_code == 404, (method, response.text)
+    assert (await client.get("/api/users", headers=outsider.headers)).json() == []
+    # And the tenant's own admin still sees it unchanged.
+    assert (await client.get("/api/users", headers=admin.headers)).json()[0]["role"] == "user"
+
+
+async def test_failed_logins_are_limited_per_email(
+    services: Services, make_caller: CallerFactory
+) -> None:
+    settings = build_settings(services, LOGIN_FAILURES_PER_EMAIL="3")
+    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as client:
+        admin = make_caller("ada", "admin")
+        user = await add_user(client, admin)
+        wrong = {"email": user.email, "password": "wrong password!"}
+        statuses = [
+            (await client.post("/api/auth/login", json=wrong)).status_code for _ in range(4)
+        ]
+        assert statuses == [401, 401, 401, 429]
+        right = await client.post(
+            "/api/auth/login", json={"email": user.email, "password": PASSWORD}
+        )
+        assert right.status_code == 429  # locked, even with the right password
+        assert right.headers["retry-after"] == "900"
+        other = await add_user(client, admin)
+        await login(client, other.email)  # another email is not locked
+        events = await client.get(
+            "/api/audit", params={"action": "login_failed_locked"}, headers=admin.headers
+        )
+        assert [e["details"]["email"] for e in events.json()["events"]] == [user.email]
+
+
+async def test_failed_logins_are_limited_per_client_address(
+    services: Services, make_caller: CallerFactory
+) -> None:
+    settings = build_settings(services, LOGIN_FAILURES_PER_ADDRESS="3")
+    redis = Redis.from_url(services.redis_url)
+    await redis.delete("panels:login:address:testclient")
+    try:
+        async with AsyncTestClient(
+            app=create_app(settings), raise_server_exceptions=False
+        ) as client:
+            user = await add_user(client, make_caller("ada", "admin"))
+            for _ in range(3):
+                body = {"email": f"{uuid.uuid4().hex}@example.com", "password": "guess guess"}
+                assert (await client.post("/api/auth/login", json=body)).status_code == 401
+            right = {"email": user.email, "password": PASSWORD}
+            assert (await client.post("/api/auth/login", json=right)).status_code == 429
+    finally:
+        await redis.delete("panels:login:address:testclient")
+        await redis.aclose()
+
+
+async def test_login_fails_closed_without_redis(
+    services: Services, client: Client, admin: Caller
+) -> None:
+    user = await add_user(client, admin)
+    settings = build_settings(services, REDIS_URL="redis://127.0.0.1:1")
+    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as down:
+        response = await down.post(
+            "/api/auth/login", json={"email": user.email, "password": PASSWORD}
+        )
+        assert response.status_code == 429, response.text
+        # Every other route fails open on Redis.
+        assert (await down.get("/api/panels", headers=admin.headers)).status_code == 200
+
+
+async def test_the_audit_list_names_actor_time_and_request(
+    client: Client, admin: Caller, builder: Caller, member: Caller, create_panel: Any, share: Any
+) -> None:
+    headers = {**admin.headers, "X-Request-ID": "audit-test-1"}
+    created = await client.post(
+        "/api/users",
+        json={"email": f"{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD, "role": "user"},
+        headers=headers,
+    )
+    user_id = created.json()["id"]
+    await client.put(f"/api/users/{user_id}", json={"role": "builder"}, headers=admin.headers)
+    key = await client.post(
+        "/api/api-keys", json={"name": "k", "role": "user"}, headers=builder.headers
+    )
+    await client.delete(f"/api/api-keys/{key.json()['id']}", headers=builder.headers)
+    panel = await create_panel(builder)
+    await share(builder, "panel", panel["id"], user=member.email, permission="viewer")
+    grant = f"/api/acls/panel/{panel['id']}/{member.email}"
+    await client.put(grant, json={"permission": "editor"}, headers=builder.headers)
+    await client.delete(grant, headers=builder.headers)
+    await client.delete(f"/api/users/{user_id}", headers=admin.headers)
+
+    listed = await client.get("/api/audit", headers=admin.headers)
+    assert listed.status_code == 200, listed.text
+    page = listed.json()
+    actions = [(e["action"], e["actorUserId"]) for e in page["events"]]
+    assert actions == [
+        ("user_deleted", admin.user),
+        ("grant_deleted", builder.user),
+        ("grant_updated", builder.user),
+        ("grant_created", builder.user),
+        ("api_key_revoked", builder.user),
+        ("api_key_created", builder.user),
+        ("user_updated", admin.user),
+        ("user_created", admin.user),
+    ]
+    assert page["total"] == 8
+    assert page["hasMore"] is False
+    first = page["events"][-1]
+    assert first["requestId"] == "audit-test-1"
+    assert first["targetType"] == "user"
+    assert first["targetId"] == str(user_id)
+    assert first["createdAt"].endswith("Z")
+    assert "password" not in json.dumps(page).lower().replace("passwordchanged", "")
+    only = await client.get(
+        "/api/audit", params={"action": "grant_updated", "limit": 1}, headers=admin.headers
+    )
+    assert [e["action"] for e in only.json()["events"]] == ["grant_updated"]
+    paged = await client.get("/api/audit", params={"limit": 3, "offset": 3}, headers=admin.headers)
+    assert paged.json()["hasMore"] is True
+    assert (await client.get("/api/audit", headers=builder.headers)).status_code == 403
+    for params in ({"action": "nope"}, {"limit": 101}, {"since": "yesterday"}):
+        assert (
+            await client.get("/api/audit", params=params, headers=admin.headers)
+        ).status_code == 400
+
+
+async def flush_on_app(client: Client) -> None:
+    credentials = client.app.state.runtime.credentials
+    await anyio.to_thread.run_sync(client.blocking_portal.call, credentials.flush)
+
+
+async def test_members_are_built_in_users_and_verified_callers(
+    client: Client, admin: Caller, make_caller: CallerFactory
+) -> None:
+    zed = await add_user(client, admin, email="zed@example.com")
+    gone = await add_user(client, admin, email="gone@example.com")
+    caller = make_caller("ext-1", "user", email="bea@example.com")
+    named = jwt.encode(
+        {**jwt.decode(caller.token, options={"verify_signature": False}), "name": "Bea Smith"},
+        TEST_SECRET,
+    )
+    for who in (bearer(named), bearer((await login(client, zed.email))["accessToken"])):
+        assert (await client.get("/api/panels", headers=who)).status_code == 200
+    key = await client.post(
+        "/api/api-keys", json={"name": "k", "role": "user"}, headers=admin.headers
+    )
+    assert (await client.get("/api/panels", headers=bearer(key.json()["key"]))).status_code == 200
+    await flush_on_app(client)
+    await client.delete(f"/api/users/{gone.id}", headers=admin.headers)
+
+    listed = await client.get("/api/organization/members", headers=caller.headers)
+    assert listed.status_code == 200, listed.text
+    members = listed.json()
+    assert [(m["member_id"], m["email_address"]) for m in members["members"]] == [
+        (admin.user, admin.email),
+        ("ext-1", "bea@example.com"),
+        (str(zed.id), "zed@example.com"),
+    ]
+    assert members["total"] == 3
+    bea = members["members"][1]
+    assert bea["name"] == "Bea Smith"
+    assert bea["last_seen_at"] is not None
+    found = await client.get(
+        "/api/organization/members", params={"q": "SMITH"}, headers=caller.headers
+    )
+    assert [m["member_id"] for m in found.json()["members"]] == ["ext-1"]
+    for q in ("%", "_"):
+        none = await client.get(
+            "/api/organization/members", params={"q": q}, headers=caller.headers
+        )
+        assert none.json() == {"members": [], "total": 0}
+
+
+class _StytchStandIn(BaseHTTPRequestHandler):
+    searches: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).searches.append(
+            {"path": self.path, "auth": self.headers["Authorization"], **body}
+        )
+        members = [
+            {
+                "member_id": "member-live-2",
+                "email_address": "zoe@example.com",
+                "name": "Zoe",
+                "roles": [{"role_id": "Panels Admin"}],
+            },
+            {
+                "member_id": "member-live-1",
+                "email_address": "amy@example.com",
+                "name": "",
+                "roles": [],
+            },
+        ]
+        payload = json.dumps({"members": members, "results_metadata": {"total": 2}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stytch() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StytchStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+async def stytch_client(services: Services, stytch: str) -> AsyncIterator[Client]:
+    settings = build_settings(
+        services,
+        STYTCH_PROJECT_ID="project-test-1",
+        STYTCH_SECRET="secret-1",
+        STYTCH_API_URL=stytch,
+    )
+    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+async def test_members_come_from_stytch_when_configured(
+    stytch_client: Client, member: Caller
+) -> None:
+    _StytchStandIn.searches.clear()
+    listed = await stytch_client.get(
+        "/api/organization/members", params={"q": "example"}, headers=member.headers
+    )
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {
+        "members": [
+            {
+                "member_id": "member-live-1",
+                "email_address": "amy@example.com",
+                "name": None,
+                "role": "user",
+                "last_seen_at": None,
+            },
+            {
+                "member_id": "member-live-2",
+                "email_address": "zoe@example.com",
+                "name": "Zoe",
+                "role": "admin",
+                "last_seen_at": None,
+            },
+        ],
+        "total": 2,
+    }
+    [search] = _StytchStandIn.searches
+    assert search["path"] == "/v1/b2b/organizations/members/search"
+    assert search["organization_ids"] == [member.tenant]
+    assert search["auth"].startswith("Basic ")
+    again = await stytch_client.get(
+        "/api/organization/members", params={"q": "example"}, headers=member.headers
+    )
+    assert again.json() == listed.json()
+    assert len(_StytchStandIn.searches) == 1  # cached briefly
+
+
+async def test_an_unreachable_stytch_is_503(services: Services, member: Caller) -> None:
+    settings = build_settings(
+        services, STYTCH_PROJECT_ID="p", STYTCH_SECRET="s", STYTCH_API_URL="http://127.0.0.1:1"
+    )
+    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as client:
+        response = await client.get("/api/organization/members", headers=member.headers)
+    assert response.status_code == 503, response.text
+    assert response.json()["statusCode"] == 503
+    assert "127.0.0.1" not in response.text
+
+
+async def test_login_waits_no_longer_for_an_unknown_email(client: Client, admin: Caller) -> None:
+    """Roughly the same time: both verify one Argon2id hash."""
+    user = await add_user(client, admin)
+
+    async def timed(email: str) -> float:
+        started = asyncio.get_running_loop().time()
+        await client.post("/api/auth/login", json={"email": email, "password": "wrong one!"})
+        return asyncio.get_running_loop().time() - started
+
+    known = min([await timed(user.email) for _ in range(3)])
+    unknown = min([await timed(f"{uuid.uuid4().hex}@example.com") for _ in range(3)])
+    assert unknown > known * 0.5
