@@ -1,4 +1,4 @@
-"""`panels serve | worker | db … | token | openapi`."""
+"""`panels serve | worker | db … | token | users create | openapi`."""
 
 from __future__ import annotations
 
@@ -211,6 +211,43 @@ def token(tenant: str, user: str, email: str | None, role: str, ttl: str) -> Non
     click.echo(
         mint_token(settings.jwt, tenant=tenant, user=user, email=email, role=role, ttl=lifetime)  # type: ignore[arg-type]
     )
+
+
+@main.group()
+def users() -> None:
+    """Built-in users (log in with `POST /api/auth/login`)."""
+
+
+@users.command("create")
+@click.option("--tenant", required=True)
+@click.option("--email", required=True)
+@click.option(
+    "--role", type=click.Choice(["admin", "builder", "user"]), default="user", show_default=True
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user(tenant: str, email: str, role: str, password_stdin: bool) -> None:
+    """Create a user (the first admin of a tenant, say); asks for the password."""
+    import asyncio
+
+    from panels.identity.commands import UserNotCreated, check_new_user
+    from panels.identity.commands import create_user as create
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        check_new_user(tenant, email, password)
+    except UserNotCreated as exc:
+        raise click.ClickException(str(exc)) from None
+    settings, _embedded = _with_services(_settings())
+    _alembic(settings).upgrade("head")
+    assert settings.database_url is not None
+    try:
+        user_id = asyncio.run(create(settings.database_url, tenant, email, password, role))
+    except UserNotCreated as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"User {user_id} ({email.lower()}, {role}) created in tenant {tenant}.")
 
 
 @main.command()
