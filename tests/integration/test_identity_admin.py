@@ -361,3 +361,25 @@ async def test_login_waits_no_longer_for_an_unknown_email(client: Client, admin:
     known = min([await timed(user.email) for _ in range(3)])
     unknown = min([await timed(f"{uuid.uuid4().hex}@example.com") for _ in range(3)])
     assert unknown > known * 0.5
+
+
+async def test_users_take_if_match(client: Client, admin: Caller) -> None:
+    created = await client.post(
+        "/api/users",
+        json={"email": f"{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD, "role": "user"},
+        headers=admin.headers,
+    )
+    url, etag = created.headers["location"], created.headers["etag"]
+    stale = {**admin.headers, "If-Match": '"0123456789abcdef0123456789abcdef"'}
+    assert (await client.put(url, json={"role": "builder"}, headers=stale)).status_code == 412
+    assert (await client.delete(url, headers=stale)).status_code == 412
+    changed = await client.put(
+        url, json={"role": "builder"}, headers={**admin.headers, "If-Match": etag}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.headers["etag"] != etag
+    assert (
+        await client.delete(url, headers={**admin.headers, "If-Match": etag})
+    ).status_code == 412
+    current = {**admin.headers, "If-Match": changed.headers["etag"]}
+    assert (await client.delete(url, headers=current)).status_code == 204

@@ -210,3 +210,17 @@ async def test_revocations_reach_another_worker_within_a_second(
     await asyncio.sleep(1.05)
     for headers in (bearer(key["key"]), session):
         assert (await second_worker.get("/api/auth/me", headers=headers)).status_code == 401
+
+
+async def test_a_key_takes_if_match_with_the_etag_of_its_creation(
+    client: Client, builder: Caller
+) -> None:
+    created = await client.post(
+        "/api/api-keys", json={"name": "etl", "role": "user"}, headers=builder.headers
+    )
+    url, etag = created.headers["location"], created.headers["etag"]
+    stale = {**builder.headers, "If-Match": '"0123456789abcdef0123456789abcdef"'}
+    assert (await client.delete(url, headers=stale)).status_code == 412
+    assert (
+        await client.delete(url, headers={**builder.headers, "If-Match": etag})
+    ).status_code == 204

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.platform.db import owner_engine, request_engine
 from tests.conftest import Caller, Services
+from tests.integration.identity_helpers import add_user
 
 Client = AsyncTestClient[Litestar]
 
@@ -28,6 +29,8 @@ PATH_PARAMETERS = {
     "resource_id": "panel",
     "user_email": "owner",
     "job_id": "job",
+    "user_id": "user",
+    "key_id": "key",
 }
 # Routes about the caller rather than a resource of A: they answer, with nothing of A's.
 ANSWERS_WITH_NOTHING = {"/api/acls/user/{user_email}": {"acls": []}}
@@ -45,10 +48,23 @@ VALID_BODIES = {
         "permission": "viewer",
     },
     "/api/acls/{resource_type}/{resource_id}/{user_email}": {"permission": "viewer"},
+    "/api/users/{user_id}": {"role": "admin"},
 }
 
 
-async def tenant_a_resources(client: Client, owner: Caller, create_panel: Any) -> dict[str, int]:
+async def tenant_a_resources(
+    client: Client, owner: Caller, create_panel: Any, admin: Caller | None = None
+) -> dict[str, int]:
+    """A's panel, source, job, column and view; with A's admin, also a built-in user and an
+    API key (whose name appears in A's key list and audit list)."""
+    identity: dict[str, int] = {}
+    if admin is not None:
+        identity["user"] = (await add_user(client, admin, email="secret-of-a@example.com")).id
+        key = await client.post(
+            "/api/api-keys", json={"name": "Secret of A key", "role": "user"}, headers=owner.headers
+        )
+        assert key.status_code == 201, key.text
+        identity["key"] = key.json()["id"]
     panel = await create_panel(owner, name="Secret of A")
     base = f"/api/panels/{panel['id']}"
     await client.put(base, json={"name": "Secret of A, v2"}, headers=owner.headers)
@@ -90,6 +106,7 @@ async def tenant_a_resources(client: Client, owner: Caller, create_panel: Any) -
         "column": column.json()["id"],
         "view": view.json()["id"],
         "job": job.json()["jobId"],
+        **identity,
     }
 
 
@@ -104,9 +121,9 @@ def api_operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def test_every_route_hides_other_tenants_resources(
-    client: Client, builder: Caller, outsider: Caller, create_panel: Any
+    client: Client, builder: Caller, admin: Caller, outsider: Caller, create_panel: Any
 ) -> None:
-    resources = await tenant_a_resources(client, builder, create_panel)
+    resources = await tenant_a_resources(client, builder, create_panel, admin)
     spec = (await client.get("/schema/openapi.json")).json()
     checked = 0
     for method, path in api_operations(spec):
@@ -134,12 +151,16 @@ async def test_every_route_hides_other_tenants_resources(
         f"/api/panels/{resources['panel']}/datasources", headers=builder.headers
     )
     assert [s["id"] for s in sources.json()] == [resources["datasource"]]
+    users = await client.get("/api/users", headers=admin.headers)
+    assert [(u["id"], u["role"]) for u in users.json()] == [(resources["user"], "user")]
+    keys = await client.get("/api/api-keys", headers=builder.headers)
+    assert [k["id"] for k in keys.json()] == [resources["key"]]
 
 
 async def test_lists_show_nothing_of_other_tenants(
-    client: Client, builder: Caller, outsider: Caller, create_panel: Any
+    client: Client, builder: Caller, admin: Caller, outsider: Caller, create_panel: Any
 ) -> None:
-    resources = await tenant_a_resources(client, builder, create_panel)
+    resources = await tenant_a_resources(client, builder, create_panel, admin)
     spec = (await client.get("/schema/openapi.json")).json()
     for method, path in api_operations(spec):
         if method != "GET" or "{" in path:
@@ -149,6 +170,7 @@ async def test_lists_show_nothing_of_other_tenants(
         )
         assert response.status_code == 200, path
         assert "Secret of A" not in response.text, path
+        assert "secret-of-a" not in response.text, path
     panels = await client.get("/api/panels", params={"q": "Secret"}, headers=outsider.headers)
     assert panels.json() == []
     assert panels.headers["x-total-count"] == "0"

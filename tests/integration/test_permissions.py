@@ -10,6 +10,7 @@ caches is there to be served to a caller who may not read it.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.conftest import Caller, CallerFactory
+from tests.integration.identity_helpers import PASSWORD, add_user, login
 from tests.integration.test_isolation import api_operations
 
 Client = AsyncTestClient[Litestar]
@@ -34,6 +36,13 @@ CREATE_VIEW = READ  # the body names a panel: one the caller cannot read is a 40
 # The viewer's personal view: its owner may not publish it, for that needs the panel's write
 # right; nobody else but an admin may even read it.
 PUBLISH_AS_PANEL_VIEWER = {**dict.fromkeys(CALLERS, 404), "admin": "ok", "viewer": 403}
+# Tenant-wide admin routes: the outsider is an admin too, of its own tenant, which it may manage.
+TENANT_ADMIN = {**dict.fromkeys(CALLERS, 403), "admin": "ok", "outsider": "ok"}
+# A built-in user of the tenant: only its admins manage it; for another tenant it does not exist.
+USER_ADMIN = {**dict.fromkeys(CALLERS, 403), "admin": "ok", "outsider": 404}
+# The owner's API key: its creator and the tenant's admins see and revoke it; to anyone else it
+# does not exist.
+OWN_KEY = {**dict.fromkeys(CALLERS, 404), "admin": "ok", "owner": "ok"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,42 @@ class Row:
 
 # In the order they run: everything that destroys comes last.
 ROWS = [
+    # Login and refresh take no token: whatever bearer token is sent is ignored, and the body
+    # alone decides (here a built-in user's good password and a live refresh token).
+    Row(
+        "POST",
+        "/api/auth/login",
+        "/api/auth/login",
+        ANYONE,
+        200,
+        {"email": "{user_email}", "password": PASSWORD, "tenant": "{tenant}"},
+    ),
+    Row(
+        "POST", "/api/auth/refresh", "/api/auth/refresh", ANYONE, 200, {"refreshToken": "{refresh}"}
+    ),
+    Row("GET", "/api/auth/me", "/api/auth/me", ANYONE, 200),
+    Row(
+        "POST",
+        "/api/auth/logout",
+        "/api/auth/logout",
+        ANYONE,
+        204,
+        {"refreshToken": "rt_" + "0" * 43},
+    ),
+    Row("GET", "/api/users", "/api/users", TENANT_ADMIN, 200),
+    Row(
+        "POST",
+        "/api/users",
+        "/api/users",
+        TENANT_ADMIN,
+        201,
+        {"email": "new-{fresh}@example.com", "password": PASSWORD, "role": "user"},
+    ),
+    Row("PUT", "/api/users/{user_id}", "/api/users/{user}", USER_ADMIN, 200, {"role": "builder"}),
+    Row("GET", "/api/api-keys", "/api/api-keys", ANYONE, 200),
+    Row("POST", "/api/api-keys", "/api/api-keys", ANYONE, 201, {"name": "ci", "role": "user"}),
+    Row("GET", "/api/audit", "/api/audit", TENANT_ADMIN, 200),
+    Row("GET", "/api/organization/members", "/api/organization/members", ANYONE, 200),
     Row("GET", "/api/panels", "/api/panels", ANYONE, 200),
     Row("POST", "/api/panels", "/api/panels", CREATE_PANEL, 201, {"name": "made"}),
     Row("GET", "/api/panels/{panel_id}", "/api/panels/{panel}", READ, 200),
@@ -287,6 +332,8 @@ ROWS = [
     Row("DELETE", "/api/datasources/{source_id}", "/api/datasources/{source2}", EDIT, 204),
     Row("DELETE", "/api/views/{view_id}", "/api/views/{view}", OWN, 204),
     Row("DELETE", "/api/panels/{panel_id}", "/api/panels/{panel}", OWN, 204),
+    Row("DELETE", "/api/api-keys/{key_id}", "/api/api-keys/{key}", OWN_KEY, 204),
+    Row("DELETE", "/api/users/{user_id}", "/api/users/{user}", USER_ADMIN, 204),
 ]
 
 
@@ -345,6 +392,23 @@ async def resources_for(
     }
 
 
+async def identity_for(client: Client, admin: Caller, owner: Caller) -> dict[str, Any]:
+    """A built-in user with a live refresh token, and an API key of the owner's."""
+    user = await add_user(client, admin)
+    key = await client.post(
+        "/api/api-keys", json={"name": "o", "role": "user"}, headers=owner.headers
+    )
+    assert key.status_code == 201, key.text
+    return {
+        "user": user.id,
+        "user_email": user.email,
+        "tenant": admin.tenant,
+        "refresh": (await login(client, user.email))["refreshToken"],
+        "key": key.json()["id"],
+        "fresh": uuid.uuid4().hex[:12],
+    }
+
+
 def fill(template: Any, values: dict[str, Any]) -> Any:
     if isinstance(template, str):
         whole = re.fullmatch(r"{(\w+)}", template)
@@ -386,6 +450,7 @@ async def test_each_caller_gets_exactly_the_status_of_the_table(
     }
     caller = callers[kind]
     values = await resources_for(client, owner, callers["viewer"], public=kind == "everyone")
+    values.update(await identity_for(client, callers["admin"], owner))
     values["me"] = caller.email
     if cache == "warm":
         await warm_every_cache(client, callers["admin"], values)
