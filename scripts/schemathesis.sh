@@ -38,6 +38,12 @@ trap 'exit 143' TERM
 start_test_server schemathesis
 
 TOKEN="$(mint_token --tenant schemathesis --user fuzzer --email fuzzer@example.test --role admin)"
+# The built-in user of the login example (ada@example.com / correct horse battery), so that the
+# examples phase logs in for real; every other generated login is refused (401), and past
+# LOGIN_FAILURES_PER_ADDRESS failures in the window, rate limited (429): both are documented.
+curl -fsS -o /dev/null -X POST "$BASE_URL/api/users" -H "Authorization: Bearer $TOKEN" \
+  -H 'content-type: application/json' \
+  -d '{"email": "ada@example.com", "password": "correct horse battery", "role": "user"}'
 
 # Nothing is excluded: /metrics and /docs are not in the OpenAPI document, and every other
 # route must answer every generated request without a 5xx and as documented.

@@ -383,3 +383,14 @@ async def test_users_take_if_match(client: Client, admin: Caller) -> None:
     ).status_code == 412
     current = {**admin.headers, "If-Match": changed.headers["etag"]}
     assert (await client.delete(url, headers=current)).status_code == 204
+
+
+async def test_login_and_refresh_are_documented_without_a_token(client: Client) -> None:
+    spec = (await client.get("/schema/openapi.json")).json()
+    for path in ("/api/auth/login", "/api/auth/refresh"):
+        operation = spec["paths"][path]["post"]
+        assert not operation.get("security"), path
+        assert "Idempotency-Key" not in [p["name"] for p in operation.get("parameters", [])]
+        assert {"200", "400", "401", "429"} <= operation["responses"].keys()
+    logout = spec["paths"]["/api/auth/logout"]["post"]
+    assert logout["security"] == [{"BearerToken": []}]

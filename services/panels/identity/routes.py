@@ -91,7 +91,7 @@ class SessionController(Controller):
         "/logout",
         summary="Log out: revoke a session family",
         status_code=204,
-        responses=error_responses(400, 413, 415),
+        responses=error_responses(400, 409, 413, 415),
     )
     async def logout(
         self, request: Request[Principal, Any, Any], data: JSONBody[RefreshRequest]

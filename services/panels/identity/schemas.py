@@ -36,7 +36,13 @@ Email = Annotated[
     ),
 ]
 AnyPassword = Annotated[
-    str, Meta(min_length=1, max_length=MAX_PASSWORD_CHARS, pattern=r"^[^\x00]+$")
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_PASSWORD_CHARS,
+        pattern=r"^[^\x00]+$",
+        examples=["correct horse battery"],
+    ),
 ]
 NewPassword = Annotated[
     str,

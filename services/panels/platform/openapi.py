@@ -158,7 +158,8 @@ def finish_schema(schema: Any) -> None:
                 if parameter.param_in == ParamType.QUERY:
                     parameter.schema = _list_without_null(parameter.schema)
                 _exact_bounds(parameter.schema)
-        if path.startswith("/api/") and item.post is not None:
+        # Idempotency keys are per user: routes without a token (login, refresh) take none.
+        if path.startswith("/api/") and item.post is not None and item.post.security:
             item.post.parameters = [*(item.post.parameters or []), IDEMPOTENCY_KEY]
 
 
