@@ -96,7 +96,9 @@ async def measure(settings: Settings, requests: int, rounds: int) -> dict[str, l
     per_caller: dict[str, list[float]] = {}
     async with (
         app.lifespan(),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=meter), base_url="http://bench") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=meter), base_url="http://bench"
+        ) as client,
     ):
         url, headers_of = await callers(client, settings)
         for headers in headers_of.values():  # fill each caller's cache entry

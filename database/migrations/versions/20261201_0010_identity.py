@@ -17,7 +17,9 @@ only the rows that value names.
 - `api_key_by_hash(hash)`: the live key with that hash and its tenant. Knowing the hash means
   knowing the key.
 
-`audit_event` is append-only for the request role, like `panel_change`.
+`audit_event` is append-only for the request role, like `panel_change`. `known_member` holds the
+verified callers of the members list; a built-in user's row (`built_in`) is listed only while
+the user exists.
 
 Revision ID: 20261201_0010
 Revises: 20261130_0009
@@ -133,6 +135,7 @@ def upgrade() -> None:
           name VARCHAR(255),
           role VARCHAR(8) NOT NULL,
           last_seen_at TIMESTAMPTZ NOT NULL,
+          built_in BOOLEAN NOT NULL DEFAULT false,
           PRIMARY KEY (tenant_id, member_id)
         )
         """

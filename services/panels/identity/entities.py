@@ -8,7 +8,7 @@ from typing import Any
 
 from advanced_alchemy.base import DefaultBase, IdentityAuditBase, IdentityBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, LargeBinary, String, Uuid
+from sqlalchemy import BigInteger, Boolean, LargeBinary, String, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -79,3 +79,5 @@ class KnownMember(DefaultBase):
     name: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(8))
     last_seen_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    built_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A built-in user's row: listed with the user, and not at all once the user is deleted."""

@@ -39,7 +39,7 @@ _PEOPLE = """
       UNION ALL
       SELECT k.member_id, k.email, k.name, k.role, k.last_seen_at
       FROM known_member k
-      WHERE k.tenant_id = :tenant AND NOT EXISTS (
+      WHERE k.tenant_id = :tenant AND NOT k.built_in AND NOT EXISTS (
         SELECT FROM app_user u WHERE u.tenant_id = k.tenant_id AND u.id::text = k.member_id)
     )
 """

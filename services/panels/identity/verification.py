@@ -277,6 +277,7 @@ def _member_upsert(principal: Principal, moment: datetime) -> Any:
         "name": principal.name,
         "role": principal.role,
         "last_seen_at": moment,
+        "built_in": principal.auth_method == "builtin",
     }
     statement = insert(KnownMember).values(
         tenant_id=principal.tenant_id, member_id=principal.user_id, **values
