@@ -60,6 +60,7 @@ class _Verified:
     principal: Principal
     checked_at: float
     expires_at: float | None = None  # an API key's expiry, as a Unix time
+    used: tuple[str, int] | None = None  # an API key's (tenant, id), where its use is noted
 
 
 class Credentials:
@@ -73,7 +74,7 @@ class Credentials:
         self._epoch: bytes | None = None
         self._epoch_read_at = -float("inf")
         self._unpublished = False
-        self._used: dict[tuple[str, int], datetime] = {}
+        self._used: dict[tuple[str, int], float] = {}  # (tenant, key id): Unix time of use
         self._seen_at: dict[tuple[str, str], float] = {}
         self._newly_seen: dict[tuple[str, str], tuple[Principal, datetime]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -183,12 +184,12 @@ class Credentials:
         return digest(key)
 
     def _use_key(self, entry: _Verified) -> Principal:
-        if entry.expires_at is not None and entry.expires_at <= time.time():
+        now = time.time()
+        if entry.expires_at is not None and entry.expires_at <= now:
             raise NotAuthorizedException("API key expired")
-        principal = entry.principal
-        key_id = int(principal.api_key_id or 0)
-        self._used[(principal.tenant_id, key_id)] = datetime.now(UTC)
-        return principal
+        assert entry.used is not None
+        self._used[entry.used] = now
+        return entry.principal
 
     async def _load_key(self, hashed: bytes) -> _Verified:
         async with self._runtime.db.get_session() as session:
@@ -204,7 +205,7 @@ class Credentials:
             api_key_id=str(row.id),
         )
         expires = row.expires_at.timestamp() if row.expires_at is not None else None
-        return _Verified(principal, time.monotonic(), expires)
+        return _Verified(principal, time.monotonic(), expires, (row.tenant_id, row.id))
 
     async def _load_session(self, principal: Principal) -> Principal:
         """The principal with its user's current role, if the user and the family live."""
@@ -253,21 +254,21 @@ class Credentials:
         seen, self._newly_seen = self._newly_seen, {}
         by_tenant: dict[str, list[Any]] = defaultdict(list)
         for (tenant, key_id), moment in used.items():
-            by_tenant[tenant].append((key_id, moment))
+            by_tenant[tenant].append((key_id, datetime.fromtimestamp(moment, UTC)))
         members: dict[str, list[tuple[Principal, datetime]]] = defaultdict(list)
         for (tenant, _), entry in seen.items():
             members[tenant].append(entry)
         for tenant in by_tenant.keys() | members.keys():
             async with background_session(self._runtime, tenant) as session:
-                for key_id, moment in by_tenant.get(tenant, []):
+                for key_id, used_at in by_tenant.get(tenant, []):
                     await session.execute(
                         update(ApiKey)
                         .where(ApiKey.id == key_id)
-                        .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < moment))
-                        .values(last_used_at=moment)
+                        .where(ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at < used_at))
+                        .values(last_used_at=used_at)
                     )
-                for principal, moment in members.get(tenant, []):
-                    await session.execute(_member_upsert(principal, moment))
+                for principal, seen_at in members.get(tenant, []):
+                    await session.execute(_member_upsert(principal, seen_at))
                 await session.commit()
 
 
