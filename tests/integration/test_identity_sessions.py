@@ -197,3 +197,16 @@ async def test_a_built_in_user_is_a_user_like_any_other(
     assert (await client.get(f"/api/panels/{panel['id']}", headers=bearer(pair))).status_code == 404
     await share(builder, "panel", panel["id"], user=user.email.upper())
     assert (await client.get(f"/api/panels/{panel['id']}", headers=bearer(pair))).status_code == 200
+
+
+async def test_another_tenants_user_cannot_end_a_session(
+    client: Client, admin: Caller, outsider: Caller
+) -> None:
+    mine = await login(client, (await add_user(client, admin)).email)
+    theirs = await login(client, (await add_user(client, outsider)).email)
+    out = await client.post(
+        "/api/auth/logout", json={"refreshToken": mine["refreshToken"]}, headers=bearer(theirs)
+    )
+    assert out.status_code == 204
+    assert (await client.get("/api/auth/me", headers=bearer(mine))).status_code == 200
+    assert (await refresh(client, mine["refreshToken"])).status_code == 200

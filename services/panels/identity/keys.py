@@ -13,13 +13,16 @@ import hmac
 import re
 import secrets
 
+from panels.platform.auth import API_KEY_PREFIX
 from panels.settings import Settings
 
 REFRESH_TOKEN_PREFIX = "rt_"
-API_KEY_PREFIX = "pk_"
 SHOWN_PREFIX_CHARS = 11
 """How much of an API key its listing shows (`pk_` and 8 characters): enough to tell keys apart."""
 _SHAPE = re.compile(r"(rt|pk)_[A-Za-z0-9_-]{43}", re.ASCII)
+
+
+__all__ = ["API_KEY_PREFIX", "REFRESH_TOKEN_PREFIX", "access_token_key", "digest", "new_secret"]
 
 
 def new_secret(prefix: str) -> str:

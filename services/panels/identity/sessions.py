@@ -82,7 +82,7 @@ class SessionService:
         for candidate in tried:
             if await password_matches(candidate.password_hash, data.password):
                 await guard.succeeded(email)
-                return await self._open(candidate, email)
+                return await self._open(candidate)
         if await guard.failed(email, address):
             await self._audit_lockout(email, candidates)
         raise NotAuthorizedException(LOGIN_REFUSED)
@@ -138,7 +138,7 @@ class SessionService:
         session = self.runtime.db.provide_session(self.request.app.state, self.request.scope)
         return with_effects(bind_tenant(session, tenant), self.runtime)
 
-    async def _open(self, candidate: _Candidate, email: str) -> TokenPair:
+    async def _open(self, candidate: _Candidate) -> TokenPair:
         session = self._session(candidate.tenant_id)
         user = await session.get(User, candidate.user_id)
         if user is None:  # deleted between the lookup and now
