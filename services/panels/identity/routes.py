@@ -217,8 +217,10 @@ class ApiKeyController(Controller):
         self, request: Request[Any, Any, Any], keys: Keys, data: JSONBody[ApiKeyCreate]
     ) -> Response[ApiKeyCreated]:
         """`key` is shown this once only; send it as `Authorization: Bearer pk_…` or
-        `X-API-Key: pk_…`. A role above the caller's is a 403; so is a key creating keys.
-        The `ETag` is that of the key as listed (without `key`)."""
+        `X-API-Key: pk_…`. The key acts as a principal of its own in the tenant, user id
+        `apikey:<id>` (a grant may name it) with no email, and the role given here: above the
+        caller's it is a 403, and so is a key creating keys. Deleting its creator (a built-in
+        user) revokes it. The `ETag` is that of the key as listed (without `key`)."""
         key, secret = await keys.create_key(data)
         headers = {
             **_NO_STORE,

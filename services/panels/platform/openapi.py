@@ -126,7 +126,11 @@ def openapi_config(version: str) -> OpenAPIConfig:
                     type="http",
                     scheme="bearer",
                     bearer_format="JWT",
-                    description="A JWT with `sub`, `tenant_id` and optional `roles`, `email`.",
+                    description=(
+                        "A JWT with `sub`, `tenant_id` and optional `roles`, `email` (from the "
+                        "identity provider or `POST /api/auth/login`), or an API key `pk_…` "
+                        "(also accepted as `X-API-Key`)."
+                    ),
                 )
             }
         ),
