@@ -243,9 +243,11 @@ def _identity_settings(environ: Mapping[str, str]) -> IdentitySettings:
         raise SettingsError("STYTCH_API_URL: must be an http(s) URL")
     return IdentitySettings(
         mode=_choice(environ, "AUTH_MODE", _AUTH_MODES, "both"),
-        access_token_ttl_seconds=_duration(environ, "ACCESS_TOKEN_TTL", 900, 10, 86_400),
+        access_token_ttl_seconds=_duration(
+            "ACCESS_TOKEN_TTL", environ.get("ACCESS_TOKEN_TTL"), 900, 10, 86_400
+        ),
         refresh_token_ttl_seconds=_duration(
-            environ, "REFRESH_TOKEN_TTL", 30 * 86_400, 60, 365 * 86_400
+            "REFRESH_TOKEN_TTL", environ.get("REFRESH_TOKEN_TTL"), 30 * 86_400, 60, 365 * 86_400
         ),
         login_failures_per_email=_integer(environ, "LOGIN_FAILURES_PER_EMAIL", 10, 1, 1_000_000),
         login_failures_per_address=_integer(
@@ -258,9 +260,9 @@ def _identity_settings(environ: Mapping[str, str]) -> IdentitySettings:
     )
 
 
-def _duration(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def _duration(name: str, value: str | None, default: int, low: int, high: int) -> int:
     """Seconds, written as a number of seconds or with a unit: `900`, `15m`, `30d`."""
-    raw = (environ.get(name) or "").strip().lower()
+    raw = (value or "").strip().lower()
     if not raw:
         return default
     unit = _DURATION_UNITS.get(raw[-1])
