@@ -269,10 +269,10 @@ def _duration(name: str, value: str | None, default: int, low: int, high: int) -
     digits = raw[:-1] if unit else raw
     if not digits.isascii() or not digits.isdigit():
         raise SettingsError(f"{name}: expected seconds or a number with s, m, h or d, got {raw!r}")
-    value = int(digits) * (unit or 1)
-    if not low <= value <= high:
-        raise SettingsError(f"{name}: must be between {low} and {high} seconds, got {value}")
-    return value
+    seconds = int(digits) * (unit or 1)
+    if not low <= seconds <= high:
+        raise SettingsError(f"{name}: must be between {low} and {high} seconds, got {seconds}")
+    return seconds
 
 
 def _secret_keys(environ: Mapping[str, str], env: Environment, data_dir: Path) -> tuple[str, ...]:
