@@ -233,7 +233,10 @@ class Credentials:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("writing key use and members at shutdown failed")
 
     async def _run(self) -> None:
         flushed = time.monotonic()

@@ -142,6 +142,10 @@ def openapi_config(version: str) -> OpenAPIConfig:
             Tag(name="Changes", description="The change history of panels."),
             Tag(name="Sharing", description="Grants: viewer < editor < owner, per user or `_all`."),
             Tag(name="Notifications", description="What changes did to the caller's views."),
+            Tag(
+                name="Identity",
+                description="Built-in users and sessions, API keys, the audit list, members.",
+            ),
             Tag(name="Health", description="Liveness, readiness and metrics (no token)."),
         ],
         use_handler_docstrings=True,
