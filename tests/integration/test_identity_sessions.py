@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
-from tests.conftest import Caller
+from panels.platform.db import owner_engine
+from tests.conftest import Caller, Services
 from tests.integration.identity_helpers import PASSWORD, BuiltinUser, add_user, login
 
 Client = AsyncTestClient[Litestar]
@@ -210,3 +213,19 @@ async def test_another_tenants_user_cannot_end_a_session(
     assert out.status_code == 204
     assert (await client.get("/api/auth/me", headers=bearer(mine))).status_code == 200
     assert (await refresh(client, mine["refreshToken"])).status_code == 200
+
+
+async def test_an_expired_refresh_token_is_refused(
+    client: Client, admin: Caller, services: Services
+) -> None:
+    pair = await login(client, (await add_user(client, admin)).email)
+    engine = owner_engine(services.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE refresh_token SET expires_at = now() WHERE token_hash = :h"),
+                {"h": hashlib.sha256(pair["refreshToken"].encode()).digest()},
+            )
+    finally:
+        await engine.dispose()
+    assert (await refresh(client, pair["refreshToken"])).status_code == 401
