@@ -73,6 +73,9 @@ class Credentials:
         self._sessions: dict[tuple[str, str, str], _Verified] = {}
         self._epoch: bytes | None = None
         self._epoch_read_at = -float("inf")
+        # Bumped whenever everything is forgotten: a lookup that started before is not kept,
+        # since the database may have answered it before the revocation committed.
+        self._generation = 0
         self._unpublished = False
         self._used: dict[tuple[str, int], float] = {}  # (tenant, key id): Unix time of use
         self._seen_at: dict[tuple[str, str], float] = {}
@@ -86,8 +89,9 @@ class Credentials:
         await self._revalidate()
         entry = self._fresh(self._keys.get(hashed))
         if entry is None:
+            generation = self._generation
             entry = await self._load_key(hashed)
-            self._keep(self._keys, hashed, entry)
+            self._keep(self._keys, hashed, entry, generation)
         return self._use_key(entry)
 
     def known_api_key(self, key: str) -> Principal:
@@ -102,8 +106,9 @@ class Credentials:
         slot = _session_slot(principal)
         entry = self._fresh(self._sessions.get(slot))
         if entry is None:
+            generation = self._generation
             entry = _Verified(await self._load_session(principal), time.monotonic())
-            self._keep(self._sessions, slot, entry)
+            self._keep(self._sessions, slot, entry, generation)
         return entry.principal
 
     def known_session(self, principal: Principal) -> Principal:
@@ -142,6 +147,7 @@ class Credentials:
             self._unpublished = True  # sent again by the background task
 
     def _forget(self) -> None:
+        self._generation += 1
         self._keys.clear()
         self._sessions.clear()
 
@@ -171,7 +177,11 @@ class Credentials:
             return None
         return entry
 
-    def _keep(self, cache: dict[Any, _Verified], slot: Any, entry: _Verified) -> None:
+    def _keep(
+        self, cache: dict[Any, _Verified], slot: Any, entry: _Verified, generation: int
+    ) -> None:
+        if generation != self._generation:
+            return
         if len(cache) >= _MAX_ENTRIES:
             cache.clear()
         cache[slot] = entry
