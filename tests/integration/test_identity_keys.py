@@ -224,3 +224,17 @@ async def test_a_key_takes_if_match_with_the_etag_of_its_creation(
     assert (
         await client.delete(url, headers={**builder.headers, "If-Match": etag})
     ).status_code == 204
+
+
+async def test_demoting_a_user_lowers_their_keys(client: Client, admin: Caller) -> None:
+    user = await add_user(client, admin, role="builder")
+    pair = await login(client, user.email)
+    key = (await new_key(client, bearer(pair["accessToken"]), role="builder"))["key"]
+    assert (await client.get("/api/auth/me", headers=bearer(key))).json()["role"] == "builder"
+    demoted = await client.put(
+        f"/api/users/{user.id}", json={"role": "user"}, headers=admin.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+    assert (await client.get("/api/auth/me", headers=bearer(key))).json()["role"] == "user"
+    refused = await client.post("/api/panels", json={"name": "x"}, headers=bearer(key))
+    assert refused.status_code == 403

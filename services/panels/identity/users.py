@@ -1,5 +1,6 @@
 """Built-in users, managed by the tenant's admins. Deleting a user, or changing their
-password, revokes their sessions (and, on deletion, their API keys) at once."""
+password, revokes their sessions (and, on deletion, their API keys) at once; demoting them
+lowers their API keys to their new role."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from panels.identity.passwords import hash_password
 from panels.identity.schemas import UserCreate, UserRead, UserUpdate
 from panels.identity.sessions import revoke_families
 from panels.identity.verification import Credentials
+from panels.platform.auth import ROLE_RANKS
 from panels.platform.errors import Conflict, Forbidden, NotFound
 from panels.platform.http import JsonBody, check_if_match, encoded
 from panels.platform.paging import get_page
@@ -84,6 +86,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         if data.role is not None and data.role != user.role:
             changed["role"] = {"from": user.role, "to": data.role}
             user.role = data.role
+            await self._cap_keys(user)
         if data.password is not None:
             changed["passwordChanged"] = True
             user.password_hash = await hash_password(data.password)
@@ -117,6 +120,16 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         await self.session.flush()
         audit.record(self.session, self.ctx, "user_deleted", "user", user.id, {"email": user.email})
         self.credentials.revoke_after_commit(self.session)
+
+    async def _cap_keys(self, user: User) -> None:
+        """A key's role is never above its creator's: a demotion lowers the user's keys too."""
+        above = [role for role, rank in ROLE_RANKS.items() if rank > ROLE_RANKS[user.role]]
+        await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.tenant_id == self.ctx.tenant_id, ApiKey.created_by == str(user.id))
+            .where(ApiKey.revoked_at.is_(None), ApiKey.role.in_(above))
+            .values(role=user.role, updated_at=datetime.now(UTC))
+        )
 
     async def _existing(self, user_id: int) -> User:
         user = await self.get_one_or_none(User.id == user_id, with_for_update=True)
