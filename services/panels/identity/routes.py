@@ -220,7 +220,8 @@ class ApiKeyController(Controller):
         `X-API-Key: pk_…`. The key acts as a principal of its own in the tenant, user id
         `apikey:<id>` (a grant may name it) with no email, and the role given here: above the
         caller's it is a 403, and so is a key creating keys. Deleting its creator (a built-in
-        user) revokes it; demoting them lowers it to their new role. The `ETag` is that of the key as listed (without `key`)."""
+        user) revokes it; demoting them lowers it to their new role. The `ETag` is that of
+        the key as listed (without `key`)."""
         key, secret = await keys.create_key(data)
         headers = {
             **_NO_STORE,
