@@ -24,7 +24,8 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.testing import AsyncTestClient
 
 from panels.app import create_app
-from panels.platform.auth import KeySet, TokenVerifier
+from panels.platform.auth import TokenVerifier
+from panels.platform.jwks import KeySet
 from panels.settings import Settings, SettingsError
 from tests.conftest import Services, build_settings
 

@@ -33,8 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.identity.entities import ApiKey, KnownMember
 from panels.identity.keys import API_KEY_PREFIX, digest, same_digest, well_formed
-from panels.platform.auth import KeyNotLoaded, Principal, Role
+from panels.platform.auth import Principal, Role
 from panels.platform.db import after_commit, bind_tenant
+from panels.platform.jwks import KeyNotLoaded
 from panels.platform.runtime import background_session
 
 if TYPE_CHECKING:

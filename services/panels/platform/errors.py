@@ -23,7 +23,8 @@ from litestar.exceptions import (
     ValidationException,
 )
 
-from panels.platform.auth import KeyNotLoaded, authenticate_without_fetching
+from panels.platform.auth import authenticate_without_fetching
+from panels.platform.jwks import KeyNotLoaded
 from panels.platform.observability import request_id
 from panels.platform.schemas import CamelStruct
 
