@@ -68,9 +68,7 @@ class RowsWorld:
         return int(view["id"])
 
     async def rows(self, url: str, caller: Caller | None = None, **params: Any) -> Any:
-        response = await self.client.get(
-            url, params=params, headers=(caller or self.owner).headers
-        )
+        response = await self.client.get(url, params=params, headers=(caller or self.owner).headers)
         assert response.status_code == 200, (url, params, response.text)
         return response.json()
 
