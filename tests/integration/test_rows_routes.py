@@ -164,7 +164,12 @@ async def test_ad_hoc_sorts_put_nulls_last_both_ways_and_break_ties_by_id(
 
 async def test_ad_hoc_filters_use_the_view_filter_vocabulary(world: RowsWorld) -> None:
     url = f"/api/panels/{world.panel}/rows"
-    filters = '[{"columnName":"Age","operator":"gt","value":40},{"columnName":"risk","operator":"isNotNull","logicalOperator":"and"}]'
+    filters = json.dumps(
+        [
+            {"columnName": "Age", "operator": "gt", "value": 40},
+            {"columnName": "risk", "operator": "isNotNull", "logicalOperator": "and"},
+        ]
+    )
     page = await world.rows(url, filter=filters)
     assert [r["id"] for r in page["rows"]] == ["p1"]
     assert page["total"] == 1
