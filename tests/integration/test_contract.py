@@ -20,6 +20,9 @@ Client = AsyncTestClient[Litestar]
 STALE = '"0123456789abcdef0123456789abcdef"'
 # Writes that change no single resource, so take no If-Match.
 NOT_A_RESOURCE = {("PUT", "/api/notifications/views/mark-read")}
+# A streamed export: an ETag would need the whole file before its first byte (it is written as
+# it streams, in constant memory), and it holds TODAY()/NOW() values of the moment.
+STREAMED = {"/api/views/{view_id}/rows.csv"}
 
 
 @dataclass
@@ -108,6 +111,8 @@ async def test_every_get_sends_an_etag_and_answers_if_none_match(
     assert len(gets) >= 12
     missing = []
     for path in gets:
+        if path in STREAMED:
+            continue
         url = url_of(path, world)
         first = await client.get(url, headers=world.owner.headers)
         assert first.status_code == 200, (path, first.text)

@@ -34,6 +34,8 @@ CREATE_VIEW = READ  # the body names a panel: one the caller cannot read is a 40
 # The viewer's personal view: its owner may not publish it, for that needs the panel's write
 # right; nobody else but an admin may even read it.
 PUBLISH_AS_PANEL_VIEWER = {**dict.fromkeys(CALLERS, 404), "admin": "ok", "viewer": 403}
+# Reading the viewer's personal view (its rows included): its owner and admins only.
+VIEWERS_OWN = {**dict.fromkeys(CALLERS, 404), "admin": "ok", "viewer": "ok"}
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,19 @@ ROWS = [
         EDIT,
         200,
         {"filters": []},
+    ),
+    Row(
+        "GET", "/api/panels/{panel_id}/rows", "/api/panels/{panel}/rows?sort=score:desc", READ, 200
+    ),
+    Row("GET", "/api/views/{view_id}/rows", "/api/views/{view}/rows", READ, 200),
+    Row("GET", "/api/views/{view_id}/rows", "/api/views/{viewers_view}/rows", VIEWERS_OWN, 200),
+    Row("GET", "/api/views/{view_id}/rows.csv", "/api/views/{view}/rows.csv", READ, 200),
+    Row(
+        "GET",
+        "/api/views/{view_id}/rows.csv",
+        "/api/views/{viewers_view}/rows.csv",
+        VIEWERS_OWN,
+        200,
     ),
     Row("POST", "/api/views/{view_id}/publish", "/api/views/{view}/publish", EDIT, 200),
     Row("POST", "/api/views/{view_id}/unpublish", "/api/views/{view}/unpublish", EDIT, 200),
