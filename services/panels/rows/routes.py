@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
@@ -41,6 +42,7 @@ SortParameter = Annotated[
             f"row id. At most 50 sorts and {MAX_SORT_TEXT} characters; a name that holds a "
             "comma is given by id."
         ),
+        examples=[Example(summary="Oldest first, then by name", value=["Age:desc", "Name:asc"])],
     ),
 ]
 FilterParameter = Annotated[
@@ -54,6 +56,13 @@ FilterParameter = Annotated[
             "An unknown column or operator, or a value that does not suit them, is a 400 "
             "naming `query.filter[i]…`."
         ),
+        examples=[
+            Example(
+                summary="Over 20, or on ward A",
+                value='[{"columnName":"Age","operator":"gt","value":20},'
+                '{"columnName":"Ward","operator":"eq","value":"A","logicalOperator":"or"}]',
+            )
+        ],
     ),
 ]
 _PAGE_HEADERS = documented_headers("ETag", "x-cache")
