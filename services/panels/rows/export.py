@@ -21,7 +21,18 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, Text, case, cast, func, literal, select, type_coerce
+from sqlalchemy import (
+    Select,
+    Text,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    type_coerce,
+)
 
 from panels.column.formula import value_type_of
 from panels.platform.runtime import Runtime, background_session
@@ -32,6 +43,10 @@ BATCH_ROWS = 5000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _DATETIME_MS = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 _DATETIME_US = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+_MAX_ARGUMENTS = 100
+# Constants of the SQL text, not parameters: no client text among them.
+_COMMA = literal_column("','")
+_CRLF = literal_column("E'\\r\\n'")
 
 
 def csv_header(names: Sequence[str]) -> bytes:
@@ -50,12 +65,12 @@ def csv_lines(compiled: CompiledRows, shown: Sequence[tuple[int, str]]) -> Selec
     """One text column, `line`: each row of `compiled.page` (whose shown columns are `shown`,
     as (id, column type)) as a CSV record with its CRLF, in the page's order."""
     page = compiled.page.subquery("page")
-    cells = [_cell(page.c[value_label(column_id)], kind) for column_id, kind in shown]
-    line: Any = literal("", Text())
-    for index, cell in enumerate(cells):
-        separator = "," if index else ""
-        line = line + literal(separator, Text()) + func.coalesce(cell, literal("", Text()))
-    line = line + literal("\r\n", Text())
+    parts: list[Any] = []
+    for index, (column_id, kind) in enumerate(shown):
+        if index:
+            parts.append(_COMMA)
+        parts.append(_cell(page.c[value_label(column_id)], kind))
+    line = _concat([*parts, _CRLF])
     keys = [
         SortKey(key.sort, page.c[sort_label(index)], key.value_type)
         for index, key in enumerate(compiled.sort_keys)
@@ -67,10 +82,20 @@ def csv_lines(compiled: CompiledRows, shown: Sequence[tuple[int, str]]) -> Selec
     )
 
 
+def _concat(parts: list[Any]) -> Any:
+    """`concat(…)` of the parts (a null part adds nothing), nested past PostgreSQL's limit of
+    100 arguments: one call per 100 cells rather than an operator per cell."""
+    if len(parts) <= _MAX_ARGUMENTS:
+        return func.concat(*parts)
+    chunks = [parts[i : i + _MAX_ARGUMENTS] for i in range(0, len(parts), _MAX_ARGUMENTS)]
+    return _concat([func.concat(*chunk) for chunk in chunks])
+
+
 def _cell(value: Any, column_type: str) -> Any:
+    """The text of one cell, null for an empty one."""
     kind = value_type_of(column_type)
     if kind == "number":
-        return cast(value, Text())
+        return value  # concat writes a numeric exactly, without a cast
     if kind == "boolean":
         return case((value, literal("true", Text())), (~value, literal("false", Text())))
     if kind == "date":
@@ -125,6 +150,8 @@ async def _batches(
     runtime: Runtime, tenant_id: str, statement: Select[Any]
 ) -> AsyncGenerator[bytes, None]:
     async with background_session(runtime, tenant_id) as session:
+        # Every row will be read: plan for the whole result, not for a fast first row.
+        await session.execute(text("SET LOCAL cursor_tuple_fraction = 1"))
         result = await session.stream_scalars(statement.execution_options(yield_per=BATCH_ROWS))
         sent = False
         async for lines in result.partitions(BATCH_ROWS):
