@@ -45,8 +45,8 @@ _DATETIME_MS = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 _DATETIME_US = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 _MAX_ARGUMENTS = 100
 # Constants of the SQL text, not parameters: no client text among them.
-_COMMA = literal_column("','")
-_CRLF = literal_column("E'\\r\\n'")
+_COMMA: Any = literal_column("','")
+_CRLF: Any = literal_column("E'\\r\\n'")
 
 
 def csv_header(names: Sequence[str]) -> bytes:
