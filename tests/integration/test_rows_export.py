@@ -12,6 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from panels.app import create_app
+from panels.rows.routes import content_disposition
 from tests.conftest import Caller, CallerFactory, Services, build_settings
 from tests.integration.rows_world import Client, RowsWorld, rows_world
 
@@ -85,12 +86,23 @@ async def test_a_big_export_streams_every_row_in_order(client: Client, builder: 
     count = 12_345  # more than two batches
     records = [{"mrn": f"k{i:06d}", "n": i} for i in range(count)]
     await world.push(world.sources[0], records)
-    view = await world.view(["twice"], sorts=[{"columnName": "n", "direction": "desc"}])
+    view = await world.view(
+        ["twice"],
+        sorts=[{"columnName": "n", "direction": "desc"}],
+        filters=[
+            {"columnName": "n", "operator": "gte", "value": 45},
+            {"columnName": "twice", "operator": "notIn", "value": [100, 102]},
+            {"columnName": "n", "operator": "between", "value": [3, 5], "logicalOperator": "or"},
+        ],
+    )
     response = await client.get(f"/api/views/{view}/rows.csv", headers=builder.headers)
     lines = response.content.split(b"\r\n")
     assert lines[0] == b'"twice"'
     assert lines[-1] == b""
-    assert [int(line) for line in lines[1:-1]] == [2 * i for i in reversed(range(count))]
+    # (n >= 45 and twice not in (100, 102)) or n between 3 and 5
+    kept = [i for i in range(count) if (i >= 45 and i not in (50, 51)) or 3 <= i <= 5]
+    expected = [2 * i for i in reversed(kept)]
+    assert [int(line) for line in lines[1:-1]] == expected
 
 
 async def test_pages_send_etags_and_answer_304(client: Client, builder: Caller) -> None:
@@ -205,3 +217,18 @@ async def test_who_may_read_rows_cached_or_not(
     await world.call("POST", f"/api/views/{view}/publish")
     for url in (panel_rows, view_rows, csv_url):
         assert (await client.get(url, headers=stranger.headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("Ward 7", "attachment; filename=\"Ward 7.csv\"; filename*=UTF-8''Ward%207.csv"),
+        ("Überblick: März", "attachment; filename=\"berblick_ M_rz.csv\"; "
+         "filename*=UTF-8''%C3%9Cberblick%3A%20M%C3%A4rz.csv"),
+        ("../..\\", "attachment; filename=\"view-7.csv\"; filename*=UTF-8''..%2F..%5C.csv"),
+        ("a\r\nSet-Cookie: x", "attachment; filename=\"a_Set-Cookie_ x.csv\"; "
+         "filename*=UTF-8''a%0D%0ASet-Cookie%3A%20x.csv"),
+    ],
+)  # fmt: skip
+def test_the_file_name_is_safe_in_a_header(name: str, header: str) -> None:
+    assert content_disposition(name, 7) == header
