@@ -79,6 +79,18 @@ async def test_the_csv_of_a_view_without_rows_is_its_header(
     assert response.content == b'"\'=cmd"\r\n'
 
 
+async def test_a_wide_view_exports_every_column(client: Client, builder: Caller) -> None:
+    world = await rows_world(client, builder, sources=1)
+    names = [f"c{index}" for index in range(60)]  # past concat()'s 100 arguments per line
+    for name in names:
+        await world.base(name, "number" if name.endswith("7") else "text", name)
+    await world.push(world.sources[0], [{"mrn": "a", **dict.fromkeys(names, 7)}])
+    view = await world.view(names)
+    response = await client.get(f"/api/views/{view}/rows.csv", headers=builder.headers)
+    assert _read_csv(response.content) == [names, ["7"] * 60]
+    assert response.content.count(b'"7"') == 54  # text cells quoted, number cells not
+
+
 async def test_a_big_export_streams_every_row_in_order(client: Client, builder: Caller) -> None:
     world = await rows_world(client, builder, sources=1)
     await world.base("n", "number", "n")

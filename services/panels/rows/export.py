@@ -12,8 +12,8 @@ only joins a batch of lines and sends it: constant memory, no per-cell Python. C
 - null: an empty cell (an empty text is `""`).
 
 The header holds the visible columns' names, quoted alike. `COPY … TO STDOUT (FORMAT csv)`
-would end lines with LF alone and cannot neutralise formulas; a server-side cursor over
-finished lines keeps both rules at close to COPY's speed.
+would end lines with LF alone and cannot neutralise formulas, hence a server-side cursor over
+finished lines.
 """
 
 from __future__ import annotations
