@@ -110,7 +110,6 @@ def _plain(error: Exception) -> str:
     return str(error).split(" - at ", 1)[0]
 
 
-
 def compiler_columns(columns: list[PanelColumn]) -> list[Column]:
     """The panel's columns as the compiler reads them (formulas were checked when saved)."""
     specs: list[Column] = []
