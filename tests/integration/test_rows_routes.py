@@ -314,3 +314,17 @@ async def test_hostile_numbers_are_null_never_an_error(client: Client, builder: 
     filtered = await client.get(url, params={"filter": gt}, headers=builder.headers)
     assert filtered.status_code == 200, filtered.text
     assert json.loads(filtered.content, parse_int=Decimal)["total"] == 1
+
+
+async def test_a_panel_without_sources_has_no_rows(client: Client, builder: Caller) -> None:
+    world = await rows_world(client, builder, sources=0)
+    await world.base("Born", "date", "born")
+    await world.calculated("Later", "date", "Born")
+    rule = {"logic": "AND", "conditions": [{"field": "score", "operator": "eq", "value": 0}]}
+    await world.call("PUT", f"/api/panels/{world.panel}", {"cohortRule": rule})
+    page = await world.rows(f"/api/panels/{world.panel}/rows", sort="Later:desc")
+    assert (page["rows"], page["total"], page["nextCursor"]) == ([], 0, None)
+    view = await world.view(["Born"], filters=[{"columnName": "Born", "operator": "isNull"}])
+    assert (await world.rows(f"/api/views/{view}/rows"))["total"] == 0
+    csv = await client.get(f"/api/views/{view}/rows.csv", headers=builder.headers)
+    assert csv.content == b'"Born"\r\n'
