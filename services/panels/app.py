@@ -53,6 +53,7 @@ from panels.platform.realtime import Announcer, ResilientPubSubBackend
 from panels.platform.runtime import Runtime, before_api_request
 from panels.platform.tenancy import provide_request_context
 from panels.records.routes import RecordController
+from panels.rows.routes import RowController
 from panels.settings import Settings, load_settings
 from panels.sync.routes import DataSourceSyncController, PanelSyncController, SyncJobController
 from panels.sync.worker import sync_worker
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RecordController,
             ColumnController,
             ViewController,
+            RowController,
             ChangeController,
             NotificationController,
             GrantController,

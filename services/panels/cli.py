@@ -299,14 +299,17 @@ def seed(url: str | None) -> None:
                 f"{demo.records_synced:,} patients synced, {demo.scores_pushed:,} risk scores "
                 f'pushed; published view {demo.view_id} "High risk first".'
             )
-            rows = await first_rows(client, demo.view_id)
-            if rows:
-                table = Table(*[str(key) for key in rows[0]["values"]], title="First rows")
-                for row in rows:
-                    table.add_row(*[str(value) for value in row["values"].values()])
-                console.print(table)
-            elif rows is None:
+            page = await first_rows(client, demo.view_id)
+            if page is None:
                 console.print("(this service has no rows routes yet: the rows are stored.)")
+            elif page["rows"]:
+                columns = page["columns"]
+                title = f"First rows of {page['total']:,}"
+                table = Table("id", *[column["name"] for column in columns], title=title)
+                for row in page["rows"]:
+                    values = [row["values"][str(column["id"])] for column in columns]
+                    table.add_row(row["id"], *["" if v is None else str(v) for v in values])
+                console.print(table)
         console.print(f"Panel:  {base_url}/api/panels/{demo.panel_id}")
         console.print(f"Docs:   {base_url}/docs")
         console.print(f"Token (admin of '{DEMO_TENANT}', 24 h):")

@@ -22,6 +22,9 @@ STALE = '"0123456789abcdef0123456789abcdef"'
 NOT_A_RESOURCE = {("PUT", "/api/notifications/views/mark-read")}
 # Lists only a tenant's admins may read; the ETag test reads them as one.
 ADMIN_ONLY_GETS = {"/api/users", "/api/audit"}
+# A streamed export: an ETag would need the whole file before its first byte (it is written as
+# it streams, in constant memory), and it holds TODAY()/NOW() values of the moment.
+STREAMED = {"/api/views/{view_id}/rows.csv"}
 
 
 @dataclass
@@ -112,6 +115,8 @@ async def test_every_get_sends_an_etag_and_answers_if_none_match(
     assert len(gets) >= 12
     missing = []
     for path in gets:
+        if path in STREAMED:
+            continue
         url = url_of(path, world)
         reader = world.admin if path in ADMIN_ONLY_GETS else world.owner
         first = await client.get(url, headers=reader.headers)

@@ -43,6 +43,8 @@ USER_ADMIN = {**dict.fromkeys(CALLERS, 403), "admin": "ok", "outsider": 404}
 # The owner's API key: its creator and the tenant's admins see and revoke it; to anyone else it
 # does not exist.
 OWN_KEY = {**dict.fromkeys(CALLERS, 404), "admin": "ok", "owner": "ok"}
+# Reading the viewer's personal view (its rows included): its owner and admins only.
+VIEWERS_OWN = {**dict.fromkeys(CALLERS, 404), "admin": "ok", "viewer": "ok"}
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,19 @@ ROWS = [
         EDIT,
         200,
         {"filters": []},
+    ),
+    Row(
+        "GET", "/api/panels/{panel_id}/rows", "/api/panels/{panel}/rows?sort=score:desc", READ, 200
+    ),
+    Row("GET", "/api/views/{view_id}/rows", "/api/views/{view}/rows", READ, 200),
+    Row("GET", "/api/views/{view_id}/rows", "/api/views/{viewers_view}/rows", VIEWERS_OWN, 200),
+    Row("GET", "/api/views/{view_id}/rows.csv", "/api/views/{view}/rows.csv", READ, 200),
+    Row(
+        "GET",
+        "/api/views/{view_id}/rows.csv",
+        "/api/views/{viewers_view}/rows.csv",
+        VIEWERS_OWN,
+        200,
     ),
     Row("POST", "/api/views/{view_id}/publish", "/api/views/{view}/publish", EDIT, 200),
     Row("POST", "/api/views/{view_id}/unpublish", "/api/views/{view}/unpublish", EDIT, 200),

@@ -3,8 +3,8 @@
 `recording.record` looks the change type up here and bumps the scopes after commit, so no
 service decides on its own what to invalidate. Scopes:
 
-- `PANEL`: everything cached about one panel (the panel, its columns and data sources, and the
-  per-caller "may read this panel" markers).
+- `PANEL`: everything cached about one panel (the panel, its columns and data sources, its
+  rows pages and its views' rows pages, and the per-caller "may read this panel/view" markers).
 - `PANEL_LISTS`: the tenant's panel lists (per caller, filtered by what each may read).
 - `VIEWS`: every cached view and view list of the tenant (views show their panel's column names,
   and who may read a view depends on its grants and publication).
@@ -40,8 +40,9 @@ INVALIDATES: dict[ChangeType, tuple[Scope, ...]] = {
     "column_modified": ("panel", "views"),
     "column_removed": ("panel", "views"),
     "view_created": ("views",),
-    # Also recorded for a view's grants.
-    "view_updated": ("views",),
+    # Also recorded for a view's grants. Its rows pages live under the panel's scope (with
+    # the markers of who may read the view), and its sorts and filters shape them.
+    "view_updated": ("views", "panel"),
     "view_published": ("views", "panel", "panel_lists"),
     "view_unpublished": ("views", "panel", "panel_lists"),
     "view_deleted": ("views", "panel", "panel_lists"),

@@ -77,7 +77,7 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         wanted = [
             c for c in columns if (not ids or c.id in ids) and (not tags or set(tags) & set(c.tags))
         ]
-        wanted.sort(key=_display_order)
+        wanted.sort(key=display_order)
         reads = [column_read(c, names) for c in wanted]
         listing = ColumnList(
             base_columns=[r for r in reads if isinstance(r, BaseColumnRead)],
@@ -306,7 +306,8 @@ def _find(columns: list[PanelColumn], column_id: int) -> PanelColumn:
     return column
 
 
-def _display_order(column: PanelColumn) -> tuple[bool, int, int]:
+def display_order(column: PanelColumn) -> tuple[bool, int, int]:
+    """`properties.display.order` (missing last), then id: the order columns are listed in."""
     order = column.properties.get("display", {}).get("order")
     return (order is None, order if isinstance(order, int) else 0, column.id)
 

@@ -139,6 +139,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
             Tag(name="Data sources", description="Where a panel's rows come from."),
             Tag(name="Columns", description="Base and calculated columns of a panel."),
             Tag(name="Views", description="Saved views: visible columns, sorts, filters."),
+            Tag(name="Rows", description="A panel's data: pages of rows and CSV export."),
             Tag(name="Changes", description="The change history of panels."),
             Tag(name="Sharing", description="Grants: viewer < editor < owner, per user or `_all`."),
             Tag(name="Notifications", description="What changes did to the caller's views."),

@@ -6,6 +6,9 @@
   null as "". `MIN`/`MAX` are null when any argument is.
 - Numbers are exact `numeric`; `x / 0` is null; `ROUND(x, n)` rounds half away from zero to
   `n` digits (rounded to a whole number and kept within -100..100).
+- An operand of `+ - * /` or `ROUND` whose magnitude reaches 1e65000 counts as null, so no
+  result can leave `numeric`'s range (about 1e131072) and raise: a product of two operands
+  stays below 1e130000, a quotient below 1e81383 (a divisor is at least 1e-16383).
 - Text compares by code point; a date compared or combined with a datetime is its midnight.
 - `TODAY()`/`NOW()` are the query's time in UTC, bound once as parameters.
 - `DATEDIFF(start, end, unit)` counts whole units from start to end, truncated toward zero
@@ -116,8 +119,8 @@ class FormulaCompiler:
             if common == "text":
                 left = left.collate(BYTE_ORDER)
             return _COMPARISONS[node.op](left, right), "boolean"
-        left = self._as(node.left, "number")
-        right = self._as(node.right, "number")
+        left = _in_range(self._as(node.left, "number"))
+        right = _in_range(self._as(node.right, "number"))
         if node.op == "+":
             result = left + right
         elif node.op == "-":
@@ -175,7 +178,7 @@ class FormulaCompiler:
         raise ValueError(f"unknown function {name}")
 
     def _round(self, args: tuple[Node, ...]) -> Any:
-        value = self._as(args[0], "number")
+        value = _in_range(self._as(args[0], "number"))
         if len(args) == 1:
             return typed(func.round(value), "number")
 
@@ -208,6 +211,18 @@ class FormulaCompiler:
             elapsed = extract("epoch", end - start)
             return typed(func.div(elapsed, literal(seconds, Numeric())), "number")
         return bind_once([start, end], lambda values: _months(values[0], values[1], unit), "number")
+
+
+# Half of numeric's range in decimal digits: see the module docstring.
+_LIMIT: Any = literal_column("'1e65000'::numeric")
+_NEGATIVE_LIMIT: Any = literal_column("'-1e65000'::numeric")
+
+
+def _in_range(value: Any) -> Any:
+    """`value`, or null when its magnitude reaches the limit; reads `value` once (NULLIF
+    evaluates its first argument once, where a CASE would paste it twice)."""
+    clamped = func.least(func.greatest(value, _NEGATIVE_LIMIT), _LIMIT)
+    return typed(func.nullif(func.nullif(clamped, _LIMIT), _NEGATIVE_LIMIT), "number")
 
 
 def _months(start: Any, end: Any, unit: str) -> Any:

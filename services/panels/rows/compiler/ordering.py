@@ -90,7 +90,7 @@ def _decode(keys: Sequence[SortKey], token: str) -> tuple[list[Any], str]:
         values = [_from_json(raw, k.value_type) for k, raw in zip(keys, raw_values, strict=True)]
     except (ValueError, binascii.Error, KeyError, TypeError, InvalidOperation) as error:
         raise ValueError("malformed cursor") from error
-    if not isinstance(row_key, str):
+    if not isinstance(row_key, str) or not _storable(row_key):
         raise ValueError("malformed cursor")
     if signature != _signature(keys):
         raise ValueError("cursor does not belong to this query's sorts")
@@ -108,7 +108,7 @@ def _from_json(raw: Any, value_type: ValueType) -> Any:
         raise ValueError("malformed cursor")
     if value_type == "number":
         number = Decimal(raw)
-        if not number.is_finite():
+        if not number.is_finite() or abs(number.adjusted()) > _MAX_EXPONENT:
             raise ValueError("malformed cursor")
         return number
     if value_type == "date":
@@ -118,7 +118,24 @@ def _from_json(raw: Any, value_type: ValueType) -> Any:
         if moment.tzinfo is not None:
             raise ValueError("malformed cursor")
         return moment
+    if not _storable(raw):
+        raise ValueError("malformed cursor")
     return raw
+
+
+# Past numeric's range (and so no sort value's): such a parameter would fail to bind.
+_MAX_EXPONENT = 131_000
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL text can hold `text` (no NUL, no unpaired surrogate)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def sort_value(value: ColumnElement[Any], value_type: ValueType) -> ColumnElement[Any]:

@@ -129,7 +129,7 @@ def python_value(item: Any, value_type: ValueType) -> Any:
             if value_type == "date":
                 return date.fromisoformat(item)
             return utc_naive(datetime.fromisoformat(item))
-        except ValueError:
+        except (ValueError, OverflowError):  # year 1 with a positive offset leaves the calendar
             return None
     if isinstance(item, bool):
         return "true" if item else "false"

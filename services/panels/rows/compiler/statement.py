@@ -28,6 +28,7 @@ from sqlalchemy import (
     Select,
     Text,
     bindparam,
+    cast,
     func,
     literal_column,
     null,
@@ -46,6 +47,9 @@ from .ordering import SortKey, after_cursor, order_by, sort_value
 from .predicates import combine, condition_sql, path_value_type, utc_naive
 from .spec import BaseColumn, CalculatedColumn, Column, Condition, RowQuery, RowSource, Sort
 from .spec import source_column as source_column_name
+
+# A typed null: a bare NULL would reach PostgreSQL as text, and no jsonb function takes that.
+_NO_VALUE: Any = cast(null(), JSONB())
 
 
 def value_label(column_id: int) -> str:
@@ -203,11 +207,11 @@ class _Layers:
 
         if source_id is not None:
             if source_id not in self._source.source_ids:
-                return type_coerce(null(), JSONB())
+                return _NO_VALUE
             return type_coerce(at(source_id), JSONB())
         sources = sorted(self._source.source_ids)
         if not sources:
-            return type_coerce(null(), JSONB())
+            return _NO_VALUE
         return type_coerce(func.coalesce(*(at(source) for source in sources)), JSONB())
 
     def _calculated(self, column: CalculatedColumn) -> Any:

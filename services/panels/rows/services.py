@@ -1,0 +1,296 @@
+"""Rows pages of a panel or a view, and a view's CSV export.
+
+Who may read what is decided by the panel and view services (`acl.permissions`): rows of a
+panel for whoever may read the panel, rows and CSV of a view for whoever may read the view.
+Pages are cached under the panel's scope, shared by every reader allowed at that moment (the
+check runs before any cached byte is served), and bumped by what changes rows: pushes and
+syncs, columns, the cohort rule, the view's shape (`change.invalidation`). The CSV is never
+cached: it streams from PostgreSQL.
+
+Only live sources are read: `panel_rows` is given the ids of the panel's data sources as they
+are now, so records of a deleted source never appear, even before they are purged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import blake2b
+from typing import Any
+
+from litestar.exceptions import ClientException
+from sqlalchemy import Select, select, true
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from panels.column.entities import PanelColumn
+from panels.column.formula import value_type_of
+from panels.column.services import display_order
+from panels.datasource.entities import DataSource
+from panels.panel.entities import Panel
+from panels.panel.services import PanelService
+from panels.platform.cache import Authorization
+from panels.platform.errors import BadRequest, NotFound
+from panels.platform.http import JsonBody
+from panels.platform.runtime import Runtime
+from panels.platform.tenancy import RequestContext, tenant_statement
+from panels.rows.compiler import (
+    CompiledRows,
+    Condition,
+    RowQuery,
+    Sort,
+    cohort_conditions,
+    compile_rows,
+    encode_cursor,
+    panel_rows,
+    sort_label,
+)
+from panels.rows.compiler.ordering import SortKey, order_by
+from panels.rows.export import csv_header, csv_lines, stream_csv
+from panels.rows.query import compiler_columns, parse_filters, parse_sorts, view_shape
+from panels.rows.schemas import RowColumn, RowRead, RowsPage, encode_page, wire_datetime
+from panels.view.entities import PanelView
+from panels.view.services import ViewService
+
+# SQLSTATE classes a statement over client data may still raise (22: data exception, such
+# as a numeric overflow; 54: a program limit, such as a value too large to build): a 400
+# about the data, never a 500.
+_DATA_ERRORS = ("22", "54")
+_SORTS_END = "\x1e"  # in a page's cache key, between the sorts and the filter
+
+
+class RowsNotComputable(ClientException):
+    """The rows could not be computed from this panel's data (see `_DATA_ERRORS`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    limit: int
+    offset: int
+    cursor: str | None
+
+    def key(self, *parts: object) -> str:
+        text = "\x1f".join(str(part) for part in (self.limit, self.offset, self.cursor, *parts))
+        return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Everything a statement over a panel's rows needs."""
+
+    panel: Panel
+    columns: list[PanelColumn]
+    live_sources: list[int]
+
+
+class RowService:
+    def __init__(self, session: AsyncSession, ctx: RequestContext, runtime: Runtime) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.runtime = runtime
+        self.panels = PanelService(session, ctx, runtime.cache)
+        self.views = ViewService(session, ctx, runtime)
+
+    async def panel_page(
+        self, panel_id: int, page: PageRequest, sort: Sequence[str], filter_text: str | None
+    ) -> JsonBody:
+        """A page of the panel's rows, every column shown (in the columns listing's order),
+        shaped by the ad-hoc `sort` and `filter`."""
+
+        async def load() -> JsonBody:
+            shape = await self._shape(await self.panels.get_readable(panel_id))
+            sorts = parse_sorts(sort, shape.columns)
+            filters = parse_filters(filter_text, shape.columns)
+            shown = [column.id for column in sorted(shape.columns, key=display_order)]
+            return await self._page(shape, shown, sorts, filters, page)
+
+        name = f"rows:{page.key(*sort, _SORTS_END, filter_text)}"
+        return await self.runtime.cache.read_through(
+            self.ctx,
+            str(panel_id),
+            name,
+            load,
+            authorization=self.panels.read_authorization(panel_id),
+        )
+
+    async def view_page(self, view_id: int, page: PageRequest) -> JsonBody:
+        """A page of the view's rows: its visible columns, filters and sorts, over its panel's
+        cohort."""
+        panel_id = await self._panel_of_view(view_id)
+
+        async def load() -> JsonBody:
+            view = await self.views.get_readable(view_id)
+            shape = await self._shape(await self._panel(view.panel_id))
+            shown, sorts, filters = view_shape(view, shape.columns)
+            return await self._page(shape, shown, sorts, filters, page)
+
+        return await self.runtime.cache.read_through(
+            self.ctx,
+            str(panel_id),
+            f"view-rows:{view_id}:{page.key()}",
+            load,
+            authorization=Authorization(
+                f"read-view-{view_id}", lambda: self.views.get_readable(view_id)
+            ),
+        )
+
+    async def view_csv(self, view_id: int) -> tuple[PanelView, AsyncIterator[bytes]]:
+        """The view and its rows as CSV (RFC 4180), streamed from a server-side cursor on a
+        connection of its own (the request's transaction ends when the response starts).
+        The first batch is read here, so that a failing statement is an error response
+        rather than a cut-off file."""
+        view = await self.views.get_readable(view_id)
+        shape = await self._shape(await self._panel(view.panel_id))
+        shown, sorts, filters = view_shape(view, shape.columns)
+        compiled = self._compile(shape, shown, sorts, filters, PageRequest(0, 0, None), None)
+        by_id = {column.id: column for column in shape.columns}
+        shown_columns = [by_id[column_id] for column_id in shown]
+        statement = csv_lines(compiled, [(c.id, c.type) for c in shown_columns])
+        header = csv_header([column.name for column in shown_columns])
+        try:
+            stream = await stream_csv(self.runtime, self.ctx.tenant_id, header, statement)
+        except DBAPIError as error:
+            raise _as_client_error(error) from None
+        return view, stream
+
+    async def _page(
+        self,
+        shape: _Shape,
+        shown: list[int],
+        sorts: list[Sort],
+        filters: list[Condition],
+        page: PageRequest,
+    ) -> JsonBody:
+        # One row more than asked says whether there is a next page.
+        compiled = self._compile(shape, shown, sorts, filters, page, page.limit + 1)
+        try:
+            result = (await self.session.execute(_page_with_total(compiled))).all()
+        except DBAPIError as error:
+            raise _as_client_error(error, cursor=page.cursor) from None
+        total = result[0][0]
+        found = [row for row in result if row[1] is not None]
+        rows = found[: page.limit]
+        by_id = {column.id: column for column in shape.columns}
+        keys = [str(column_id) for column_id in shown]
+        datetimes = [
+            index
+            for index, column_id in enumerate(shown)
+            if value_type_of(by_id[column_id].type) == "datetime"
+        ]
+        values_end = 2 + len(shown)
+        reads = []
+        for row in rows:
+            values = list(row[2:values_end])
+            for index in datetimes:
+                if values[index] is not None:
+                    values[index] = wire_datetime(values[index])
+            reads.append(RowRead(id=row[1], values=dict(zip(keys, values, strict=True))))
+        next_cursor = None
+        if len(found) > page.limit:
+            last = rows[-1]
+            next_cursor = encode_cursor(compiled.sort_keys, list(last[values_end:]), last[1])
+        body = RowsPage(
+            rows=reads,
+            total=total,
+            columns=[
+                RowColumn(id=c.id, name=c.name, type=c.type) for c in (by_id[i] for i in shown)
+            ],
+            next_cursor=next_cursor,
+        )
+        return JsonBody(encode_page(body))
+
+    def _compile(
+        self,
+        shape: _Shape,
+        shown: list[int],
+        sorts: list[Sort],
+        filters: list[Condition],
+        page: PageRequest,
+        limit: int | None,
+    ) -> CompiledRows:
+        specs = compiler_columns(shape.columns)
+        cohort, logic = cohort_conditions(specs, shape.panel.cohort_rule or {})
+        query = RowQuery(
+            columns=specs,
+            shown=shown,
+            now=datetime.now(UTC),
+            cohort=cohort,
+            cohort_logic=logic,
+            filters=filters,
+            sorts=sorts,
+            limit=limit,
+            offset=page.offset,
+            cursor=page.cursor,
+        )
+        source = panel_rows(self.ctx.tenant_id, shape.panel.id, shape.live_sources)
+        try:
+            return compile_rows(source, query)
+        except ValueError:
+            if page.cursor is None:
+                raise
+            raise BadRequest(
+                "query.cursor", "is not a cursor of these rows (malformed, or made for other sorts)"
+            ) from None
+
+    async def _shape(self, panel: Panel) -> _Shape:
+        columns = tenant_statement(PanelColumn, self.ctx).where(PanelColumn.panel_id == panel.id)
+        sources = (
+            select(DataSource.id)
+            .where(DataSource.tenant_id == self.ctx.tenant_id, DataSource.panel_id == panel.id)
+            .order_by(DataSource.id)
+        )
+        return _Shape(
+            panel,
+            list((await self.session.scalars(columns)).all()),
+            list((await self.session.scalars(sources)).all()),
+        )
+
+    async def _panel(self, panel_id: int) -> Panel:
+        """The panel of a view the caller may read (reading the view is the right needed)."""
+        panel: Panel | None = await self.session.scalar(
+            tenant_statement(Panel, self.ctx).where(Panel.id == panel_id)
+        )
+        if panel is None:
+            raise NotFound("View not found")
+        return panel
+
+    async def _panel_of_view(self, view_id: int) -> int:
+        """Which panel's cache scope holds the view's pages; whether the caller may read the
+        view is checked before any of them is served."""
+        statement = select(PanelView.panel_id).where(
+            PanelView.tenant_id == self.ctx.tenant_id, PanelView.id == view_id
+        )
+        panel_id = await self.session.scalar(statement)
+        if panel_id is None:
+            raise NotFound("View not found")
+        return panel_id
+
+
+def _page_with_total(compiled: CompiledRows) -> Select[Any]:
+    """The page and the count in one round trip: the count's one row, joined to the page's
+    rows (or to none: a page past the end still carries the total)."""
+    page = compiled.page.subquery("page")
+    counted = compiled.count.subquery("counted")
+    keys = [
+        SortKey(key.sort, page.c[sort_label(index)], key.value_type)
+        for index, key in enumerate(compiled.sort_keys)
+    ]
+    return (
+        select(next(iter(counted.c)).label("total"), *page.c)
+        .select_from(counted.outerjoin(page, true()))
+        .order_by(*order_by(keys, page.c.key))
+    )
+
+
+def _as_client_error(error: DBAPIError, cursor: str | None = None) -> Exception:
+    state = str(getattr(error.orig, "sqlstate", "") or "")
+    # The driver refuses a parameter it cannot encode before sending it, without a SQLSTATE.
+    is_data_error = isinstance(error, DataError) or state.startswith("22")
+    if cursor is not None and is_data_error:
+        return BadRequest("query.cursor", "is not a cursor of these rows")
+    if not (is_data_error or state.startswith(_DATA_ERRORS)):
+        return error
+    return RowsNotComputable(
+        detail="The rows cannot be computed: a value of this panel is out of range"
+    )
