@@ -11,8 +11,6 @@ from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 
 from panels import __version__
@@ -37,7 +35,7 @@ from panels.platform.observability import (
     request_context_middleware,
 )
 from panels.platform.openapi import BEARER, finish_schema, openapi_config
-from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
+from panels.platform.ratelimit import RateLimiter, rate_limit_middleware
 from panels.platform.realtime import Announcer, ResilientPubSubBackend
 from panels.platform.runtime import Runtime, before_api_request
 from panels.platform.tenancy import provide_request_context
@@ -88,12 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
     if settings.rate_limit_per_minute > 0:
-        api_middleware.append(
-            RateLimitConfig(
-                rate_limit=("minute", settings.rate_limit_per_minute),
-                identifier_for_request=rate_limit_identity,
-            ).middleware
-        )
+        api_middleware.append(rate_limit_middleware)
     api_middleware += [request_shape_middleware, idempotency_middleware]
     api = Router(
         path="/",
@@ -166,9 +159,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.cors_origins
         else None,
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
-        stores={
-            "rate_limit": FailOpenStore(RedisStore(redis, namespace="panels:ratelimit"), breaker)
-        },
         request_max_body_size=settings.max_body_bytes,
         on_startup=[start_worker],
         on_shutdown=[close_services],
@@ -176,5 +166,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.runtime = runtime
+    if settings.rate_limit_per_minute > 0:
+        app.state.rate_limiter = RateLimiter(redis, breaker, settings.rate_limit_per_minute)
     finish_schema(app.openapi_schema)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -64,8 +66,35 @@ async def test_rate_limit_per_user(services: Services, make_caller: CallerFactor
         assert limited.json()["statusCode"] == 429
         assert limited.headers["ratelimit-limit"] == "3"
         assert limited.headers["ratelimit-remaining"] == "0"
-        assert (await client.get("/api/panels", headers=bob.headers)).status_code == 200
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert limited.headers["retry-after"] == limited.headers["ratelimit-reset"]
+        allowed = await client.get("/api/panels", headers=bob.headers)
+        assert allowed.status_code == 200
+        assert allowed.headers["ratelimit-policy"] == "3; w=60"
+        assert allowed.headers["ratelimit-remaining"] == "2"
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_rate_limit_is_one_budget_across_workers(
+    services: Services, make_caller: CallerFactory
+) -> None:
+    """Two app instances on one Redis (two workers, or two replicas): a user's requests count
+    against one budget whichever serves them, also when they arrive at once."""
+    first = create_app(build_settings(services, RATE_LIMIT="10"))
+    second = create_app(build_settings(services, RATE_LIMIT="10"))
+    alice = make_caller("alice", "builder")
+    async with (
+        AsyncTestClient(app=first, raise_server_exceptions=False) as one,
+        AsyncTestClient(app=second, raise_server_exceptions=False) as two,
+    ):
+        responses = await asyncio.gather(
+            *(client.get("/api/panels", headers=alice.headers) for client in [one, two] * 8)
+        )
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200] * 10 + [429] * 6
+        limited = next(r for r in responses if r.status_code == 429)
+        assert limited.json()["statusCode"] == 429
+        assert "retry-after" in limited.headers
 
 
 async def test_cors_only_for_configured_origins(services: Services, builder: Caller) -> None:

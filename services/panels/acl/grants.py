@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from sqlalchemy import delete
+from sqlalchemy import Insert, delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CTE
 
 from panels.acl.entities import Grant
 from panels.platform.tenancy import RequestContext
@@ -32,6 +33,20 @@ def grant_owner(
             permission="owner",
         )
     )
+
+
+def insert_owner_grant(ctx: RequestContext, resource_type: ResourceType, created: CTE) -> Insert:
+    """`grant_owner` for a resource that the same statement creates (a data-modifying CTE
+    returning its `id`), so that both are written in one round trip."""
+    names = ["tenant_id", "resource_type", "resource_id", "user_email", "permission"]
+    values = select(
+        literal(ctx.tenant_id),
+        literal(resource_type),
+        created.c.id,
+        literal(creator_name(ctx)),
+        literal("owner"),
+    )
+    return insert(Grant).from_select(names, values, include_defaults=False)
 
 
 async def revoke_all(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import Any
 
@@ -8,10 +9,10 @@ from advanced_alchemy.filters import OrderBy, SearchFilter, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.acl.grants import grant_owner, revoke_all
+from panels.acl.grants import insert_owner_grant, revoke_all
 from panels.acl.permissions import (
     Access,
     access,
@@ -39,6 +40,7 @@ from panels.platform.paging import get_page
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
 
+_PANEL_ATTRIBUTES = inspect(Panel).column_attrs
 _SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
 
 
@@ -122,28 +124,42 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return panel
 
     async def create_panel(self, data: PanelCreate) -> Panel:
+        """The panel, its creator's owner grant and its change record, in one statement (a
+        data-modifying CTE): one round trip where ORM flushes took three."""
         require_panel_creator(self.ctx.principal)
-        panel = await self.create(
-            Panel(
-                tenant_id=self.ctx.tenant_id,
-                user_id=self.ctx.user_id,
-                name=data.name,
-                description=data.description,
-                cohort_rule=msgspec.to_builtins(data.cohort_rule),
-                meta=data.metadata,
-            )
+        now = datetime.now(UTC)
+        panel = Panel(
+            tenant_id=self.ctx.tenant_id,
+            user_id=self.ctx.user_id,
+            name=data.name,
+            description=data.description,
+            cohort_rule=msgspec.to_builtins(data.cohort_rule),
+            meta=data.metadata,
+            created_at=now,
+            updated_at=now,
         )
-        grant_owner(self.session, self.ctx, "panel", panel.id)
-        await changes.record(
-            self.session,
+        change = changes.new_record(
             self.ctx,
-            panel_id=panel.id,
+            panel_id=0,  # set from the statement's result below
             change_type="panel_created",
             entity_type="panel",
-            entity_id=panel.id,
+            entity_id=0,
             description=f'Panel "{panel.name}" created',
             new=panel_snapshot(panel),
         )
+        created = (
+            insert(Panel)
+            .values({a.key: getattr(panel, a.key) for a in _PANEL_ATTRIBUTES if a.key != "id"})
+            .returning(Panel.id)
+            .cte("created_panel")
+        )
+        recorded = changes.insert_for_new_panel(change, created).cte("change_record")
+        statement = select(created.c.id, recorded.c.id).add_cte(
+            insert_owner_grant(self.ctx, "panel", created).cte("owner_grant")
+        )
+        panel.id, change.id = (await self.session.execute(statement)).one()
+        change.panel_id = change.entity_id = panel.id
+        changes.recorded(self.session, change)
         return panel
 
     async def update_panel(self, panel_id: int, data: PanelUpdate, if_match: str | None) -> Panel:

@@ -1,60 +1,106 @@
-"""Per-user rate limiting kept in Redis, failing open when Redis is away."""
+"""Per-user rate limiting kept in Redis: one atomic round trip per request, failing open.
+
+A fixed window per user of a tenant: the first request opens a window of `WINDOW_SECONDS`, and
+each request in it counts; past the limit the answer is a 429 with the standard error body,
+`Retry-After` and the `RateLimit-*` headers, until the window ends. The count and the window's
+remaining time come from one Lua script, so every worker and every replica shares one budget
+with no lock and no read-modify-write race. While Redis is away (the circuit breaker is open)
+the limit is simply not applied.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
-from litestar import Request
-from litestar.middleware.rate_limit import get_remote_address
-from litestar.stores.base import Store
+from litestar.enums import ScopeType
+from litestar.exceptions import TooManyRequestsException
+from redis.asyncio import Redis
 
 from panels.platform.auth import Principal
 from panels.platform.cache import CircuitBreaker
 
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-def rate_limit_identity(request: Request[Any, Any, Any]) -> str:
+WINDOW_SECONDS = 60
+KEY_PREFIX = "panels:ratelimit:"
+# INCR, and on the window's first request its expiry; returns the count and the window's
+# remaining milliseconds (a key left without expiry, which never happens, gets one again).
+_COUNT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = -1
+if count > 1 then ttl = redis.call('PTTL', KEYS[1]) end
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+
+def rate_limit_identity(scope: Scope) -> str:
     """One budget per user of a tenant (authentication runs before this)."""
-    principal = request.scope.get("user")
+    principal = scope.get("user")
     if isinstance(principal, Principal):
         return f"{principal.tenant_id}:{principal.user_id}"
-    return f"ip:{get_remote_address(request)}"
+    client = scope.get("client")
+    return f"ip:{client[0] if client else '127.0.0.1'}"
 
 
-class FailOpenStore(Store):
-    """A store whose errors never fail a request: the limit is simply not applied."""
+class RateLimiter:
+    """`limit` requests per user and `WINDOW_SECONDS`; see the module docstring."""
 
-    def __init__(self, inner: Store, breaker: CircuitBreaker) -> None:
-        self._inner = inner
+    def __init__(self, redis: Redis, breaker: CircuitBreaker, limit: int) -> None:
+        self.limit = limit
         self._breaker = breaker
+        self._count = redis.register_script(_COUNT)
+        self._policy = f"{limit}; w={WINDOW_SECONDS}"
 
-    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+    async def headers_for(self, scope: Scope) -> dict[str, str] | None:
+        """The `RateLimit-*` headers of this request, or None when the limit is not applied
+        (Redis away); raises the 429 when the caller's budget is spent."""
         if self._breaker.is_open:
             return None
         try:
-            return await self._inner.get(key, renew_for)
+            count, ttl_ms = await self._count(
+                keys=[KEY_PREFIX + rate_limit_identity(scope)],
+                args=[WINDOW_SECONDS * 1000],
+            )
         except Exception as exc:  # unlimited rather than failed while Redis is away
             self._breaker.trip(exc)
             return None
+        reset = str(max(1, -(-int(ttl_ms) // 1000)))  # whole seconds, rounded up
+        headers = {
+            "RateLimit-Policy": self._policy,
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(self.limit - int(count), 0)),
+            "RateLimit-Reset": reset,
+        }
+        if count > self.limit:
+            raise TooManyRequestsException(headers={**headers, "Retry-After": reset})
+        return headers
 
-    async def set(
-        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
-    ) -> None:
-        if self._breaker.is_open:
+
+def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
+    """Route middleware (after authentication): count the request against the app's
+    `RateLimiter` (on `app.state.rate_limiter`), then add its headers to the response."""
+
+    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+        limiter: RateLimiter | None = scope["app"].state.get("rate_limiter")
+        if scope["type"] != ScopeType.HTTP or limiter is None:
+            await app(scope, receive, send)
             return
-        try:
-            await self._inner.set(key, value, expires_in)
-        except Exception as exc:  # unlimited rather than failed while Redis is away
-            self._breaker.trip(exc)
+        headers = await limiter.headers_for(scope)
+        if headers is None:
+            await app(scope, receive, send)
+            return
+        raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
-    async def delete(self, key: str) -> None:
-        await self._inner.delete(key)
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *raw]
+            await send(message)
 
-    async def delete_all(self) -> None:
-        await self._inner.delete_all()
+        await app(scope, receive, send_with_headers)
 
-    async def exists(self, key: str) -> bool:
-        return await self._inner.exists(key)
-
-    async def expires_in(self, key: str) -> int | None:
-        return await self._inner.expires_in(key)
+    return handle
