@@ -21,7 +21,12 @@ from panels.column.routes import ColumnController
 from panels.datasource.routes import DataSourceController, PanelDataSourceController
 from panels.panel.routes import PanelController
 from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
-from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
+from panels.platform.cache import (
+    CircuitBreaker,
+    VersionedCache,
+    hot_path_redis_client,
+    redis_client,
+)
 from panels.platform.crypto import SecretBox
 from panels.platform.db import database_config, transaction_middleware
 from panels.platform.errors import exception_handlers
@@ -31,7 +36,7 @@ from panels.platform.idempotency import idempotency_middleware
 from panels.platform.observability import (
     configure_logging,
     make_response_decorator,
-    prometheus_config,
+    metrics_middleware,
     request_context_middleware,
 )
 from panels.platform.openapi import BEARER, finish_schema, openapi_config
@@ -61,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None
     )
     redis = redis_client(settings.redis_url)
+    hot_redis = hot_path_redis_client(settings.redis_url)
     # Pub/sub blocks on reads by design, so it gets a client without the cache's timeouts.
     pubsub_redis = Redis.from_url(
         settings.redis_url, health_check_interval=30, socket_connect_timeout=1
@@ -77,8 +83,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         db=db,
         read_db=read_db,
         redis=redis,
+        hot_redis=hot_redis,
         breaker=breaker,
-        cache=VersionedCache(redis, settings.cache_ttl_seconds, breaker),
+        cache=VersionedCache(hot_redis, settings.cache_ttl_seconds, breaker),
         verifier=TokenVerifier(settings.jwt),
         secrets=SecretBox(settings.secret_keys),
         announcer=Announcer(redis, breaker),
@@ -120,15 +127,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if worker is not None:
             await worker.close()
         await redis.aclose()
+        await hot_redis.aclose()
         await pubsub_redis.aclose()
 
-    metrics = prometheus_config()
     app = Litestar(
         route_handlers=[api, change_stream, *health_routes],
         plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
         middleware=[
             request_context_middleware,
-            metrics.middleware,
+            metrics_middleware,
             transaction_middleware(db, read_db),
         ],
         before_send=[make_response_decorator(settings)],
@@ -167,6 +174,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.runtime = runtime
     if settings.rate_limit_per_minute > 0:
-        app.state.rate_limiter = RateLimiter(redis, breaker, settings.rate_limit_per_minute)
+        app.state.rate_limiter = RateLimiter(hot_redis, breaker, settings.rate_limit_per_minute)
     finish_schema(app.openapi_schema)
     return app

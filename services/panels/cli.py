@@ -142,6 +142,7 @@ def worker() -> None:
             await jobs.run_until_stopped()
         finally:
             await runtime.redis.aclose()
+            await runtime.hot_redis.aclose()
 
     click.echo("Panels worker: running syncs")
     asyncio.run(run())

@@ -75,6 +75,30 @@ async def test_rate_limit_per_user(services: Services, make_caller: CallerFactor
         assert (await client.get("/health")).status_code == 200
 
 
+async def test_rate_limit_counts_every_route_and_refusal(
+    services: Services, make_caller: CallerFactory
+) -> None:
+    """Routes whose count rides on the cache read, routes counted on their own, and requests
+    refused before they reach the cache all spend the same budget."""
+    app = create_app(build_settings(services, RATE_LIMIT="4"))
+    carol = make_caller("carol", "builder")
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        created = await client.post("/api/panels", json={"name": "p"}, headers=carol.headers)
+        assert created.status_code == 201
+        assert created.headers["ratelimit-remaining"] == "3"
+        refused = await client.get("/api/panels?limit=0", headers=carol.headers)
+        assert refused.status_code == 400
+        read = await client.get(created.headers["location"], headers=carol.headers)
+        assert read.status_code == 200
+        assert read.headers["ratelimit-remaining"] == "1"
+        assert (await client.get("/api/panels", headers=carol.headers)).status_code == 200
+        for method, path in [("GET", "/api/panels"), ("POST", "/api/panels")]:
+            limited = await client.request(method, path, json={}, headers=carol.headers)
+            assert limited.status_code == 429
+            assert limited.json()["statusCode"] == 429
+            assert int(limited.headers["retry-after"]) >= 1
+
+
 async def test_rate_limit_is_one_budget_across_workers(
     services: Services, make_caller: CallerFactory
 ) -> None:
