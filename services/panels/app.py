@@ -32,6 +32,7 @@ from panels.platform.db import database_config, transaction_middleware
 from panels.platform.errors import exception_handlers
 from panels.platform.guards import request_shape_middleware
 from panels.platform.health import routes as health_routes
+from panels.platform.heap import settle_heap
 from panels.platform.idempotency import idempotency_middleware
 from panels.platform.observability import (
     configure_logging,
@@ -176,4 +177,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if settings.rate_limit_per_minute > 0:
         app.state.rate_limiter = RateLimiter(hot_redis, breaker, settings.rate_limit_per_minute)
     finish_schema(app.openapi_schema)
+    return app
+
+
+def create_served_app() -> Litestar:
+    """`create_app()` for a server worker (`panels serve`): the app, with the heap it built
+    settled for a long life (see `panels.platform.heap`)."""
+    app = create_app()
+    settle_heap()
     return app

@@ -101,7 +101,7 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
             "A token for trying it: uv run panels token --tenant demo --user alice --role admin"
         )
     uvicorn.run(
-        "panels.app:create_app",
+        "panels.app:create_served_app",
         factory=True,
         host=host,
         port=port,
