@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cache=VersionedCache(hot_redis, settings.cache_ttl_seconds, breaker),
         verifier=TokenVerifier(settings.jwt),
         secrets=SecretBox(settings.secret_keys),
-        announcer=Announcer(redis, breaker),
+        announcer=Announcer(),
         channels=channels,
     )
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]

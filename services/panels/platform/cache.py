@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.platform.db import after_commit
+from panels.platform.db import after_commit, transaction_state
 from panels.platform.http import JsonBody
 from panels.platform.ratelimit import COUNT_LUA, REDIS_TIMEOUT_SECONDS, RateCount
 from panels.platform.tenancy import RequestContext
@@ -157,22 +158,30 @@ class VersionedCache:
 
     async def bump(self, tenant: str, *scopes: str) -> None:
         """Invalidate everything cached under these scopes; call after commit."""
-        self._unsent_bumps.update(f"panels:{tenant}:{scope}:ver" for scope in scopes)
-        if not self.breaker.is_open:
-            await self._send_bumps()
+        await self.send(AfterCommitBatch({_version_key(tenant, scope) for scope in scopes}))
 
     def bump_after_commit(self, session: AsyncSession, tenant: str, *scopes: str) -> None:
         """Invalidate these scopes once the session's transaction commits (never on rollback)."""
-        after_commit(session, lambda: self.bump(tenant, *scopes))
+        batch = after_commit_batch(session)
+        if batch is not None:
+            batch.bumps.update(_version_key(tenant, scope) for scope in scopes)
 
-    async def _send_bumps(self) -> bool:
-        """Send the bumps not yet sent; False when Redis could not take them.
+    async def send(self, batch: AfterCommitBatch) -> None:
+        """A committed transaction's bumps and announcements, in one pipeline."""
+        self._unsent_bumps |= batch.bumps
+        if not self.breaker.is_open:
+            await self._send_bumps(batch.publishes)
+
+    async def _send_bumps(self, publishes: Sequence[tuple[str, bytes]] = ()) -> bool:
+        """Send the bumps not yet sent (and these announcements, in the same round trip);
+        False when Redis could not take them.
 
         The pending set is taken before the round trip, so bumps queued by concurrent writes
         meanwhile are sent by their own call, not again by this one (each write increments
-        each of its versions once); on failure they are put back for the next call.
+        each of its versions once); on failure they are put back for the next call. Failed
+        announcements are lost (the changes are committed; only their announcement is not).
         """
-        if not self._unsent_bumps:
+        if not self._unsent_bumps and not publishes:
             return True
         keys, self._unsent_bumps = self._unsent_bumps, set()
         try:
@@ -182,6 +191,8 @@ class VersionedCache:
             ):
                 for key in keys:
                     pipe.incr(key)
+                for channel, message in publishes:
+                    pipe.publish(channel, message)
                 await pipe.execute()
         except Exception as exc:
             self._unsent_bumps |= keys
@@ -203,6 +214,36 @@ class VersionedCache:
                     await pipe.execute()
         except Exception as exc:
             self.breaker.trip(exc)
+
+
+@dataclass(slots=True)
+class AfterCommitBatch:
+    """What a transaction sends to Redis once it has committed: version bumps and realtime
+    announcements (channel, message), together in one pipeline."""
+
+    bumps: set[str] = field(default_factory=set)
+    publishes: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+_BATCH = "redis_after_commit"
+
+
+def after_commit_batch(session: AsyncSession) -> AfterCommitBatch | None:
+    """The session transaction's batch, sent after its other after-commit effects (which may
+    still add to it); None when the session has no cache (see `with_effects`)."""
+    cache: VersionedCache | None = session.info.get(CACHE)
+    if cache is None:
+        return None
+    state = transaction_state(session)
+    batch: AfterCommitBatch | None = state.get(_BATCH)
+    if batch is None:
+        batch = state[_BATCH] = AfterCommitBatch()
+        after_commit(session, partial(cache.send, batch), last=True)
+    return batch
+
+
+def _version_key(tenant: str, scope: str) -> str:
+    return f"panels:{tenant}:{scope}:ver"
 
 
 def _missed(body: JsonBody) -> JsonBody:

@@ -49,6 +49,7 @@ _ENTER_ROLE_AND_TENANT = text(
 )
 _TRANSACTION_KEY = "transaction_state"
 _AFTER_COMMIT_KEY = "after_commit"
+_AFTER_COMMIT_LAST_KEY = "after_commit_last"
 _TERMINUS = {"http.response.body", "http.disconnect"}
 log = structlog.get_logger("panels.db")
 
@@ -141,9 +142,11 @@ def transaction_state(session: AsyncSession) -> dict[str, Any]:
     return state
 
 
-def after_commit(session: AsyncSession, effect: AfterCommit) -> None:
-    """Run `effect` once the request's transaction has committed (never if it rolls back)."""
-    transaction_state(session).setdefault(_AFTER_COMMIT_KEY, []).append(effect)
+def after_commit(session: AsyncSession, effect: AfterCommit, *, last: bool = False) -> None:
+    """Run `effect` once the request's transaction has committed (never if it rolls back);
+    `last` ones run after all the others (which may prepare what they send)."""
+    key = _AFTER_COMMIT_LAST_KEY if last else _AFTER_COMMIT_KEY
+    transaction_state(session).setdefault(key, []).append(effect)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -152,7 +155,11 @@ def _forget_transaction_state(session: Session) -> None:
 
 
 async def run_after_commit(session: AsyncSession) -> None:
-    effects: list[AfterCommit] = session.info.pop(_TRANSACTION_KEY, {}).get(_AFTER_COMMIT_KEY, [])
+    state = session.info.pop(_TRANSACTION_KEY, {})
+    effects: list[AfterCommit] = [
+        *state.get(_AFTER_COMMIT_KEY, []),
+        *state.get(_AFTER_COMMIT_LAST_KEY, []),
+    ]
     for effect in effects:
         try:
             await effect()
