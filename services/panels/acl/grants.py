@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from sqlalchemy import Insert, delete, insert, literal, select
+from sqlalchemy import Insert, String, bindparam, delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CTE
 
@@ -35,18 +35,28 @@ def grant_owner(
     )
 
 
-def insert_owner_grant(ctx: RequestContext, resource_type: ResourceType, created: CTE) -> Insert:
+OWNER_GRANT_PARAMETERS = ("grant_tenant_id", "grant_user_email")
+
+
+def insert_owner_grant(resource_type: ResourceType, created: CTE) -> Insert:
     """`grant_owner` for a resource that the same statement creates (a data-modifying CTE
-    returning its `id`), so that both are written in one round trip."""
+    returning its `id`), so that both are written in one round trip. Its parameters (bind
+    them with `owner_grant_parameters`) let the statement be built once."""
     names = ["tenant_id", "resource_type", "resource_id", "user_email", "permission"]
+    tenant, owner = OWNER_GRANT_PARAMETERS
     values = select(
-        literal(ctx.tenant_id),
+        bindparam(tenant, type_=String),
         literal(resource_type),
         created.c.id,
-        literal(creator_name(ctx)),
+        bindparam(owner, type_=String),
         literal("owner"),
     )
     return insert(Grant).from_select(names, values, include_defaults=False)
+
+
+def owner_grant_parameters(ctx: RequestContext) -> dict[str, str]:
+    tenant, owner = OWNER_GRANT_PARAMETERS
+    return {tenant: ctx.tenant_id, owner: creator_name(ctx)}
 
 
 async def revoke_all(

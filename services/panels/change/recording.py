@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Insert, insert, inspect, literal, select
+from sqlalchemy import Insert, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CTE
 
@@ -95,23 +95,34 @@ def new_record(
 
 
 _PANEL_ID_COLUMNS = ("panel_id", "entity_id")
+_RECORD_ATTRIBUTES = [a for a in inspect(PanelChange).column_attrs if a.key != "id"]
+_RECORD_PARAMETER = "record_{}"
 
 
-def insert_for_new_panel(change: PanelChange, new_panel: CTE) -> Insert:
-    """The INSERT of `change` about a panel that the same statement creates: its panel and
-    entity ids are `new_panel.c.id` (a data-modifying CTE), so the panel, its record and
-    whatever else belongs with it are written in one round trip. Once the statement has run,
-    set the change's ids and pass it to `recorded`."""
-    attributes = [a for a in inspect(PanelChange).column_attrs if a.key != "id"]
+def insert_for_new_panel(new_panel: CTE) -> Insert:
+    """The INSERT of a change record about a panel that the same statement creates: its panel
+    and entity ids are `new_panel.c.id` (a data-modifying CTE), so the panel, its record and
+    whatever else belongs with it are written in one round trip. The statement holds bind
+    parameters only, so it can be built once; execute it with `record_parameters(change)`,
+    then set the change's ids and pass it to `recorded`."""
     values = [
         new_panel.c.id
         if a.key in _PANEL_ID_COLUMNS
-        else literal(getattr(change, a.key), a.columns[0].type)
-        for a in attributes
+        else bindparam(_RECORD_PARAMETER.format(a.key), type_=a.columns[0].type)
+        for a in _RECORD_ATTRIBUTES
     ]
-    names = [a.columns[0].name for a in attributes]
+    names = [a.columns[0].name for a in _RECORD_ATTRIBUTES]
     statement = insert(PanelChange).from_select(names, select(*values), include_defaults=False)
     return statement.returning(PanelChange.id)
+
+
+def record_parameters(change: PanelChange) -> dict[str, Any]:
+    """The values of `insert_for_new_panel`'s parameters for this change."""
+    return {
+        _RECORD_PARAMETER.format(a.key): getattr(change, a.key)
+        for a in _RECORD_ATTRIBUTES
+        if a.key not in _PANEL_ID_COLUMNS
+    }
 
 
 def recorded(session: AsyncSession, change: PanelChange) -> None:
@@ -129,5 +140,6 @@ __all__ = [
     "insert_for_new_panel",
     "new_record",
     "record",
+    "record_parameters",
     "recorded",
 ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from hashlib import blake2b
 from typing import Any
 
@@ -10,10 +11,10 @@ from advanced_alchemy.filters import SearchFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
-from sqlalchemy import Row, func, insert, inspect, select
+from sqlalchemy import Row, Select, bindparam, func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.acl.grants import insert_owner_grant, revoke_all
+from panels.acl.grants import insert_owner_grant, owner_grant_parameters, revoke_all
 from panels.acl.permissions import (
     Access,
     access,
@@ -42,7 +43,26 @@ from panels.platform.schemas import iso_timestamp
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
 
-_PANEL_ATTRIBUTES = inspect(Panel).column_attrs
+_PANEL_ATTRIBUTES = [a for a in inspect(Panel).column_attrs if a.key != "id"]
+
+
+@cache
+def _create_statement() -> Select[tuple[int, int]]:
+    """Panel, owner grant and change record in one statement, with bind parameters only:
+    built once, as building it costs more than running it."""
+    created = (
+        insert(Panel)
+        .values(
+            {a.key: bindparam(f"panel_{a.key}", type_=a.columns[0].type) for a in _PANEL_ATTRIBUTES}
+        )
+        .returning(Panel.id)
+        .cte("created_panel")
+    )
+    recorded = changes.insert_for_new_panel(created).cte("change_record")
+    owner = insert_owner_grant("panel", created).cte("owner_grant")
+    return select(created.c.id, recorded.c.id).add_cte(owner)
+
+
 _SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
 
 
@@ -139,17 +159,13 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
             description=f'Panel "{panel.name}" created',
             new=panel_snapshot(panel),
         )
-        created = (
-            insert(Panel)
-            .values({a.key: getattr(panel, a.key) for a in _PANEL_ATTRIBUTES if a.key != "id"})
-            .returning(Panel.id)
-            .cte("created_panel")
-        )
-        recorded = changes.insert_for_new_panel(change, created).cte("change_record")
-        statement = select(created.c.id, recorded.c.id).add_cte(
-            insert_owner_grant(self.ctx, "panel", created).cte("owner_grant")
-        )
-        panel.id, change.id = (await self.session.execute(statement)).one()
+        parameters = {
+            **{f"panel_{a.key}": getattr(panel, a.key) for a in _PANEL_ATTRIBUTES},
+            **owner_grant_parameters(self.ctx),
+            **changes.record_parameters(change),
+        }
+        result = await self.session.execute(_create_statement(), parameters)
+        panel.id, change.id = tuple(result.one())
         change.panel_id = change.entity_id = panel.id
         changes.recorded(self.session, change)
         return panel
