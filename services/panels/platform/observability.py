@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import structlog
 from litestar.enums import ScopeType
 from prometheus_client import Counter, Gauge, Histogram
@@ -103,8 +104,21 @@ def _log_access(scope: Scope, status: int) -> None:
     )
 
 
+def _json_line(event: dict[str, Any], **_options: Any) -> str:
+    """A log event as one JSON line: msgspec encodes it several times faster than the json
+    module (one per request, for the access log); what it cannot encode is written as repr."""
+    return msgspec.json.encode(event, enc_hook=repr).decode()
+
+
 def configure_logging(settings: Settings) -> None:
     """structlog for our events and the standard library's (uvicorn, SQLAlchemy) alike."""
+    # The lines carry none of a record's caller, thread or process fields, so the records skip
+    # finding them (the logging HOWTO's "Optimization"): a stack walk and three lookups per
+    # record, one record per request.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     level = getattr(logging, settings.log_level.upper())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -113,7 +127,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if settings.log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
