@@ -87,7 +87,17 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return Authorization("read-panel", lambda: self.get_readable(panel_id))
 
     async def load_panel(self, panel_id: int) -> JsonBody:
-        return self.encode(await self.get_readable(panel_id))
+        """The panel's representation, if the caller may read it (else 404): its columns
+        straight into the wire struct, as `encode` would make it from the entity."""
+        statement = select(*_READ_COLUMNS).where(
+            Panel.tenant_id == self.ctx.tenant_id,
+            Panel.id == panel_id,
+            *readable_panels(self.ctx.principal),
+        )
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            raise NotFound("Panel not found")
+        return encoded(_panel_read(row))
 
     async def page(
         self, *, limit: int, offset: int, sort: SortField, order: SortDirection, q: str | None
