@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import msgspec
 import structlog
 from advanced_alchemy.extensions.litestar import (
@@ -75,11 +76,59 @@ def request_engine(url: str, pool_size: int) -> AsyncEngine:
         max_overflow=max(pool_size // 4, 1),
         pool_recycle=1800,
         execution_options={_REQUEST_ROLE_OPTION: True},
-        connect_args={"server_settings": {"application_name": "panels"}},
+        connect_args={
+            "server_settings": {"application_name": "panels"},
+            "connection_class": RequestConnection,
+        },
         json_deserializer=decode_jsonb,
     )
     event.listen(engine.sync_engine, "checkout", _discard_if_closed)
+    event.listen(engine.sync_engine, "checkin", _forget_deferred_setup)
     return engine
+
+
+class RequestConnection(asyncpg.Connection):  # type: ignore[misc]
+    """The request engine's asyncpg connection: the statement that enters the request role
+    (and tenant) is sent in the same round trip as the transaction's `BEGIN`, where it took a
+    round trip of its own (of four for a read: BEGIN, role, the read, COMMIT).
+
+    `_enter_request_role` defers it here (`set_up_at_begin`) when the transaction has not begun
+    on the server yet; SQLAlchemy's driver begins lazily, just before the first statement, and
+    the statement rides on that `BEGIN`. Whatever is left unsent when the connection returns to
+    the pool is dropped (`_forget_deferred_setup`), so it can never reach another transaction.
+    """
+
+    __slots__ = ("_setup_at_begin",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_at_begin: str | None = None
+
+    def set_up_at_begin(self, statement: str | None) -> None:
+        self._setup_at_begin = statement
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109  (asyncpg's signature)
+        setup = self._setup_at_begin
+        if setup is not None and not args and query.startswith("BEGIN"):
+            self._setup_at_begin = None
+            query = f"{query};{setup}"
+        result: str = await super().execute(query, *args, timeout=timeout)
+        return result
+
+
+def _forget_deferred_setup(dbapi_connection: Any, _record: Any) -> None:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if isinstance(driver, RequestConnection):
+        driver.set_up_at_begin(None)
+
+
+def sql_literal(value: str) -> str:
+    """`value` as a PostgreSQL string literal, for the one statement sent without parameters
+    (the simple query protocol of `BEGIN`): an escape string, read the same whatever
+    `standard_conforming_strings` says. NUL cannot be in PostgreSQL text at all."""
+    if "\x00" in value:
+        raise ValueError("PostgreSQL text cannot hold NUL")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def decode_jsonb(text: str) -> Any:
@@ -122,6 +171,18 @@ def _enter_request_role(session: Session, _transaction: Any, connection: Connect
     if not connection.get_execution_options().get(_REQUEST_ROLE_OPTION):
         return
     tenant = session.info.get(TENANT_KEY)
+    driver = connection.connection.driver_connection
+    adapter = connection.connection.dbapi_connection
+    not_begun = (
+        getattr(adapter, "_transaction", True) is None
+        and getattr(adapter, "isolation_level", "autocommit") != "autocommit"
+    )
+    if isinstance(driver, RequestConnection) and not_begun:
+        entering = f"SELECT set_config('role', '{APP_ROLE}', true)"
+        if tenant is not None:
+            entering += f", set_config('app.tenant_id', {sql_literal(tenant)}, true)"
+        driver.set_up_at_begin(entering)
+        return
     if tenant is None:
         connection.execute(_ENTER_ROLE)
     else:
