@@ -222,7 +222,8 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             _metrics = _Metrics()
         metrics = _metrics
         method = str(scope.get("method", kind))
-        path = scope.get("path_template") or scope["path"]
+        # The route template, never the raw path: the label values stay few.
+        path = scope.get("path_template") or "(unrouted)"
         started = time.perf_counter()
         span = [200, 0.0]
 
