@@ -20,7 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.runner.common import API_PANELS_PER_TENANT, BENCH_DIR, WRK_THREADS, log
+from benchmarks.runner.common import (
+    API_PANELS_PER_TENANT,
+    BENCH_DIR,
+    GRANTS_PER_PANEL,
+    SCENARIO_KEYS,
+    WRK_THREADS,
+    log,
+)
 from benchmarks.runner.session import run
 from benchmarks.runner.wrk import ensure_wrk
 
@@ -52,10 +59,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--read-ids", type=int, default=1000, help="panel ids the GETs rotate over (default 1000)"
     )
     parser.add_argument(
+        "--users",
+        type=int,
+        default=100,
+        help="ordinary users (role user) and builders per tenant the requests rotate over "
+        "(default 100 of each)",
+    )
+    parser.add_argument(
         "--log-level",
-        default="warning",
+        default="info",
         choices=["debug", "info", "warning", "error"],
-        help="the service's LOG_LEVEL (default warning: no per-request access log)",
+        help="the service's LOG_LEVEL (default info, production's: one JSON access log line "
+        "per request)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="the service's RATE_LIMIT per user and minute (default: production's default; "
+        "0 turns it off)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIO_KEYS),
+        help="comma-separated service scenarios to run (default all: "
+        f"{','.join(SCENARIO_KEYS)}); each brings its ceiling",
     )
     parser.add_argument(
         "--out",
@@ -88,6 +116,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="client processes the WebSocket clients are spread over (default 4)",
     )
     args = parser.parse_args(argv)
+    args.scenarios = [key for key in args.scenarios.split(",") if key]
+    unknown = sorted(set(args.scenarios) - set(SCENARIO_KEYS))
+    if unknown or not args.scenarios:
+        parser.error(f"--scenarios: unknown {', '.join(unknown)}; choose from {SCENARIO_KEYS}")
+    if args.users < GRANTS_PER_PANEL:
+        parser.error(f"--users must be at least {GRANTS_PER_PANEL}")
     if args.connections < WRK_THREADS:
         parser.error(f"--connections must be at least {WRK_THREADS}")
     if args.tenants < 1 or args.panels < args.tenants * (API_PANELS_PER_TENANT + 10):

@@ -19,8 +19,24 @@ NPROC = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 WRK_TIMEOUT = "10s"
 API_PANELS_PER_TENANT = 4
 PUT_IDS = 2500
+# Each seeded panel is readable by this many of its tenant's users (an owner grant and viewer
+# grants), so that every user can fill a list of 50 (see seed.py).
+GRANTS_PER_PANEL = 8
+SCENARIO_KEYS = (
+    "get_uncached",
+    "list_uncached",
+    "get_cached",
+    "list_cached",
+    "post_create",
+    "put_update",
+)
 
-RATIO_TARGETS = {"get_cached": 0.40, "get_uncached": 0.50, "post_create": 0.40}
+RATIO_TARGETS = {
+    "get_cached": 0.40,
+    "get_uncached": 0.50,
+    "list_uncached": 0.25,
+    "post_create": 0.40,
+}
 TARGETS: dict[str, Any] = {
     "ratio": RATIO_TARGETS,
     "p99_over_p50": 10.0,
@@ -29,6 +45,7 @@ TARGETS: dict[str, Any] = {
 CEILING_OF = {
     "get_cached": "ceiling_json",
     "get_uncached": "ceiling_select",
+    "list_uncached": "ceiling_select",
     "post_create": "ceiling_insert",
 }
 

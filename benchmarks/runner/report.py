@@ -80,6 +80,8 @@ def ratios(scenarios: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each service scenario's req/s over its ceiling's, against its target."""
     result: dict[str, dict[str, Any]] = {}
     for key, ceiling_key in CEILING_OF.items():
+        if key not in scenarios or ceiling_key not in scenarios:
+            continue
         ratio = scenarios[key]["requests_per_s"] / scenarios[ceiling_key]["requests_per_s"]
         target = RATIO_TARGETS[key]
         service_cpu = scenarios[key]["cpu_us_per_request"].get("server")
@@ -197,7 +199,16 @@ def build_report(data: dict[str, Any]) -> str:
     for instance, workers in data["rss_mb"].items():
         values = ", ".join(f"pid {pid}: {mb} MB" for pid, mb in workers.items())
         lines.append(f"- {instance}: {values}")
-    hits = checks["cached_run_redis_hits"]
+    hits = checks.get("cached_run_redis_hits")
+    hit_line = (
+        []
+        if hits is None
+        else [
+            f"- Redis keyspace hits during the cached GET run: {hits:,} for "
+            f"{s['get_cached']['requests']:,} requests (≥ 1 per request means every read found "
+            f"its entry: {checks['cached_run_hit_ratio'] * 100:.1f}%)"
+        ]
+    )
     lines += [
         "",
         "## Checks",
@@ -207,10 +218,7 @@ def build_report(data: dict[str, Any]) -> str:
         "- cache on, after warming: x-cache of sample GETs: "
         f"{_sample(checks['cached_sample_before'])}; "
         f"after the run: {_sample(checks['cached_sample_after'])}",
-        f"- Redis keyspace hits during the cached GET run: {hits:,} for "
-        f"{s['get_cached']['requests']:,} requests (≥ 1 per request means every read found its "
-        "entry: "
-        f"{checks['cached_run_hit_ratio'] * 100:.1f}%)",
+        *hit_line,
         f"- 'redis unavailable' warnings (circuit breaker) in the cache-on server's log: "
         f"{checks['cached_server_breaker_trips']}",
         "- error events logged by the service: cache on "
@@ -221,7 +229,10 @@ def build_report(data: dict[str, Any]) -> str:
         + "; ".join(f"{name} {note}" for name, note in checks.get("shutdown", {}).items()),
         f"- seeded {seed['panels_total']:,} panels in {seed['tenants']} tenants "
         f"({seed['via_sql']:,} by COPY as the table owner, {seed['via_api']} through POST "
-        f"/api/panels); GETs rotate over {seed['read_ids']:,} ids, PUTs over {seed['put_ids']:,}",
+        f"/api/panels); GETs rotate over {seed['read_ids']:,} ids, PUTs over {seed['put_ids']:,}; "
+        f"callers are {cfg['users_per_tenant']} users (role user, each granted on about "
+        "8/users of the tenant's panels: their owner's grant and viewer grants) and as many "
+        "builders (the POSTs) per tenant, no admins",
         f"- one panel is {seed['panel_json_bytes']} bytes of JSON; the constant-JSON ceiling "
         "serves that very body",
         "",
@@ -239,7 +250,8 @@ def build_report(data: dict[str, Any]) -> str:
         f"- {', '.join(f'{k} {v}' for k, v in m['packages'].items())}; git {m['git_commit']}",
         f"- service env: LOG_LEVEL={cfg['log_level']} (the per-request access log is an info "
         "event: "
-        f"{'off' if cfg['log_level'] in ('warning', 'error') else 'ON'}), RATE_LIMIT=0, "
+        f"{'off' if cfg['log_level'] in ('warning', 'error') else 'ON'}, JSON), "
+        f"RATE_LIMIT={cfg['rate_limit']} per user and minute, "
         f"CACHE_TTL_SECONDS={cfg['cache_ttl_seconds']}; SQLAlchemy pool 10 (+10 overflow) per "
         "worker; ceiling: asyncpg pool of 10 per worker",
         f"- both servers: uvicorn (uvloop, httptools), {cfg['workers']} workers, {HOST}, "

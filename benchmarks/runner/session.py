@@ -30,7 +30,15 @@ from benchmarks.runner.httpclient import Http, cache_headers
 from benchmarks.runner.realtime import RealtimeSettings, measure_realtime
 from benchmarks.runner.report import build_report, machine_info, ratios
 from benchmarks.runner.scenarios import Bench, Scenario
-from benchmarks.runner.seed import database_execute, postgres_version, remove_seed, seed
+from benchmarks.runner.seed import (
+    Tokens,
+    builder_name,
+    database_execute,
+    postgres_version,
+    remove_seed,
+    seed,
+    user_name,
+)
 from benchmarks.runner.services import (
     Backing,
     Server,
@@ -83,20 +91,34 @@ class Session:
         self.secret = os.environ.get("JWT_SECRET") or secrets.token_urlsafe(48)
         self.panels_bin = str(Path(sys.executable).with_name("panels"))
         settings = Settings.from_env(self.service_env("tokens", self.backing.redis_url))
-        self.tokens = {
-            t: mint_token(
-                settings.jwt, tenant=t, user="bench-admin", role="admin", ttl=timedelta(hours=6)
-            )
-            for t in self.tenants
-        }
+        self.rate_limit = settings.rate_limit_per_minute
+
+        def minted(tenant: str, name: str, role: str) -> str:
+            ttl = timedelta(hours=6)
+            return mint_token(settings.jwt, tenant=tenant, user=name, role=role, ttl=ttl)
+
+        # Ordinary callers, as in production: users read through their grants (admins would
+        # skip the permission SQL), builders create panels.
+        self.tokens = Tokens(
+            users={
+                t: [minted(t, user_name(k), "user") for k in range(args.users)]
+                for t in self.tenants
+            },
+            builders={
+                t: [minted(t, builder_name(k), "builder") for k in range(args.users)]
+                for t in self.tenants
+            },
+        )
 
     def service_env(self, name: str, redis_url: str) -> dict[str, str]:
+        limit = self.args.rate_limit
+        rate_limit = {} if limit is None else {"RATE_LIMIT": str(limit)}
         return {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in ("RATE_LIMIT", "LOG_LEVEL")},
+            **rate_limit,
             "DATABASE_URL": self.backing.database_url,
             "REDIS_URL": redis_url,
             "JWT_SECRET": self.secret,
-            "RATE_LIMIT": "0",
             "LOG_LEVEL": self.args.log_level,
             "LOG_FORMAT": "json",
             "CACHE_TTL_SECONDS": str(CACHE_TTL),
@@ -151,6 +173,7 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
     machine = machine_info(wrk)
     session = Session(args, stack)
     backing, tokens, tenants = session.backing, session.tokens, session.tenants
+    wanted = set(args.scenarios)
     bench = Bench(
         wrk,
         session.workdir,
@@ -167,7 +190,8 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
     read, read_rows, list_rows = rows.read, rows.read_rows, rows.list_rows
 
     client = Http(nocache.port)
-    status, _, panel_body = client.request("GET", f"/api/panels/{read[0][1]}", tokens[read[0][0]])
+    first_path, first_token = read_rows[0].split("\t")
+    status, _, panel_body = client.request("GET", first_path, first_token)
     if status != 200:
         raise RuntimeError(f"GET one panel answered {status}: {panel_body[:300]!r}")
     constant_file = session.workdir / "panel.json"
@@ -182,7 +206,7 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
     # 2. The ceilings: a bare Litestar app under the same uvicorn settings, up for the whole
     # run so that each service scenario is measured interleaved with its ceiling.
     ceiling = session.ceiling(constant_file)
-    any_token = tokens[tenants[0]]
+    any_token = tokens.users[tenants[0]][0]
     bare = "bare Litestar"
     ceiling_json = Scenario(
         "ceiling_json",
@@ -197,7 +221,10 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
         "ceiling: asyncpg SELECT by id",
         bare,
         "get_rotating",
-        [f"/ceiling/select/{pid}\t{tokens[t]}" for t, pid in read],
+        [
+            f"/ceiling/select/{pid}\t{row.split(chr(9))[1]}"
+            for (_, pid), row in zip(read, read_rows, strict=True)
+        ],
         "GET",
     )
     ceiling_insert = Scenario(
@@ -205,24 +232,25 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
         "ceiling: asyncpg INSERT RETURNING",
         bare,
         "post_create",
-        [f"/ceiling/insert\t{tokens[t]}" for t in tenants],
+        [f"/ceiling/insert\t{row.split(chr(9))[1]}" for row in rows.post_rows],
         "POST",
         POST_BODY,
     )
 
     off = "service (cache off)"
-    bench.measure_pair(
-        nocache,
-        Scenario("get_uncached", "GET one panel, cache off", off, "get_rotating", read_rows, "GET"),
-        ceiling,
-        ceiling_select,
+    get_uncached = Scenario(
+        "get_uncached", "GET one panel, cache off", off, "get_rotating", read_rows, "GET"
     )
-    bench.measure(
-        nocache,
-        Scenario(
+    if "get_uncached" in wanted:
+        bench.measure_pair(nocache, get_uncached, ceiling, ceiling_select)
+    if "list_uncached" in wanted:
+        list_uncached = Scenario(
             "list_uncached", "GET list limit=50, cache off", off, "get_rotating", list_rows, "GET"
-        ),
-    )
+        )
+        if "get_uncached" in wanted:
+            bench.measure(nocache, list_uncached)
+        else:
+            bench.measure_pair(nocache, list_uncached, ceiling, ceiling_select)
     bench.record_rss("service (cache off)", nocache)
     checks["nocache_server_errors"] = nocache.error_summary()
     nocache.stop()
@@ -230,7 +258,7 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
     # 3. The service with Redis.
     cached = session.service("service", backing.redis_url)
     client = Http(cached.port)
-    log(f"warming the cache with {len(read_rows)} GETs")
+    log(f"warming the cache with {len(read_rows) + len(list_rows)} GETs")
     for row in read_rows + list_rows:
         path, token = row.split("\t")
         status, _, content = client.request("GET", path, token)
@@ -240,60 +268,78 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
     if checks["cached_sample_before"]["HIT"] != sum(checks["cached_sample_before"].values()):
         raise RuntimeError(f"warm cache did not answer HIT: {checks['cached_sample_before']}")
 
-    # Only the service uses Redis: the stats taken after the warm-ups and after the pair
-    # count the measured cached reads alone.
-    before: dict[str, int] = {}
-    bench.measure_pair(
-        cached,
-        Scenario(
-            "get_cached", "GET one panel, cached", "service", "get_rotating", read_rows, "GET"
-        ),
-        ceiling,
-        ceiling_json,
-        before_run=lambda: before.update(redis_stats(backing.redis_url)),
-    )
-    after = redis_stats(backing.redis_url)
-    checks["cached_run_redis_hits"] = after["hits"] - before["hits"]
-    checks["cached_run_redis_misses"] = after["misses"] - before["misses"]
-    requests_ = bench.scenarios["get_cached"]["requests"]
-    # Each cached read is one script call whose entry GET is a hit; the version GET is a hit
-    # only once the panel has been written. So hits >= requests means every read found its entry.
-    checks["cached_run_hit_ratio"] = round(
-        min(1.0, checks["cached_run_redis_hits"] / max(requests_, 1)), 4
-    )
+    if "get_cached" in wanted:
+        # Only the service uses Redis: the stats taken after the warm-ups and after the pair
+        # count the measured cached reads alone.
+        before: dict[str, int] = {}
+        bench.measure_pair(
+            cached,
+            Scenario(
+                "get_cached", "GET one panel, cached", "service", "get_rotating", read_rows, "GET"
+            ),
+            ceiling,
+            ceiling_json,
+            before_run=lambda: before.update(redis_stats(backing.redis_url)),
+        )
+        after = redis_stats(backing.redis_url)
+        checks["cached_run_redis_hits"] = after["hits"] - before["hits"]
+        checks["cached_run_redis_misses"] = after["misses"] - before["misses"]
+        requests_ = bench.scenarios["get_cached"]["requests"]
+        # Each cached read is one script call whose entry GET is a hit; the version GET is a
+        # hit only once the panel has been written. So hits >= requests means every read found
+        # its entry.
+        checks["cached_run_hit_ratio"] = round(
+            min(1.0, checks["cached_run_redis_hits"] / max(requests_, 1)), 4
+        )
     checks["cached_sample_after"] = cache_headers(client, read_rows)
     client.close()
 
-    bench.measure(
-        cached,
-        Scenario(
-            "list_cached", "GET list limit=50, cached", "service", "get_rotating", list_rows, "GET"
-        ),
-    )
-    bench.measure_pair(
-        cached,
-        Scenario(
-            "post_create", "POST panel", "service", "post_create", rows.post_rows, "POST", POST_BODY
-        ),
-        ceiling,
-        ceiling_insert,
-    )
-    bench.measure(
-        cached, Scenario("put_update", "PUT panel", "service", "put_update", rows.put_rows, "PUT")
-    )
+    if "list_cached" in wanted:
+        bench.measure(
+            cached,
+            Scenario(
+                "list_cached",
+                "GET list limit=50, cached",
+                "service",
+                "get_rotating",
+                list_rows,
+                "GET",
+            ),
+        )
+    if "post_create" in wanted:
+        bench.measure_pair(
+            cached,
+            Scenario(
+                "post_create",
+                "POST panel",
+                "service",
+                "post_create",
+                rows.post_rows,
+                "POST",
+                POST_BODY,
+            ),
+            ceiling,
+            ceiling_insert,
+        )
+    if "put_update" in wanted:
+        bench.measure(
+            cached,
+            Scenario("put_update", "PUT panel", "service", "put_update", rows.put_rows, "PUT"),
+        )
     writes_ended = (time.monotonic(), redis_publish_calls(backing.redis_url))
     checks["cached_server_breaker_trips"] = cached.count_log_lines("redis unavailable")
     checks["cached_server_errors"] = cached.error_summary()
     bench.record_rss("service", cached)
 
     # 4. Realtime: WebSocket clients of the same server, after its wrk scenarios (and after
-    # its memory was read, so that figure stays comparable with runs without sockets).
+    # its memory was read, so that figure stays comparable with runs without sockets). A
+    # builder creates the panel, so owns it, subscribes to it and renames it.
     realtime = None
     if args.ws_clients > 0:
         realtime = measure_realtime(
             cached,
             backing,
-            tokens[tenants[0]],
+            tokens.builders[tenants[0]][0],
             tenants[0],
             session.workdir,
             RealtimeSettings(
@@ -311,7 +357,7 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
     checks["shutdown"] = {s.name: s.stop_note or "stopped on SIGTERM" for s in servers}
     checks["shutdown_log_tails"] = {s.name: s.stop_log_tail for s in servers if s.stop_log_tail}
 
-    scenarios = {key: bench.scenarios[key] for key in ORDER}
+    scenarios = {key: bench.scenarios[key] for key in ORDER if key in bench.scenarios}
     data = {
         "command": command,
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -324,7 +370,9 @@ def run(args: argparse.Namespace, command: str, wrk: str, stack: contextlib.Exit
             "wrk_threads": WRK_THREADS,
             "log_level": args.log_level,
             "cache_ttl_seconds": CACHE_TTL,
-            "rate_limit": 0,
+            "rate_limit": session.rate_limit,
+            "users_per_tenant": args.users,
+            "scenarios": args.scenarios,
             "paired": "service scenarios with a ceiling run interleaved with it, A B B A",
         },
         "machine": machine,

@@ -11,8 +11,6 @@ from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 
 from panels import __version__
@@ -34,21 +32,27 @@ from panels.identity.routes import (
 from panels.identity.verification import Credentials
 from panels.panel.routes import PanelController
 from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
-from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
+from panels.platform.cache import (
+    CircuitBreaker,
+    VersionedCache,
+    hot_path_redis_client,
+    redis_client,
+)
 from panels.platform.crypto import SecretBox
 from panels.platform.db import database_config, transaction_middleware
 from panels.platform.errors import exception_handlers
 from panels.platform.guards import request_shape_middleware
 from panels.platform.health import routes as health_routes
+from panels.platform.heap import settle_heap
 from panels.platform.idempotency import idempotency_middleware
 from panels.platform.observability import (
     configure_logging,
     make_response_decorator,
-    prometheus_config,
+    metrics_middleware,
     request_context_middleware,
 )
 from panels.platform.openapi import BEARER, finish_schema, openapi_config
-from panels.platform.ratelimit import FailOpenStore, rate_limit_identity
+from panels.platform.ratelimit import RateLimiter, rate_limit_middleware
 from panels.platform.realtime import Announcer, ResilientPubSubBackend
 from panels.platform.runtime import Runtime, before_api_request
 from panels.platform.tenancy import provide_request_context
@@ -75,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None
     )
     redis = redis_client(settings.redis_url)
+    hot_redis = hot_path_redis_client(settings.redis_url)
     # Pub/sub blocks on reads by design, so it gets a client without the cache's timeouts.
     pubsub_redis = Redis.from_url(
         settings.redis_url, health_check_interval=30, socket_connect_timeout=1
@@ -91,31 +96,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
         db=db,
         read_db=read_db,
         redis=redis,
+        hot_redis=hot_redis,
         breaker=breaker,
-        cache=VersionedCache(redis, settings.cache_ttl_seconds, breaker),
+        cache=VersionedCache(hot_redis, settings.cache_ttl_seconds, breaker),
         verifier=TokenVerifier(
             settings.jwt,
             builtin_key=access_token_key(settings) if settings.identity.accepts_builtin else None,
             accept_external=settings.identity.accepts_external,
         ),
         secrets=SecretBox(settings.secret_keys),
-        announcer=Announcer(redis, breaker),
+        announcer=Announcer(),
         channels=channels,
     )
     credentials = runtime.credentials = Credentials(runtime)
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
-    rate_limit = (
-        [
-            RateLimitConfig(
-                rate_limit=("minute", settings.rate_limit_per_minute),
-                identifier_for_request=rate_limit_identity,
-            ).middleware
-        ]
-        if settings.rate_limit_per_minute > 0
-        else []
-    )
-    api_middleware += rate_limit
-    api_middleware += [request_shape_middleware, idempotency_middleware]
+    rate_limit = [rate_limit_middleware] if settings.rate_limit_per_minute > 0 else []
+    api_middleware += [*rate_limit, request_shape_middleware, idempotency_middleware]
     api = Router(
         path="/",
         route_handlers=[
@@ -165,15 +161,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await worker.close()
         await credentials.stop()
         await redis.aclose()
+        await hot_redis.aclose()
         await pubsub_redis.aclose()
 
-    metrics = prometheus_config()
     app = Litestar(
         route_handlers=[api, unauthenticated_api, change_stream, *health_routes],
         plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
         middleware=[
             request_context_middleware,
-            metrics.middleware,
+            metrics_middleware,
             transaction_middleware(db, read_db),
         ],
         before_send=[make_response_decorator(settings)],
@@ -205,9 +201,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.cors_origins
         else None,
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
-        stores={
-            "rate_limit": FailOpenStore(RedisStore(redis, namespace="panels:ratelimit"), breaker)
-        },
         request_max_body_size=settings.max_body_bytes,
         on_startup=[start_worker],
         on_shutdown=[close_services],
@@ -216,5 +209,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.runtime = runtime
     app.state.stytch_members = StytchMembers(settings.identity)
+    if settings.rate_limit_per_minute > 0:
+        app.state.rate_limiter = RateLimiter(hot_redis, breaker, settings.rate_limit_per_minute)
     finish_schema(app.openapi_schema)
+    return app
+
+
+def create_served_app() -> Litestar:
+    """`create_app()` for a server worker (`panels serve`): the app, with the heap it built
+    settled for a long life (see `panels.platform.heap`)."""
+    app = create_app()
+    settle_heap()
     return app

@@ -101,7 +101,7 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
             "A token for trying it: uv run panels token --tenant demo --user alice --role admin"
         )
     uvicorn.run(
-        "panels.app:create_app",
+        "panels.app:create_served_app",
         factory=True,
         host=host,
         port=port,
@@ -142,6 +142,7 @@ def worker() -> None:
             await jobs.run_until_stopped()
         finally:
             await runtime.redis.aclose()
+            await runtime.hot_redis.aclose()
 
     click.echo("Panels worker: running syncs")
     asyncio.run(run())

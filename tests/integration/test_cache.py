@@ -184,3 +184,30 @@ async def test_concurrent_bumps_increment_each_version_once_each(services: Servi
     await redis.aclose()
     await client.aclose()
     assert versions == [1] * len(scopes) + [len(scopes)]
+
+
+async def test_concurrent_writes_through_the_api_bump_each_version_once(
+    client: Client, services: Services, builder: Caller
+) -> None:
+    """Each write's bumps leave once, in its own after-commit pipeline, however many writes
+    commit together: N creations bump the tenant's panel lists N times, N renames of one
+    panel bump that panel N times."""
+    redis = Redis.from_url(services.redis_url)
+    created = await client.post("/api/panels", json={"name": "p"}, headers=builder.headers)
+    panel_id = created.json()["id"]
+    lists, panel = f"panels:{builder.tenant}:all:ver", f"panels:{builder.tenant}:{panel_id}:ver"
+    lists_before, panel_before = [int(await redis.get(k) or 0) for k in (lists, panel)]
+    creations = [
+        client.post("/api/panels", json={"name": f"n{i}"}, headers=builder.headers)
+        for i in range(8)
+    ]
+    assert {r.status_code for r in await asyncio.gather(*creations)} == {201}
+    for i in range(4):  # one at a time: renames of one panel queue on its row lock
+        renamed = await client.put(
+            f"/api/panels/{panel_id}", json={"name": f"r{i}"}, headers=builder.headers
+        )
+        assert renamed.status_code == 200
+    lists_after, panel_after = [int(await redis.get(k) or 0) for k in (lists, panel)]
+    await redis.aclose()
+    assert lists_after - lists_before == 8 + 4
+    assert panel_after - panel_before == 4

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import event
+from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session
 
 from panels.panel.entities import Panel
+from panels.platform.db import TENANT_KEY
 from tests.conftest import Caller
 
 Client = AsyncTestClient[Litestar]
@@ -19,20 +19,19 @@ Client = AsyncTestClient[Litestar]
 
 @pytest.fixture
 def failing_commit() -> Iterator[None]:
-    """Make the commit of any transaction holding a panel named "explode" fail."""
+    """Make the commit of any transaction that wrote a panel named "explode" fail.
 
-    def mark(session: Session, _context: Any) -> None:
-        if any(isinstance(o, Panel) and o.name == "explode" for o in session.new):
-            session.info["explode"] = True
+    Asked of the database in the transaction itself, so it holds however the panel was
+    written (an ORM flush or a statement of its own)."""
 
     def explode(session: Session) -> None:
-        if session.info.pop("explode", False):
+        if session.info.get(TENANT_KEY) is None:
+            return
+        if session.scalar(select(exists().where(Panel.name == "explode"))):
             raise RuntimeError("injected commit failure")
 
-    event.listen(Session, "after_flush", mark)
     event.listen(Session, "before_commit", explode)
     yield
-    event.remove(Session, "after_flush", mark)
     event.remove(Session, "before_commit", explode)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -64,8 +66,59 @@ async def test_rate_limit_per_user(services: Services, make_caller: CallerFactor
         assert limited.json()["statusCode"] == 429
         assert limited.headers["ratelimit-limit"] == "3"
         assert limited.headers["ratelimit-remaining"] == "0"
-        assert (await client.get("/api/panels", headers=bob.headers)).status_code == 200
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert limited.headers["retry-after"] == limited.headers["ratelimit-reset"]
+        allowed = await client.get("/api/panels", headers=bob.headers)
+        assert allowed.status_code == 200
+        assert allowed.headers["ratelimit-policy"] == "3; w=60"
+        assert allowed.headers["ratelimit-remaining"] == "2"
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_rate_limit_counts_every_route_and_refusal(
+    services: Services, make_caller: CallerFactory
+) -> None:
+    """Routes whose count rides on the cache read, routes counted on their own, and requests
+    refused before they reach the cache all spend the same budget."""
+    app = create_app(build_settings(services, RATE_LIMIT="4"))
+    carol = make_caller("carol", "builder")
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        created = await client.post("/api/panels", json={"name": "p"}, headers=carol.headers)
+        assert created.status_code == 201
+        assert created.headers["ratelimit-remaining"] == "3"
+        refused = await client.get("/api/panels?limit=0", headers=carol.headers)
+        assert refused.status_code == 400
+        read = await client.get(created.headers["location"], headers=carol.headers)
+        assert read.status_code == 200
+        assert read.headers["ratelimit-remaining"] == "1"
+        assert (await client.get("/api/panels", headers=carol.headers)).status_code == 200
+        for method, path in [("GET", "/api/panels"), ("POST", "/api/panels")]:
+            limited = await client.request(method, path, json={}, headers=carol.headers)
+            assert limited.status_code == 429
+            assert limited.json()["statusCode"] == 429
+            assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_rate_limit_is_one_budget_across_workers(
+    services: Services, make_caller: CallerFactory
+) -> None:
+    """Two app instances on one Redis (two workers, or two replicas): a user's requests count
+    against one budget whichever serves them, also when they arrive at once."""
+    first = create_app(build_settings(services, RATE_LIMIT="10"))
+    second = create_app(build_settings(services, RATE_LIMIT="10"))
+    alice = make_caller("alice", "builder")
+    async with (
+        AsyncTestClient(app=first, raise_server_exceptions=False) as one,
+        AsyncTestClient(app=second, raise_server_exceptions=False) as two,
+    ):
+        responses = await asyncio.gather(
+            *(client.get("/api/panels", headers=alice.headers) for client in [one, two] * 8)
+        )
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200] * 10 + [429] * 6
+        limited = next(r for r in responses if r.status_code == 429)
+        assert limited.json()["statusCode"] == 429
+        assert "retry-after" in limited.headers
 
 
 async def test_cors_only_for_configured_origins(services: Services, builder: Caller) -> None:

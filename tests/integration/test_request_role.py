@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event, text
@@ -15,8 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
 from panels.app import create_app
-from panels.platform.db import APP_ROLE, async_url, owner_engine
-from tests.conftest import Caller, Services, build_settings
+from panels.platform.db import APP_ROLE, async_url, owner_engine, sql_literal
+from tests.conftest import Caller, CallerFactory, Services, build_settings
 from tests.integration.databases import as_user, fresh_database, migrate
 
 Client = AsyncTestClient[Litestar]
@@ -150,3 +154,45 @@ async def test_a_login_role_that_only_holds_the_request_role_serves_requests(
             assert read.status_code == 200
     finally:
         postgres.psql(f"DROP ROLE {api_role};")
+
+
+async def test_the_request_role_rides_on_the_transaction_begin(
+    services: Services, builder: Caller, make_caller: CallerFactory
+) -> None:
+    """Entering the role and tenant costs no round trip of its own: no statement but the
+    requests' own reaches the driver, and every transaction still reads as the request role
+    of its own tenant."""
+    app = create_app(build_settings(services))
+    engine = app.state.runtime.db.get_engine().sync_engine
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    stranger = make_caller("bob", "builder", tenant_id=f"t-{uuid.uuid4().hex[:12]}")
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            created = await client.post("/api/panels", json={"name": "P"}, headers=builder.headers)
+            url = created.headers["location"]
+            assert (await client.get(url, headers=builder.headers)).status_code == 200
+            assert (await client.get(url, headers=stranger.headers)).status_code == 404
+            listed = await client.get("/api/panels", headers=stranger.headers)
+            assert listed.json() == []
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    assert sent
+    assert not [s for s in sent if "set_config" in s]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]))))
+def test_a_literal_reads_back_as_the_text_it_quotes(services: Services, values: list[str]) -> None:
+    async def read_back() -> list[str]:
+        connection = await asyncpg.connect(services.database_url)
+        try:
+            return [await connection.fetchval(f"SELECT {sql_literal(v)}") for v in values]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(read_back()) == values

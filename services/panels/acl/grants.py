@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from sqlalchemy import delete
+from sqlalchemy import Insert, String, bindparam, delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CTE
 
 from panels.acl.entities import Grant
 from panels.platform.tenancy import RequestContext
@@ -32,6 +33,30 @@ def grant_owner(
             permission="owner",
         )
     )
+
+
+OWNER_GRANT_PARAMETERS = ("grant_tenant_id", "grant_user_email")
+
+
+def insert_owner_grant(resource_type: ResourceType, created: CTE) -> Insert:
+    """`grant_owner` for a resource that the same statement creates (a data-modifying CTE
+    returning its `id`), so that both are written in one round trip. Its parameters (bind
+    them with `owner_grant_parameters`) let the statement be built once."""
+    names = ["tenant_id", "resource_type", "resource_id", "user_email", "permission"]
+    tenant, owner = OWNER_GRANT_PARAMETERS
+    values = select(
+        bindparam(tenant, type_=String),
+        literal(resource_type),
+        created.c.id,
+        bindparam(owner, type_=String),
+        literal("owner"),
+    )
+    return insert(Grant).from_select(names, values, include_defaults=False)
+
+
+def owner_grant_parameters(ctx: RequestContext) -> dict[str, str]:
+    tenant, owner = OWNER_GRANT_PARAMETERS
+    return {tenant: ctx.tenant_id, owner: creator_name(ctx)}
 
 
 async def revoke_all(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.change.schemas import ChangeRead, NotificationRead, NotificationView
+from panels.platform.cache import AfterCommitBatch, after_commit_batch
 from panels.platform.db import after_commit, transaction_state
 from panels.platform.realtime import ANNOUNCER, Announcer
 from panels.platform.schemas import CamelStruct
@@ -79,12 +80,18 @@ def _pending(session: AsyncSession) -> list[tuple[EventKind, Any]]:
     if pending is None:
         pending = state[_PENDING] = []
         announcer: Announcer | None = session.info.get(ANNOUNCER)
-        after_commit(session, lambda: _announce(announcer, pending))
+        batch = after_commit_batch(session) if announcer is not None else None
+        after_commit(session, lambda: _announce(announcer, batch, pending))
     return pending
 
 
-async def _announce(announcer: Announcer | None, pending: list[tuple[EventKind, Any]]) -> None:
-    if announcer is None or not pending:
+async def _announce(
+    announcer: Announcer | None,
+    batch: AfterCommitBatch | None,
+    pending: list[tuple[EventKind, Any]],
+) -> None:
+    """Queue the committed events in the batch that is sent after this (see `Announcer`)."""
+    if announcer is None or batch is None or not pending:
         return
     events: list[Event] = []
     tenant_id = ""
@@ -100,4 +107,4 @@ async def _announce(announcer: Announcer | None, pending: list[tuple[EventKind, 
             tenant_id = notification.tenant_id
             read = NotificationRead.from_entity(notification, summary)
             events.append(NotificationEvent(user_id=notification.user_id, notification=read))
-    await announcer.publish(tenant_id, events)
+    announcer.queue(batch, tenant_id, events)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Insert, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CTE
 
 from panels.change.entities import PanelChange
 from panels.change.invalidation import scopes_to_bump
@@ -43,8 +45,39 @@ async def record(
 ) -> PanelChange:
     """`view_id` names the view a change is about (the view itself or its grants): such
     records are shown only to callers who may read that view."""
+    change = new_record(
+        ctx,
+        panel_id=panel_id,
+        change_type=change_type,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        description=description,
+        old=old,
+        new=new,
+        affected_column=affected_column,
+        view_id=view_id,
+    )
+    session.add(change)
+    recorded(session, change)
+    return change
+
+
+def new_record(
+    ctx: RequestContext,
+    *,
+    panel_id: int,
+    change_type: ChangeType,
+    entity_type: EntityType,
+    entity_id: int | None,
+    description: str,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    affected_column: str | None = None,
+    view_id: int | None = None,
+) -> PanelChange:
+    """The change record `record` writes, not yet written (see `insert_for_new_panel`)."""
     old_values, new_values = field_diff(old or {}, new or {})
-    change = PanelChange(
+    return PanelChange(
         tenant_id=ctx.tenant_id,
         panel_id=panel_id,
         change_type=change_type,
@@ -59,10 +92,54 @@ async def record(
         request_id=ctx.request_id,
         view_id=view_id,
     )
-    session.add(change)
+
+
+_PANEL_ID_COLUMNS = ("panel_id", "entity_id")
+_RECORD_ATTRIBUTES = [a for a in inspect(PanelChange).column_attrs if a.key != "id"]
+_RECORD_PARAMETER = "record_{}"
+
+
+def insert_for_new_panel(new_panel: CTE) -> Insert:
+    """The INSERT of a change record about a panel that the same statement creates: its panel
+    and entity ids are `new_panel.c.id` (a data-modifying CTE), so the panel, its record and
+    whatever else belongs with it are written in one round trip. The statement holds bind
+    parameters only, so it can be built once; execute it with `record_parameters(change)`,
+    then set the change's ids and pass it to `recorded`."""
+    values = [
+        new_panel.c.id
+        if a.key in _PANEL_ID_COLUMNS
+        else bindparam(_RECORD_PARAMETER.format(a.key), type_=a.columns[0].type)
+        for a in _RECORD_ATTRIBUTES
+    ]
+    names = [a.columns[0].name for a in _RECORD_ATTRIBUTES]
+    statement = insert(PanelChange).from_select(names, select(*values), include_defaults=False)
+    return statement.returning(PanelChange.id)
+
+
+def record_parameters(change: PanelChange) -> dict[str, Any]:
+    """The values of `insert_for_new_panel`'s parameters for this change."""
+    return {
+        _RECORD_PARAMETER.format(a.key): getattr(change, a.key)
+        for a in _RECORD_ATTRIBUTES
+        if a.key not in _PANEL_ID_COLUMNS
+    }
+
+
+def recorded(session: AsyncSession, change: PanelChange) -> None:
+    """Queue what follows a written change once the transaction commits: its realtime
+    announcement and the cache invalidation `invalidation` assigns to its type."""
     queue_change(session, change)
-    bump_after_commit(session, ctx.tenant_id, scopes_to_bump(change_type, panel_id))
-    return change
+    change_type: ChangeType = change.change_type  # type: ignore[assignment]
+    bump_after_commit(session, change.tenant_id, scopes_to_bump(change_type, change.panel_id))
 
 
-__all__ = ["ChangeType", "EntityType", "field_diff", "record"]
+__all__ = [
+    "ChangeType",
+    "EntityType",
+    "field_diff",
+    "insert_for_new_panel",
+    "new_record",
+    "record",
+    "record_parameters",
+    "recorded",
+]

@@ -7,26 +7,39 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from panels.panel.schemas import PanelCreate, PanelRead, PanelUpdate, SortDirection, SortField
-from panels.panel.services import PanelService
+from panels.panel.services import PanelReads, PanelService
 from panels.platform.http import IfMatch, json_response
 from panels.platform.openapi import POST_CODES, documented_headers, error_responses
+from panels.platform.ratelimit import COUNTED_BY_CACHE
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import Offset, PathId
 from panels.platform.tenancy import RequestContext
 
 Panels = NamedDependency[PanelService]
+Reads = NamedDependency[PanelReads]
 
 
-async def provide_panel_service(
+def provide_panel_service(
     request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
 ) -> PanelService:
     return PanelService(provide_tenant_session(request, ctx), ctx, request.app.state.runtime.cache)
 
 
+def provide_panel_reads(
+    request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
+) -> PanelReads:
+    return PanelReads(
+        ctx, request.app.state.runtime.cache, lambda: provide_panel_service(request, ctx)
+    )
+
+
 class PanelController(Controller):
     path = "/api/panels"
     tags = ["Panels"]
-    dependencies = {"panels": Provide(provide_panel_service)}
+    dependencies = {
+        "panels": Provide(provide_panel_service, sync_to_thread=False),
+        "reads": Provide(provide_panel_reads, sync_to_thread=False),
+    }
 
     @get(
         "/",
@@ -34,11 +47,12 @@ class PanelController(Controller):
         description="The panels the caller may read; `X-Total-Count` is the count before paging.",
         responses=error_responses(400, 403),
         response_headers=documented_headers("X-Total-Count", "x-cache", "ETag"),
+        opt={COUNTED_BY_CACHE: True},
     )
     async def list_panels(
         self,
         request: Request[Any, Any, Any],
-        panels: Panels,
+        reads: Reads,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         offset: Offset = 0,
         sort: FromQuery[SortField] = "createdAt",
@@ -47,7 +61,7 @@ class PanelController(Controller):
             str | None, QueryParameter(max_length=255, description="Name contains.")
         ] = None,
     ) -> Response[list[PanelRead]]:
-        body = await panels.list_panels(
+        body = await reads.list_panels(
             limit=limit, offset=offset, sort=sort, direction=direction, q=q
         )
         return json_response(request, body)
@@ -70,11 +84,12 @@ class PanelController(Controller):
         summary="Get a panel",
         responses=error_responses(400, 404),
         response_headers=documented_headers("ETag", "x-cache"),
+        opt={COUNTED_BY_CACHE: True},
     )
     async def get_panel(
-        self, request: Request[Any, Any, Any], panels: Panels, panel_id: PathId
+        self, request: Request[Any, Any, Any], reads: Reads, panel_id: PathId
     ) -> Response[PanelRead]:
-        return json_response(request, await panels.read_panel(panel_id))
+        return json_response(request, await reads.read_panel(panel_id))
 
     @put(
         "/{panel_id:int}",

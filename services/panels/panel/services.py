@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
 from hashlib import blake2b
 from typing import Any
 
 import msgspec
-from advanced_alchemy.filters import OrderBy, SearchFilter, StatementFilter
+from advanced_alchemy.filters import SearchFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import Row, Select, bindparam, func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.acl.grants import grant_owner, revoke_all
+from panels.acl.grants import insert_owner_grant, owner_grant_parameters, revoke_all
 from panels.acl.permissions import (
     Access,
     access,
@@ -24,6 +27,7 @@ from panels.change.invalidation import PANEL_LISTS_SCOPE
 from panels.change.notifications import notify_owners, views_of_panel
 from panels.panel.entities import Panel
 from panels.panel.schemas import (
+    CohortRule,
     PanelCreate,
     PanelRead,
     PanelUpdate,
@@ -35,9 +39,29 @@ from panels.platform.cache import Authorization, VersionedCache
 from panels.platform.errors import NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.metadata import merge_metadata
-from panels.platform.paging import get_page
+from panels.platform.schemas import iso_timestamp
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
+
+_PANEL_ATTRIBUTES = [a for a in inspect(Panel).column_attrs if a.key != "id"]
+
+
+@cache
+def _create_statement() -> Select[tuple[int, int]]:
+    """Panel, owner grant and change record in one statement, with bind parameters only:
+    built once, as building it costs more than running it."""
+    created = (
+        insert(Panel)
+        .values(
+            {a.key: bindparam(f"panel_{a.key}", type_=a.columns[0].type) for a in _PANEL_ATTRIBUTES}
+        )
+        .returning(Panel.id)
+        .cte("created_panel")
+    )
+    recorded = changes.insert_for_new_panel(created).cte("change_record")
+    owner = insert_owner_grant("panel", created).cte("owner_grant")
+    return select(created.c.id, recorded.c.id).add_cte(owner)
+
 
 _SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
 
@@ -58,53 +82,53 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         self.ctx = ctx
         self.cache = cache
 
-    async def read_panel(self, panel_id: int) -> JsonBody:
-        async def load() -> JsonBody:
-            return self.encode(await self.get_readable(panel_id))
-
-        return await self.cache.read_through(self.ctx, str(panel_id), "panel", load)
-
     def read_authorization(self, panel_id: int) -> Authorization:
         """The check that guards shared cached reads about this panel (its columns, sources)."""
         return Authorization("read-panel", lambda: self.get_readable(panel_id))
 
-    async def list_panels(
-        self,
-        *,
-        limit: int,
-        offset: int,
-        sort: SortField,
-        direction: SortDirection | None,
-        q: str | None,
-    ) -> JsonBody:
-        order: SortDirection = direction or ("asc" if sort == "name" else "desc")
-        query_key = blake2b(f"{limit}|{offset}|{sort}|{order}|{q}".encode(), digest_size=12)
+    async def load_panel(self, panel_id: int) -> JsonBody:
+        """The panel's representation, if the caller may read it (else 404): its columns
+        straight into the wire struct, as `encode` would make it from the entity."""
+        statement = select(*_READ_COLUMNS).where(
+            Panel.tenant_id == self.ctx.tenant_id,
+            Panel.id == panel_id,
+            *readable_panels(self.ctx.principal),
+        )
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            raise NotFound("Panel not found")
+        return encoded(_panel_read(row))
 
-        async def load() -> JsonBody:
-            return await self._page(limit=limit, offset=offset, sort=sort, order=order, q=q)
-
-        name = f"list:{query_key.hexdigest()}"
-        return await self.cache.read_through(self.ctx, PANEL_LISTS_SCOPE, name, load)
-
-    async def _page(
+    async def page(
         self, *, limit: int, offset: int, sort: SortField, order: SortDirection, q: str | None
     ) -> JsonBody:
-        conditions: list[StatementFilter | ColumnElement[bool]] = []
+        """One page of the panels the caller may read, with the count before paging riding on
+        its rows (a window count): columns straight into the wire struct, no ORM objects."""
+        conditions = [Panel.tenant_id == self.ctx.tenant_id, *readable_panels(self.ctx.principal)]
         if q:
-            conditions.append(
-                SearchFilter(field_name="name", value=q, ignore_case=True, escape_wildcards=True)
+            search = SearchFilter(
+                field_name="name", value=q, ignore_case=True, escape_wildcards=True
             )
-        panels, total = await get_page(
-            self,
-            order=[
-                OrderBy(field_name=_SORT_COLUMNS[sort], sort_order=order),
-                OrderBy(field_name="id", sort_order=order),
-            ],
-            limit=limit,
-            offset=offset,
-            conditions=conditions,
+            conditions += search.get_search_clauses(Panel)
+        column = getattr(Panel, _SORT_COLUMNS[sort])
+        order_by = (
+            [column.asc(), Panel.id.asc()] if order == "asc" else [column.desc(), Panel.id.desc()]
         )
-        return JsonBody(encode_json([PanelRead.from_entity(p) for p in panels]), total=total)
+        statement = (
+            select(*_READ_COLUMNS, func.count().over())
+            .where(*conditions)
+            .order_by(*order_by)
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = (await self.session.execute(statement)).all()
+        if rows:
+            total = rows[0][-1]
+        elif offset:  # past the end: no row to carry the count
+            total = await self.session.scalar(select(func.count()).where(*conditions)) or 0
+        else:
+            total = 0
+        return JsonBody(encode_json([_panel_read(row) for row in rows]), total=total)
 
     async def get_readable(self, panel_id: int, *, for_update: bool = False) -> Panel:
         """The panel if the caller may read it; 404 alike when it is missing or hidden."""
@@ -122,28 +146,38 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return panel
 
     async def create_panel(self, data: PanelCreate) -> Panel:
+        """The panel, its creator's owner grant and its change record, in one statement (a
+        data-modifying CTE): one round trip where ORM flushes took three."""
         require_panel_creator(self.ctx.principal)
-        panel = await self.create(
-            Panel(
-                tenant_id=self.ctx.tenant_id,
-                user_id=self.ctx.user_id,
-                name=data.name,
-                description=data.description,
-                cohort_rule=msgspec.to_builtins(data.cohort_rule),
-                meta=data.metadata,
-            )
+        now = datetime.now(UTC)
+        panel = Panel(
+            tenant_id=self.ctx.tenant_id,
+            user_id=self.ctx.user_id,
+            name=data.name,
+            description=data.description,
+            cohort_rule=msgspec.to_builtins(data.cohort_rule),
+            meta=data.metadata,
+            created_at=now,
+            updated_at=now,
         )
-        grant_owner(self.session, self.ctx, "panel", panel.id)
-        await changes.record(
-            self.session,
+        change = changes.new_record(
             self.ctx,
-            panel_id=panel.id,
+            panel_id=0,  # set from the statement's result below
             change_type="panel_created",
             entity_type="panel",
-            entity_id=panel.id,
+            entity_id=0,
             description=f'Panel "{panel.name}" created',
             new=panel_snapshot(panel),
         )
+        parameters = {
+            **{f"panel_{a.key}": getattr(panel, a.key) for a in _PANEL_ATTRIBUTES},
+            **owner_grant_parameters(self.ctx),
+            **changes.record_parameters(change),
+        }
+        result = await self.session.execute(_create_statement(), parameters)
+        panel.id, change.id = tuple(result.one())
+        change.panel_id = change.entity_id = panel.id
+        changes.recorded(self.session, change)
         return panel
 
     async def update_panel(self, panel_id: int, data: PanelUpdate, if_match: str | None) -> Panel:
@@ -229,3 +263,70 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
                 old=old_fields,
                 new=new_fields,
             )
+
+
+class PanelReads:
+    """The panel reads served through the cache. The service (a session, a repository) is
+    built only when the cache misses: a hit needs neither."""
+
+    def __init__(
+        self, ctx: RequestContext, cache: VersionedCache, service: Callable[[], PanelService]
+    ) -> None:
+        self.ctx = ctx
+        self.cache = cache
+        self._service = service
+
+    async def read_panel(self, panel_id: int) -> JsonBody:
+        async def load() -> JsonBody:
+            return await self._service().load_panel(panel_id)
+
+        return await self.cache.read_through(self.ctx, str(panel_id), "panel", load)
+
+    async def list_panels(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        sort: SortField,
+        direction: SortDirection | None,
+        q: str | None,
+    ) -> JsonBody:
+        order: SortDirection = direction or ("asc" if sort == "name" else "desc")
+        query_key = blake2b(f"{limit}|{offset}|{sort}|{order}|{q}".encode(), digest_size=12)
+
+        async def load() -> JsonBody:
+            return await self._service().page(
+                limit=limit, offset=offset, sort=sort, order=order, q=q
+            )
+
+        name = f"list:{query_key.hexdigest()}"
+        return await self.cache.read_through(self.ctx, PANEL_LISTS_SCOPE, name, load)
+
+
+_READ_COLUMNS = (
+    Panel.id,
+    Panel.name,
+    Panel.description,
+    Panel.tenant_id,
+    Panel.user_id,
+    Panel.cohort_rule,
+    Panel.meta,
+    Panel.created_at,
+    Panel.updated_at,
+)
+
+
+def _panel_read(row: Row[Any]) -> PanelRead:
+    """`PanelRead.from_entity` for a row of `_READ_COLUMNS`."""
+    id_, name, description, tenant_id, user_id, cohort_rule, meta, created, updated = tuple(row)[:9]
+    return PanelRead(
+        id=id_,
+        name=name,
+        description=description,
+        tenant_id=tenant_id,
+        user_id=user_id,
+        cohort_rule=msgspec.convert(cohort_rule, CohortRule),
+        metadata=meta,
+        created_at=iso_timestamp(created),
+        updated_at=iso_timestamp(updated),
+    )

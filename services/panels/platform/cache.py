@@ -13,29 +13,38 @@ the outage until the writer's next cache operation, or at most for the entry's T
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.platform.db import after_commit
+from panels.platform.db import after_commit, transaction_state
 from panels.platform.http import JsonBody
+from panels.platform.ratelimit import COUNT_LUA, REDIS_TIMEOUT_SECONDS, RateCount
 from panels.platform.tenancy import RequestContext
 
 log = structlog.get_logger("panels.cache")
 
-# One round trip: the scope's version, the entry stored under it, and (when asked) the marker
-# saying this caller's right to read it was checked at that version.
-_READ = """
+# One round trip: the scope's version, the entry stored under it, (when asked) the marker
+# saying this caller's right to read it was checked at that version, and (when the request's
+# rate-limit count is still to be taken, see `panels.platform.ratelimit`) that count.
+_READ = (
+    COUNT_LUA
+    + """
 local version = redis.call('GET', KEYS[1]) or '0'
 local prefix = ARGV[1] .. version .. ':'
 local marker = false
 if ARGV[3] ~= '' then marker = redis.call('GET', prefix .. ARGV[3]) end
-return {version, redis.call('GET', prefix .. ARGV[2]), marker}
+local rate = false
+if KEYS[2] then rate = count_request(KEYS[2], ARGV[4]) end
+return {version, redis.call('GET', prefix .. ARGV[2]), marker, rate}
 """
+)
 _NO_TOTAL = b"-"
 CACHE = "versioned_cache"  # where a request's session finds the cache (see `bump_after_commit`)
 
@@ -105,7 +114,8 @@ class VersionedCache:
         marker = f"{authorization.rule}:{ctx.cache_identity}" if authorization else ""
         entry = name if authorization else f"{name}:{ctx.cache_identity}"
         base = f"panels:{ctx.tenant_id}:{scope}"
-        found = await self._read_entry(base, entry, marker)
+        rate = ctx.rate_count if ctx.rate_count is not None and not ctx.rate_count.taken else None
+        found = await self._read_entry(base, entry, marker, rate)
         if found is None:  # Redis unavailable: the database answers alone
             if authorization:
                 await authorization.check()
@@ -124,45 +134,65 @@ class VersionedCache:
         return body
 
     async def _read_entry(
-        self, base: str, entry: str, marker: str
+        self, base: str, entry: str, marker: str, rate: RateCount | None
     ) -> tuple[str, bytes | None, bool] | None:
         """(the versioned key prefix, the cached entry, whether the marker is set); None when
-        the cache is bypassed."""
+        the cache is bypassed. Takes `rate`'s count in the same round trip (raising the 429
+        when the budget is spent)."""
         if self.breaker.is_open or not await self._send_bumps():
             return None
+        keys = [f"{base}:ver"]
+        args: list[str | int] = [f"{base}:v", entry, marker]
+        if rate is not None:
+            keys.append(rate.key)
+            args.append(rate.window_ms)
         try:
-            version, value, checked = await self._read(
-                keys=[f"{base}:ver"], args=[f"{base}:v", entry, marker]
-            )
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+                version, value, checked, counted = await self._read(keys=keys, args=args)
         except Exception as exc:
             self.breaker.trip(exc)
             return None
+        if rate is not None:
+            rate.settle(*counted)
         return f"{base}:v{version.decode()}:", value, bool(checked)
 
     async def bump(self, tenant: str, *scopes: str) -> None:
         """Invalidate everything cached under these scopes; call after commit."""
-        self._unsent_bumps.update(f"panels:{tenant}:{scope}:ver" for scope in scopes)
-        if not self.breaker.is_open:
-            await self._send_bumps()
+        await self.send(AfterCommitBatch({_version_key(tenant, scope) for scope in scopes}))
 
     def bump_after_commit(self, session: AsyncSession, tenant: str, *scopes: str) -> None:
         """Invalidate these scopes once the session's transaction commits (never on rollback)."""
-        after_commit(session, lambda: self.bump(tenant, *scopes))
+        batch = after_commit_batch(session)
+        if batch is not None:
+            batch.bumps.update(_version_key(tenant, scope) for scope in scopes)
 
-    async def _send_bumps(self) -> bool:
-        """Send the bumps not yet sent; False when Redis could not take them.
+    async def send(self, batch: AfterCommitBatch) -> None:
+        """A committed transaction's bumps and announcements, in one pipeline."""
+        self._unsent_bumps |= batch.bumps
+        if not self.breaker.is_open:
+            await self._send_bumps(batch.publishes)
+
+    async def _send_bumps(self, publishes: Sequence[tuple[str, bytes]] = ()) -> bool:
+        """Send the bumps not yet sent (and these announcements, in the same round trip);
+        False when Redis could not take them.
 
         The pending set is taken before the round trip, so bumps queued by concurrent writes
         meanwhile are sent by their own call, not again by this one (each write increments
-        each of its versions once); on failure they are put back for the next call.
+        each of its versions once); on failure they are put back for the next call. Failed
+        announcements are lost (the changes are committed; only their announcement is not).
         """
-        if not self._unsent_bumps:
+        if not self._unsent_bumps and not publishes:
             return True
         keys, self._unsent_bumps = self._unsent_bumps, set()
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with (
+                asyncio.timeout(REDIS_TIMEOUT_SECONDS),
+                self._redis.pipeline(transaction=False) as pipe,
+            ):
                 for key in keys:
                     pipe.incr(key)
+                for channel, message in publishes:
+                    pipe.publish(channel, message)
                 await pipe.execute()
         except Exception as exc:
             self._unsent_bumps |= keys
@@ -174,15 +204,46 @@ class VersionedCache:
         if self.breaker.is_open or not items:
             return
         try:
-            if len(items) == 1:
-                await self._redis.set(items[0][0], items[0][1], ex=self._ttl)
-                return
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, value in items:
-                    pipe.set(key, value, ex=self._ttl)
-                await pipe.execute()
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+                if len(items) == 1:
+                    await self._redis.set(items[0][0], items[0][1], ex=self._ttl)
+                    return
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, value in items:
+                        pipe.set(key, value, ex=self._ttl)
+                    await pipe.execute()
         except Exception as exc:
             self.breaker.trip(exc)
+
+
+@dataclass(slots=True)
+class AfterCommitBatch:
+    """What a transaction sends to Redis once it has committed: version bumps and realtime
+    announcements (channel, message), together in one pipeline."""
+
+    bumps: set[str] = field(default_factory=set)
+    publishes: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+_BATCH = "redis_after_commit"
+
+
+def after_commit_batch(session: AsyncSession) -> AfterCommitBatch | None:
+    """The session transaction's batch, sent after its other after-commit effects (which may
+    still add to it); None when the session has no cache (see `with_effects`)."""
+    cache: VersionedCache | None = session.info.get(CACHE)
+    if cache is None:
+        return None
+    state = transaction_state(session)
+    batch: AfterCommitBatch | None = state.get(_BATCH)
+    if batch is None:
+        batch = state[_BATCH] = AfterCommitBatch()
+        after_commit(session, partial(cache.send, batch), last=True)
+    return batch
+
+
+def _version_key(tenant: str, scope: str) -> str:
+    return f"panels:{tenant}:{scope}:ver"
 
 
 def _missed(body: JsonBody) -> JsonBody:
@@ -207,10 +268,20 @@ def bump_after_commit(session: AsyncSession, tenant: str, scopes: Iterable[str])
 
 
 def redis_client(url: str) -> Redis:
+    """A client whose every socket operation is bounded (for everything but the hot path)."""
     return Redis.from_url(
         url,
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
         retry_on_timeout=False,
         health_check_interval=30,
+    )
+
+
+def hot_path_redis_client(url: str) -> Redis:
+    """The client of the cache and the rate limiter: without socket timeouts, because each of
+    their calls is bounded as a whole (`REDIS_TIMEOUT_SECONDS`, one `asyncio.timeout`), where a
+    socket timeout wraps every send in a task of its own."""
+    return Redis.from_url(
+        url, socket_connect_timeout=0.5, retry_on_timeout=False, health_check_interval=30
     )

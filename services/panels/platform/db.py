@@ -11,10 +11,12 @@ the owner-only `owner_maintenance` policies honour (migration 20261130_0007).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import msgspec
 import structlog
 from advanced_alchemy.extensions.litestar import (
@@ -48,6 +50,7 @@ _ENTER_ROLE_AND_TENANT = text(
 )
 _TRANSACTION_KEY = "transaction_state"
 _AFTER_COMMIT_KEY = "after_commit"
+_AFTER_COMMIT_LAST_KEY = "after_commit_last"
 _TERMINUS = {"http.response.body", "http.disconnect"}
 log = structlog.get_logger("panels.db")
 
@@ -73,10 +76,69 @@ def request_engine(url: str, pool_size: int) -> AsyncEngine:
         max_overflow=max(pool_size // 4, 1),
         pool_recycle=1800,
         execution_options={_REQUEST_ROLE_OPTION: True},
-        connect_args={"server_settings": {"application_name": "panels"}},
+        connect_args={
+            "server_settings": {"application_name": "panels"},
+            "connection_class": RequestConnection,
+        },
+        json_deserializer=decode_jsonb,
     )
     event.listen(engine.sync_engine, "checkout", _discard_if_closed)
+    event.listen(engine.sync_engine, "checkin", _forget_deferred_setup)
     return engine
+
+
+class RequestConnection(asyncpg.Connection):  # type: ignore[misc]
+    """The request engine's asyncpg connection: the statement that enters the request role
+    (and tenant) is sent in the same round trip as the transaction's `BEGIN`, where it took a
+    round trip of its own (of four for a read: BEGIN, role, the read, COMMIT).
+
+    `_enter_request_role` defers it here (`set_up_at_begin`) when the transaction has not begun
+    on the server yet; SQLAlchemy's driver begins lazily, just before the first statement, and
+    the statement rides on that `BEGIN`. Whatever is left unsent when the connection returns to
+    the pool is dropped (`_forget_deferred_setup`), so it can never reach another transaction.
+    """
+
+    __slots__ = ("_setup_at_begin",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_at_begin: str | None = None
+
+    def set_up_at_begin(self, statement: str | None) -> None:
+        self._setup_at_begin = statement
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109  (asyncpg's signature)
+        setup = self._setup_at_begin
+        if setup is not None and not args and query.startswith("BEGIN"):
+            self._setup_at_begin = None
+            query = f"{query};{setup}"
+        result: str = await super().execute(query, *args, timeout=timeout)
+        return result
+
+
+def _forget_deferred_setup(dbapi_connection: Any, _record: Any) -> None:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if isinstance(driver, RequestConnection):
+        driver.set_up_at_begin(None)
+
+
+def sql_literal(value: str) -> str:
+    """`value` as a PostgreSQL string literal, for the one statement sent without parameters
+    (the simple query protocol of `BEGIN`): an escape string, read the same whatever
+    `standard_conforming_strings` says. NUL cannot be in PostgreSQL text at all."""
+    if "\x00" in value:
+        raise ValueError("PostgreSQL text cannot hold NUL")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def decode_jsonb(text: str) -> Any:
+    """A JSONB value as Python: msgspec decodes several times faster than the json module
+    (a list decodes two per row), into the same values; a number beyond a float's range,
+    which PostgreSQL's numeric can hold, is left to the json module (infinity)."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 def _discard_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -109,6 +171,18 @@ def _enter_request_role(session: Session, _transaction: Any, connection: Connect
     if not connection.get_execution_options().get(_REQUEST_ROLE_OPTION):
         return
     tenant = session.info.get(TENANT_KEY)
+    driver = connection.connection.driver_connection
+    adapter = connection.connection.dbapi_connection
+    not_begun = (
+        getattr(adapter, "_transaction", True) is None
+        and getattr(adapter, "isolation_level", "autocommit") != "autocommit"
+    )
+    if isinstance(driver, RequestConnection) and not_begun:
+        entering = f"SELECT set_config('role', '{APP_ROLE}', true)"
+        if tenant is not None:
+            entering += f", set_config('app.tenant_id', {sql_literal(tenant)}, true)"
+        driver.set_up_at_begin(entering)
+        return
     if tenant is None:
         connection.execute(_ENTER_ROLE)
     else:
@@ -129,9 +203,11 @@ def transaction_state(session: AsyncSession) -> dict[str, Any]:
     return state
 
 
-def after_commit(session: AsyncSession, effect: AfterCommit) -> None:
-    """Run `effect` once the request's transaction has committed (never if it rolls back)."""
-    transaction_state(session).setdefault(_AFTER_COMMIT_KEY, []).append(effect)
+def after_commit(session: AsyncSession, effect: AfterCommit, *, last: bool = False) -> None:
+    """Run `effect` once the request's transaction has committed (never if it rolls back);
+    `last` ones run after all the others (which may prepare what they send)."""
+    key = _AFTER_COMMIT_LAST_KEY if last else _AFTER_COMMIT_KEY
+    transaction_state(session).setdefault(key, []).append(effect)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -140,7 +216,11 @@ def _forget_transaction_state(session: Session) -> None:
 
 
 async def run_after_commit(session: AsyncSession) -> None:
-    effects: list[AfterCommit] = session.info.pop(_TRANSACTION_KEY, {}).get(_AFTER_COMMIT_KEY, [])
+    state = session.info.pop(_TRANSACTION_KEY, {})
+    effects: list[AfterCommit] = [
+        *state.get(_AFTER_COMMIT_KEY, []),
+        *state.get(_AFTER_COMMIT_LAST_KEY, []),
+    ]
     for effect in effects:
         try:
             await effect()

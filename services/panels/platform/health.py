@@ -106,7 +106,14 @@ async def _check_redis(runtime: Runtime) -> Check:
 
 @get("/docs", include_in_schema=False, media_type=MediaType.HTML)
 async def docs(request: Request[Any, Any, Any]) -> bytes:
-    return ScalarRenderPlugin().render(request, request.app.openapi_schema.to_schema())
+    """The page embeds the whole schema: rendered once per app, not per request."""
+    state = request.app.state
+    page: bytes | None = state.get("docs_page")
+    if page is None:
+        page = state.docs_page = ScalarRenderPlugin().render(
+            request, request.app.openapi_schema.to_schema()
+        )
+    return page
 
 
 class MetricsController(PrometheusController):

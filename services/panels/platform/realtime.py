@@ -15,9 +15,8 @@ from typing import Any
 import msgspec
 import structlog
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
-from redis.asyncio import Redis
 
-from panels.platform.cache import CircuitBreaker
+from panels.platform.cache import AfterCommitBatch
 
 log = structlog.get_logger("panels.realtime")
 ANNOUNCER = "realtime_announcer"
@@ -58,26 +57,18 @@ def tenant_channel(tenant_id: str) -> str:
 
 
 class Announcer:
-    """Publishes a transaction's events on the tenant's channel, in one Redis round trip.
+    """Announces a transaction's events on the tenant's channel once it has committed.
 
-    Published directly rather than through the channels plugin's queue: that queue sends one
-    event per round trip from a single task, and under write load fell seconds behind. The
-    plugin still does the receiving side. Redis trouble trips the shared circuit breaker; the
-    events are then lost, never the request.
+    The events go in the transaction's after-commit batch, so they leave in the same Redis
+    round trip as its cache bumps (`VersionedCache.send`). Published directly rather than
+    through the channels plugin's queue: that queue sends one event per round trip from a
+    single task, and under write load fell seconds behind. The plugin still does the receiving
+    side. Redis trouble trips the shared circuit breaker; the events are then lost, never the
+    request.
     """
 
-    def __init__(self, redis: Redis, breaker: CircuitBreaker) -> None:
-        self._redis = redis
-        self._breaker = breaker
-
-    async def publish(self, tenant_id: str, events: Sequence[msgspec.Struct]) -> None:
-        if self._breaker.is_open or not events:
-            return
+    def queue(
+        self, batch: AfterCommitBatch, tenant_id: str, events: Sequence[msgspec.Struct]
+    ) -> None:
         channel = tenant_channel(tenant_id)
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.publish(channel, msgspec.json.encode(event))
-                await pipe.execute()
-        except Exception as exc:  # the change itself is committed; only its announcement is lost
-            self._breaker.trip(exc)
+        batch.publishes.extend((channel, msgspec.json.encode(event)) for event in events)

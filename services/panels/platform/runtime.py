@@ -45,6 +45,7 @@ class Runtime:
     db: SQLAlchemyAsyncConfig
     read_db: SQLAlchemyAsyncConfig | None
     redis: Redis
+    hot_redis: Redis  # the cache's and the rate limiter's (see `hot_path_redis_client`)
     breaker: CircuitBreaker
     cache: VersionedCache
     verifier: TokenVerifier

@@ -43,7 +43,8 @@ class JsonValueError(ValueError):
 def iso_timestamp(value: datetime) -> str:
     """`2026-11-21T07:50:37.451Z`: UTC, milliseconds, `Z`."""
     utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is several times cheaper than strftime, and lists format two per row.
+    return utc.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def check_json_value(value: Any, where: str) -> None:

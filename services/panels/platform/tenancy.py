@@ -21,6 +21,7 @@ from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
 from panels.platform.errors import Forbidden
 from panels.platform.observability import request_id
+from panels.platform.ratelimit import RateCount, pending_count
 from panels.platform.schemas import CamelStruct
 
 
@@ -28,6 +29,8 @@ from panels.platform.schemas import CamelStruct
 class RequestContext:
     principal: Principal
     request_id: str
+    rate_count: RateCount | None = None
+    """The request's rate-limit count, when the cache's first read is to take it."""
 
     @property
     def tenant_id(self) -> str:
@@ -97,7 +100,12 @@ async def check_claimed_tenant(request: Request[Principal, Any, Any]) -> None:
 
 
 def provide_request_context(request: Request[Principal, Any, Any]) -> RequestContext:
-    return RequestContext(principal=request.user, request_id=request_id(request.scope))
+    scope = request.scope
+    return RequestContext(
+        principal=request.user,
+        request_id=request_id(scope),
+        rate_count=pending_count(scope["state"]),
+    )
 
 
 def tenant_session(

@@ -8,6 +8,7 @@ from litestar.params import JSONBody, QueryParameter
 
 from panels.platform.http import IfMatch, encoded, json_response
 from panels.platform.openapi import POST_CODES, documented_headers, error_responses
+from panels.platform.ratelimit import COUNTED_BY_CACHE
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import MAX_ID, Offset, PathId
 from panels.platform.tenancy import RequestContext
@@ -21,34 +22,45 @@ from panels.view.schemas import (
     ViewRead,
     ViewUpdate,
 )
-from panels.view.services import ViewService
+from panels.view.services import ViewReads, ViewService
 
 Views = NamedDependency[ViewService]
+Reads = NamedDependency[ViewReads]
 _WRITE_ERRORS = error_responses(400, 403, 404, 412, 413, 415)
 _ETAG = documented_headers("ETag")
 
 
-async def provide_view_service(
+def provide_view_service(
     request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
 ) -> ViewService:
     return ViewService(provide_tenant_session(request, ctx), ctx, request.app.state.runtime)
 
 
+def provide_view_reads(
+    request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
+) -> ViewReads:
+    return ViewReads(ctx, request.app.state.runtime, lambda: provide_view_service(request, ctx))
+
+
 class ViewController(Controller):
     path = "/api/views"
     tags = ["Views"]
-    dependencies = {"views": Provide(provide_view_service)}
+    dependencies = {
+        "views": Provide(provide_view_service, sync_to_thread=False),
+        "reads": Provide(provide_view_reads, sync_to_thread=False),
+    }
 
     @get(
         "/",
         summary="List views",
         responses=error_responses(400, 403),
         response_headers=documented_headers("ETag", "x-cache"),
+        opt={COUNTED_BY_CACHE: True},
     )
     async def list_views(
         self,
         request: Request[Any, Any, Any],
-        views: Views,
+        reads: Reads,
         panel_id: Annotated[int | None, QueryParameter(name="panelId", ge=1, le=MAX_ID)] = None,
         published: Annotated[bool | None, QueryParameter(description="true/false/1/0")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
@@ -56,7 +68,7 @@ class ViewController(Controller):
     ) -> Response[ViewPage]:
         """Published views of the tenant and the caller's own, newest `updatedAt` first;
         `total` counts before paging."""
-        page = await views.list_views(
+        page = await reads.list_views(
             panel_id=panel_id, published=published, limit=limit, offset=offset
         )
         return json_response(request, page)
@@ -81,11 +93,12 @@ class ViewController(Controller):
         summary="Get a view",
         responses=error_responses(400, 404),
         response_headers=documented_headers("ETag", "x-cache"),
+        opt={COUNTED_BY_CACHE: True},
     )
     async def get_view(
-        self, request: Request[Any, Any, Any], views: Views, view_id: PathId
+        self, request: Request[Any, Any, Any], reads: Reads, view_id: PathId
     ) -> Response[ViewRead]:
-        return json_response(request, await views.read_view(view_id))
+        return json_response(request, await reads.read_view(view_id))
 
     @put("/{view_id:int}", summary="Change a view", responses=_WRITE_ERRORS, response_headers=_ETAG)
     async def update_view(
