@@ -31,12 +31,13 @@ import asyncpg
 from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
+from benchmarks.rows_data import Panel, database, make_panel, merged_at_read
 from benchmarks.runner.common import log
 from benchmarks.runner.measure import rss_mb
-from benchmarks.rows_data import Panel, database, make_panel, merged_at_read
 from panels.platform.db import APP_ROLE
 from panels.platform.jobs import postgres_dsn
 from panels.rows.compiler import (
+    BaseColumn,
     Condition,
     RowQuery,
     RowSource,
@@ -46,6 +47,7 @@ from panels.rows.compiler import (
     panel_rows,
     sort_label,
 )
+from panels.rows.indexes import ViewShape, wanted_indexes
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 VIEW_FILTER = Condition("eq", "W3", column_id=3)
@@ -57,7 +59,7 @@ _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 
 def to_sql(statement: Select[Any]) -> tuple[str, list[Any]]:
     compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-    processors = compiled._bind_processors  # noqa: SLF001
+    processors = compiled._bind_processors
     args = []
     for name in compiled.positiontup or ():
         value = compiled.params[name]
@@ -204,6 +206,23 @@ def print_table(title: str, results: list[tuple[str, Any]]) -> None:
             )
 
 
+async def build_view_indexes(dsn: str, panel: Panel) -> None:
+    """The indexes the index job builds for a view sorted by VIEW_SORT, then ANALYZE."""
+    base_columns = [column for column in panel.columns if isinstance(column, BaseColumn)]
+    view = ViewShape([(VIEW_SORT.column_id, VIEW_SORT.descending)])
+    owner = await asyncpg.connect(dsn, server_settings={"app.maintenance": "on"})
+    try:
+        for statement in wanted_indexes(
+            panel.panel_id, panel.source_ids, base_columns, [view]
+        ).values():
+            started = time.perf_counter()
+            await owner.execute(statement)
+            log(f"index built in {time.perf_counter() - started:.1f} s")
+        await owner.execute("ANALYZE panel_row")
+    finally:
+        await owner.close()
+
+
 async def run(url: str, records: int, repeats: int, read_time_merge: bool) -> None:
     dsn = postgres_dsn(url)
     owner = await asyncpg.connect(dsn, server_settings={"app.maintenance": "on"})
@@ -223,6 +242,9 @@ async def run(url: str, records: int, repeats: int, read_time_merge: bool) -> No
         source = panel_rows(panel.tenant_id, panel.panel_id, panel.source_ids)
         results = await scenarios(reader, source, repeats, records)
         print_table("rows merged at ingest (panel_row), no index built", results)
+        await build_view_indexes(dsn, panel)
+        results = await scenarios(reader, source, repeats, records)
+        print_table("rows merged at ingest (panel_row), with the view's sort index", results)
     finally:
         await connection.close()
 

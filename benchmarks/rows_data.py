@@ -70,8 +70,8 @@ def database(workdir: Path, url: str | None) -> Iterator[str]:
 
 async def make_panel(owner: Any, records: int) -> Panel:
     """A panel of `records` keys (the owner connection has `app.maintenance` on)."""
-    for table in ("panel_row", "source_record", "panel"):
-        await owner.execute(f"DELETE FROM {table} WHERE tenant_id = $1", TENANT)
+    for name in ("panel_row", "source_record", "panel"):
+        await owner.execute(f"DELETE FROM {name} WHERE tenant_id = $1", TENANT)
     panel_id = await owner.fetchval(
         "INSERT INTO panel (tenant_id, user_id, name) VALUES ($1, 'bench', 'Rows') RETURNING id",
         TENANT,

@@ -90,8 +90,8 @@ async def merged_rows(engine: AsyncEngine, caller: Caller, panel_id: int) -> Mer
             ),
             {"p": panel_id},
         )
-        rows = {key: sources for key, sources in stored.all()}
-        assert rows == {key: sources for key, sources in expected.all()}
+        rows: Merged = dict(stored.tuples().all())
+        assert rows == dict(expected.tuples().all())
         return rows
 
 
@@ -144,9 +144,7 @@ async def test_a_deleted_sources_data_is_never_read_and_its_purge_empties_its_ro
         f"/api/panels/{panel_id}/datasources/{second}", headers=builder.headers
     )
     assert response.status_code == 204, response.text
-    query = RowQuery(
-        columns=[BaseColumn(1, "V", "text", "v")], shown=[1], now=datetime.now(UTC)
-    )
+    query = RowQuery(columns=[BaseColumn(1, "V", "text", "v")], shown=[1], now=datetime.now(UTC))
     compiled = compile_rows(panel_rows(builder.tenant, panel_id, [first]), query)
     async with AsyncSession(engine) as session:
         bind_tenant(session, builder.tenant)

@@ -52,7 +52,7 @@ from .compiler.statement import record_value
 INDEX_ENTRYPOINT = "panels.rows-indexes"
 INDEX_TIMEOUT_SECONDS = 3600
 INDEX_PREFIX = "ix_panel_row_"
-INDEXABLE_TYPES = ("text", "select", "user", "file", "number", "boolean", "date", "datetime")
+INDEXABLE_TYPES = ("text", "select", "user", "file", "number", "boolean")
 # Index jobs of all panels take turns: one concurrent build at a time on the shared table.
 _TAKE_TURNS = "SELECT pg_advisory_lock(hashtext('panel_row indexes'))"
 _END_TURN = "SELECT pg_advisory_unlock(hashtext('panel_row indexes'))"
