@@ -52,7 +52,7 @@ from .compiler.statement import record_value
 INDEX_ENTRYPOINT = "panels.rows-indexes"
 INDEX_TIMEOUT_SECONDS = 3600
 INDEX_PREFIX = "ix_panel_row_"
-INDEXABLE_TYPES = ("text", "select", "user", "file", "number", "boolean")
+INDEXABLE_TYPES = ("text", "select", "user", "file", "number", "boolean", "date", "datetime")
 # Index jobs of all panels take turns: one concurrent build at a time on the shared table.
 _TAKE_TURNS = "SELECT pg_advisory_lock(hashtext('panel_row indexes'))"
 _END_TURN = "SELECT pg_advisory_unlock(hashtext('panel_row indexes'))"
@@ -191,13 +191,23 @@ async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_i
         for name in doomed:
             # A build that failed half-way leaves an invalid index: dropped, then built again.
             await connection.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        created, failed = [], []
         for name, statement in wanted.items():
-            if existing.get(name) is not True:
+            if existing.get(name) is True:
+                continue
+            try:
                 await connection.execute(statement)
+                created.append(name)
+            except asyncpg.PostgresError as error:
+                # One index that cannot be built does not hold back the others; an invalid
+                # index it left is dropped by the next update. Queries stay correct without.
+                failed.append(name)
+                log.warning("panel index not built", name=name, error=type(error).__name__)
     finally:
         await connection.execute(_END_TURN)
-    created = [name for name in wanted if existing.get(name) is not True]
-    log.info("panel indexes updated", panel_id=panel_id, created=created, dropped=doomed)
+    log.info(
+        "panel indexes updated", panel_id=panel_id, created=created, failed=failed, dropped=doomed
+    )
 
 
 def _panel_of(name: str) -> int | None:

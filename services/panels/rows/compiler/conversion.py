@@ -29,6 +29,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     DateTime,
+    Float,
     Integer,
     Numeric,
     Text,
@@ -61,7 +62,9 @@ DATETIME_PATTERN = (
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
     r"(Z|[-+](0[0-9]|1[0-4]):?[0-5][0-9])?)?$"
 )
-OFFSET_PATTERN = r"(Z|[-+][0-9]{2}:?[0-9]{2})$"
+# Within text that DATETIME_PATTERN matched: the seconds (with their fraction), the offset.
+SECONDS_PATTERN = r"^.{16}:([0-9]{2}(\.[0-9]{1,6})?)"
+OFFSET_PATTERN = r"[-+][0-9]{2}:?[0-9]{2}$"
 
 SQL_TYPES: dict[ValueType, Any] = {
     "number": Numeric(asdecimal=True),
@@ -143,7 +146,11 @@ def _json_to(value: ColumnElement[Any], value_type: ValueType) -> ColumnElement[
 
 
 def _datetime_of_text(text: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A timestamp (UTC) of ISO-8601 `text`, or NULL; the nested CASEs order the checks."""
+    """A timestamp (UTC) of ISO-8601 `text`, or NULL; the nested CASEs order the checks.
+
+    Built from its parts with `make_timestamp` and `make_interval` rather than by casting the
+    text to a timestamp: a cast from text is only STABLE (it reads the session's DateStyle and
+    time zone), and an expression index (`rows.indexes`) needs IMMUTABLE functions only."""
     year = cast(func.substr(text, 1, 4), Integer)
     month = cast(func.substr(text, 6, 2), Integer)
     day = cast(func.substr(text, 9, 2), Integer)
@@ -151,18 +158,20 @@ def _datetime_of_text(text: ColumnElement[Any]) -> ColumnElement[Any]:
     days_in_month = cast(first_of_month + literal_column("interval '1 month'"), Date) - (
         first_of_month
     )
-    with_offset = func.timezone("UTC", cast(text, DateTime(timezone=True)))
-    as_utc = case(
-        (
-            and_(func.length(text) > 10, text.regexp_match(OFFSET_PATTERN)),
-            with_offset,
-        ),
-        else_=cast(text, DateTime()),
-    )
+    has_time = func.length(text) > 10
+    hour = case((has_time, cast(func.substr(text, 12, 2), Integer)), else_=0)
+    minute = case((has_time, cast(func.substr(text, 15, 2), Integer)), else_=0)
+    seconds = func.coalesce(cast(func.substring(text, SECONDS_PATTERN), Float), 0)
+    offset = func.substring(text, OFFSET_PATTERN)
+    offset_minutes = (
+        cast(func.substr(offset, 2, 2), Integer) * 60 + cast(func.right(offset, 2), Integer)
+    ) * case((func.substr(offset, 1, 1) == "-", -1), else_=1)
+    local = func.make_timestamp(year, month, day, hour, minute, seconds)
+    as_utc = local - func.make_interval(0, 0, 0, 0, 0, func.coalesce(offset_minutes, 0), 0)
     return case(
         (
             text.regexp_match(DATETIME_PATTERN),
-            case((day <= days_in_month, as_utc)),
+            case((day <= days_in_month, typed(as_utc, "datetime"))),
         ),
     )
 
