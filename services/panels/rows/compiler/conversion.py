@@ -29,8 +29,6 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     DateTime,
-    Float,
-    Integer,
     Numeric,
     Text,
     and_,
@@ -62,9 +60,7 @@ DATETIME_PATTERN = (
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
     r"(Z|[-+](0[0-9]|1[0-4]):?[0-5][0-9])?)?$"
 )
-# Within text that DATETIME_PATTERN matched: the seconds (with their fraction), the offset.
-SECONDS_PATTERN = r"^.{16}:([0-9]{2}(\.[0-9]{1,6})?)"
-OFFSET_PATTERN = r"[-+][0-9]{2}:?[0-9]{2}$"
+# Checked by the database function panels_utc_timestamp, which holds a copy of it.
 
 SQL_TYPES: dict[ValueType, Any] = {
     "number": Numeric(asdecimal=True),
@@ -146,34 +142,10 @@ def _json_to(value: ColumnElement[Any], value_type: ValueType) -> ColumnElement[
 
 
 def _datetime_of_text(text: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A timestamp (UTC) of ISO-8601 `text`, or NULL; the nested CASEs order the checks.
-
-    Built from its parts with `make_timestamp` and `make_interval` rather than by casting the
-    text to a timestamp: a cast from text is only STABLE (it reads the session's DateStyle and
-    time zone), and an expression index (`rows.indexes`) needs IMMUTABLE functions only."""
-    year = cast(func.substr(text, 1, 4), Integer)
-    month = cast(func.substr(text, 6, 2), Integer)
-    day = cast(func.substr(text, 9, 2), Integer)
-    first_of_month = func.make_date(year, month, 1)
-    days_in_month = cast(first_of_month + literal_column("interval '1 month'"), Date) - (
-        first_of_month
-    )
-    has_time = func.length(text) > 10
-    hour = case((has_time, cast(func.substr(text, 12, 2), Integer)), else_=0)
-    minute = case((has_time, cast(func.substr(text, 15, 2), Integer)), else_=0)
-    seconds = func.coalesce(cast(func.substring(text, SECONDS_PATTERN), Float), 0)
-    offset = func.substring(text, OFFSET_PATTERN)
-    offset_minutes = (
-        cast(func.substr(offset, 2, 2), Integer) * 60 + cast(func.right(offset, 2), Integer)
-    ) * case((func.substr(offset, 1, 1) == "-", -1), else_=1)
-    local = func.make_timestamp(year, month, day, hour, minute, seconds)
-    as_utc = local - func.make_interval(0, 0, 0, 0, 0, func.coalesce(offset_minutes, 0), 0)
-    return case(
-        (
-            text.regexp_match(DATETIME_PATTERN),
-            case((day <= days_in_month, typed(as_utc, "datetime"))),
-        ),
-    )
+    """A timestamp (UTC) of ISO-8601 `text`, or NULL: `panels_utc_timestamp` (migration
+    20261201_0011) checks DATETIME_PATTERN and the calendar day before it casts. It is
+    IMMUTABLE (an expression index can hold it) and reads `text` once per value."""
+    return typed(func.panels_utc_timestamp(text), "datetime")
 
 
 def coerce(expression: ColumnElement[Any], source: ValueType, target: ValueType) -> Any:
