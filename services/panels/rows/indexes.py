@@ -175,10 +175,11 @@ async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_i
     wanted = wanted_indexes(panel_id, sources, columns, views)
     existing = {
         row["relname"]: row["indisvalid"]
-        for row in await connection.fetch(_EXISTING, f"{INDEX_PREFIX}%")
+        for row in await connection.fetch(_EXISTING, INDEX_PREFIX.replace("_", "\\_") + "%")
+        if _panel_of(row["relname"]) is not None  # only this module's indexes
     }
     of_panel = f"{INDEX_PREFIX}{panel_id}_"
-    panels_named = {_panel_of(name) for name in existing} - {None}
+    panels_named = {_panel_of(name) for name in existing}
     live_panels = {row["id"] for row in await connection.fetch(_LIVE_PANELS, list(panels_named))}
     doomed = [
         name
@@ -211,8 +212,11 @@ async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_i
 
 
 def _panel_of(name: str) -> int | None:
-    middle = name.removeprefix(INDEX_PREFIX).partition("_")[0]
-    return int(middle) if middle.isdigit() else None
+    """The panel id in the name of an index this module made, else None."""
+    if not name.startswith(INDEX_PREFIX):
+        return None
+    panel, _, digest = name.removeprefix(INDEX_PREFIX).partition("_")
+    return int(panel) if panel.isdigit() and len(digest) == 16 else None
 
 
 def index_kind(runtime: Runtime) -> JobKind:
