@@ -140,19 +140,20 @@ async def test_a_views_sort_gets_an_index_the_page_uses_until_no_view_needs_it(
 ) -> None:
     panel = await _panel_with_records(client, services, builder, create_panel)
     panel_id, ward, risk = panel["id"], panel["columns"]["Ward"], panel["columns"]["Risk"]
+    queued = await _queued_index_jobs(services, panel_id)  # one: the source was added
     view = await client.post(
         "/api/views", json={"panelId": panel_id, "name": "Risky"}, headers=builder.headers
     )
     assert view.status_code == 201, view.text
     sorts_url = f"/api/views/{view.json()['id']}/sorts"
-    assert await _queued_index_jobs(services, panel_id) == 0  # no sorts, no job
+    assert await _queued_index_jobs(services, panel_id) == queued  # no sorts, no job
     response = await client.put(
         sorts_url,
         json={"sorts": [{"columnName": "Risk", "direction": "desc"}]},
         headers=builder.headers,
     )
     assert response.status_code == 200, response.text
-    assert await _queued_index_jobs(services, panel_id) == 1
+    assert await _queued_index_jobs(services, panel_id) == queued + 1
 
     query = RowQuery(
         columns=[ward, risk],
@@ -172,7 +173,7 @@ async def test_a_views_sort_gets_an_index_the_page_uses_until_no_view_needs_it(
 
     response = await client.put(sorts_url, json={"sorts": []}, headers=builder.headers)
     assert response.status_code == 200, response.text
-    assert await _queued_index_jobs(services, panel_id) == 2
+    assert await _queued_index_jobs(services, panel_id) == queued + 2
     await update_indexes(owner, builder.tenant, panel_id)
     assert await _panel_indexes(owner, panel_id) == []
 
@@ -201,3 +202,49 @@ async def test_a_datetime_sort_is_indexed_and_a_deleted_panels_indexes_are_dropp
     other = await create_panel(builder)
     await update_indexes(owner, builder.tenant, other["id"])
     assert await _panel_indexes(owner, doomed["id"]) == []
+
+
+async def test_a_new_source_rebuilds_the_index_of_a_column_reading_every_source(
+    client: Client,
+    services: Services,
+    builder: Caller,
+    create_panel: Any,
+    owner: asyncpg.Connection,
+    add_source_and_column: Any,
+) -> None:
+    panel = await create_panel(builder)
+    await add_source_and_column(builder, panel["id"])  # Age reads every source of the panel
+    view = await client.post(
+        "/api/views", json={"panelId": panel["id"], "name": "V"}, headers=builder.headers
+    )
+    response = await client.put(
+        f"/api/views/{view.json()['id']}/sorts",
+        json={"sorts": [{"columnName": "Age"}]},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    await update_indexes(owner, builder.tenant, panel["id"])
+    [before] = await _panel_indexes(owner, panel["id"])
+    queued = await _queued_index_jobs(services, panel["id"])
+    response = await client.post(
+        f"/api/panels/{panel['id']}/datasources",
+        json={"type": "custom", "config": {}},
+        headers=builder.headers,
+    )
+    assert response.status_code == 201, response.text
+    assert await _queued_index_jobs(services, panel["id"]) == queued + 1
+    await update_indexes(owner, builder.tenant, panel["id"])
+    [after] = await _panel_indexes(owner, panel["id"])
+    assert after != before
+    # A column reading another field holds another expression: the panel's indexes follow.
+    columns = await client.get(f"/api/panels/{panel['id']}/columns", headers=builder.headers)
+    [age] = [c for c in columns.json()["baseColumns"] if c["name"] == "Age"]
+    response = await client.put(
+        f"/api/panels/{panel['id']}/columns/{age['id']}",
+        json={"sourceField": "years"},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert await _queued_index_jobs(services, panel["id"]) == queued + 2
+    await update_indexes(owner, builder.tenant, panel["id"])
+    assert (await _panel_indexes(owner, panel["id"])) not in ([before], [after])
