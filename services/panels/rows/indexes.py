@@ -1,9 +1,11 @@
 """Expression indexes on `panel_row` for the sorts a panel's views keep.
 
-A change of a view's sorts (or the view's creation or deletion) queues a job
-(`queue_index_update`, in the same transaction) that brings the panel's indexes in line with
-all its views: it creates the missing ones with `CREATE INDEX CONCURRENTLY` (writes go on
-meanwhile) and drops those no view uses any more, and those of panels that no longer exist.
+A change of a view's sorts (or the view's creation or deletion), and of what the sorted
+values' expressions are made of (a base column's type, field or source; the panel's sources)
+queues a job (`queue_index_update`, in the same transaction) that brings the panel's indexes
+in line with all its views: it creates the missing ones with `CREATE INDEX CONCURRENTLY`
+(writes go on meanwhile) and drops those no view uses any more, and those of panels that no
+longer exist.
 A query that runs before its index exists is the same query, only slower.
 
 Every index is partial on its panel (`WHERE panel_id = <id>`) and built on exactly the
