@@ -55,12 +55,12 @@ from panels.column.formula import ValueType, value_type_of
 
 NUMBER_PATTERN = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,3})?$"
 MAX_NUMBER_TEXT = 100
+# The database function panels_utc_timestamp (migration 20261201_0011) checks a copy of it.
 DATETIME_PATTERN = (
     r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
     r"(Z|[-+](0[0-9]|1[0-4]):?[0-5][0-9])?)?$"
 )
-# Checked by the database function panels_utc_timestamp, which holds a copy of it.
 
 SQL_TYPES: dict[ValueType, Any] = {
     "number": Numeric(asdecimal=True),
