@@ -143,7 +143,7 @@ async def test_a_views_sort_gets_an_index_the_page_uses_until_no_view_needs_it(
 ) -> None:
     panel = await _panel_with_records(client, services, builder, create_panel)
     panel_id, ward, risk = panel["id"], panel["columns"]["Ward"], panel["columns"]["Risk"]
-    queued = await _queued_index_jobs(services, panel_id)  # one: the source was added
+    queued = await _queued_index_jobs(services, panel_id)
     view = await client.post(
         "/api/views", json={"panelId": panel_id, "name": "Risky"}, headers=builder.headers
     )

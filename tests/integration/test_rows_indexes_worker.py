@@ -27,10 +27,11 @@ async def worker_client(services: Services) -> AsyncIterator[Client]:
 
 
 async def _indexes_once(services: Services, panel_id: int, count: int) -> list[str]:
-    """The panel's indexes once there are `count` of them (within 20 s)."""
+    """The panel's indexes once there are `count` of them (within 60 s: after the whole
+    suite, the worker may first run jobs other tests left queued)."""
     connection = await asyncpg.connect(postgres_dsn(services.database_url))
     try:
-        for _ in range(200):
+        for _ in range(600):
             rows = await connection.fetch(
                 "SELECT indexname FROM pg_indexes WHERE tablename = 'panel_row'"
                 " AND indexname LIKE $1",

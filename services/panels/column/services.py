@@ -150,7 +150,9 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
             await self.update(column)
             if any(before.get(f) != after.get(f) for f in ("type", "sourceField", "dataSourceId")):
                 # The value the column's sort indexes hold is another expression now.
-                await queue_index_update(self.session, self.ctx.tenant_id, panel_id)
+                await queue_index_update(
+                    self.session, self.ctx.tenant_id, panel_id, only_if_sorted=True
+                )
             change = await self._record(
                 column,
                 "column_modified",

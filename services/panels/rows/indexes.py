@@ -36,7 +36,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import structlog
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, text
 from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
@@ -60,6 +60,7 @@ _TAKE_TURNS = "SELECT pg_advisory_lock(hashtext('panel_row indexes'))"
 _END_TURN = "SELECT pg_advisory_unlock(hashtext('panel_row indexes'))"
 _PLACEHOLDER = "panels_raw_value"
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+_ANY_SORT = text("SELECT 1 FROM view_sort WHERE tenant_id = :tenant AND panel_id = :panel LIMIT 1")
 log = structlog.get_logger("panels.rows")
 
 
@@ -76,10 +77,18 @@ class ViewShape:
     sorts: Sequence[tuple[int, bool]]
 
 
-async def queue_index_update(session: AsyncSession, tenant_id: str, panel_id: int) -> None:
-    """Queue the update of the panel's indexes in the session's (flushed) transaction.
+async def queue_index_update(
+    session: AsyncSession, tenant_id: str, panel_id: int, *, only_if_sorted: bool = False
+) -> None:
+    """Queue the update of the panel's indexes in the session's (flushed) transaction;
+    `only_if_sorted`: only when a view of the panel has sorts (a change of a source or a
+    column matters to no index otherwise).
 
     No dedupe key: a job already running may have read the views before this change."""
+    if only_if_sorted:
+        sorted_views = await session.execute(_ANY_SORT, {"tenant": tenant_id, "panel": panel_id})
+        if sorted_views.first() is None:
+            return
     payload = msgspec.json.encode(IndexJob(tenant_id, panel_id))
     await enqueue(session, INDEX_ENTRYPOINT, payload)
 
