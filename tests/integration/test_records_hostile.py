@@ -109,14 +109,12 @@ async def test_generated_record_bodies_never_make_a_5xx(
         assert "SQL" not in response.text
 
 
-@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+@pytest.mark.parametrize("media_type", ["application/json", "application/x-ndjson"])
 async def test_a_number_beyond_a_double_is_a_400_naming_its_record(
     client: Client, builder: Caller, records_url: str, media_type: str
 ) -> None:
     """Found by the test above: a JSON array element that is well-formed but whose number is
     out of range got past the array's check and failed while decoding its batch."""
-    if media_type == "text/csv":
-        pytest.skip("CSV has no JSON numbers")
     body = b'[{"id": 1}, {"id": 2, "v": 1.8e308}]'
     if media_type != "application/json":
         body = b'{"id": 1}\n{"id": 2, "v": 1.8e308}\n'
