@@ -3,6 +3,7 @@ concurrently; the request role's page query uses it; the index goes once no view
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -251,3 +252,38 @@ async def test_a_new_source_rebuilds_the_index_of_a_column_reading_every_source(
     assert await _queued_index_jobs(services, panel["id"]) == queued + 2
     await update_indexes(owner, builder.tenant, panel["id"])
     assert (await _panel_indexes(owner, panel["id"])) not in ([before], [after])
+
+
+async def test_two_updates_at_once_take_turns_and_agree(
+    client: Client,
+    services: Services,
+    builder: Caller,
+    create_panel: Any,
+    owner: asyncpg.Connection,
+) -> None:
+    panel = await _panel_with_records(client, services, builder, create_panel)
+    view = await client.post(
+        "/api/views", json={"panelId": panel["id"], "name": "V"}, headers=builder.headers
+    )
+    response = await client.put(
+        f"/api/views/{view.json()['id']}/sorts",
+        json={"sorts": [{"columnName": "Risk"}]},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    other = await asyncpg.connect(
+        postgres_dsn(services.database_url), server_settings={"app.maintenance": "on"}
+    )
+    try:
+        # A build waits for the snapshots of statements older than its own: a second job
+        # waiting for its turn inside a statement would deadlock with it.
+        await asyncio.wait_for(
+            asyncio.gather(
+                update_indexes(owner, builder.tenant, panel["id"]),
+                update_indexes(other, builder.tenant, panel["id"]),
+            ),
+            30,
+        )
+    finally:
+        await other.close()
+    assert len(await _panel_indexes(owner, panel["id"])) == 1

@@ -28,6 +28,7 @@ so sort indexes serve. Calculated columns are computed in fenced lateral subquer
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -55,8 +56,12 @@ INDEX_ENTRYPOINT = "panels.rows-indexes"
 INDEX_TIMEOUT_SECONDS = 3600
 INDEX_PREFIX = "ix_panel_row_"
 INDEXABLE_TYPES = ("text", "select", "user", "file", "number", "boolean", "date", "datetime")
-# Index jobs of all panels take turns: one concurrent build at a time on the shared table.
-_TAKE_TURNS = "SELECT pg_advisory_lock(hashtext('panel_row indexes'))"
+# Index jobs of all panels take turns: one concurrent build at a time on the shared table. A
+# job polls for its turn rather than wait in a statement: `CREATE INDEX CONCURRENTLY` waits
+# for every statement's snapshot older than its own, so a job waiting on the lock in a
+# statement would wait for the build that waits for it.
+_TRY_TURN = "SELECT pg_try_advisory_lock(hashtext('panel_row indexes'))"
+TURN_POLL_SECONDS = 0.5
 _END_TURN = "SELECT pg_advisory_unlock(hashtext('panel_row indexes'))"
 _PLACEHOLDER = "panels_raw_value"
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
@@ -174,32 +179,36 @@ async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_i
     """Create the panel's missing indexes and drop unused ones (the panel's, and every index
     of a panel that no longer exists). `connection` is the tables' owner's, with
     maintenance on (it crosses tenants to find deleted panels) and outside any transaction."""
-    views = [
-        ViewShape([(int(c), bool(d)) for c, d in msgspec.json.decode(sorts)])
-        for (sorts,) in await connection.fetch(_VIEWS, tenant_id, panel_id)
-    ]
-    columns = [
-        BaseColumn(row["id"], row["name"], row["type"], row["source_field"], row["data_source_id"])
-        for row in await connection.fetch(_COLUMNS, tenant_id, panel_id)
-    ]
-    sources = [row["id"] for row in await connection.fetch(_SOURCES, tenant_id, panel_id)]
-    wanted = wanted_indexes(panel_id, sources, columns, views)
-    existing = {
-        row["relname"]: row["indisvalid"]
-        for row in await connection.fetch(_EXISTING, INDEX_PREFIX.replace("_", "\\_") + "%")
-        if _panel_of(row["relname"]) is not None  # only this module's indexes
-    }
-    of_panel = f"{INDEX_PREFIX}{panel_id}_"
-    panels_named = {_panel_of(name) for name in existing}
-    live_panels = {row["id"] for row in await connection.fetch(_LIVE_PANELS, list(panels_named))}
-    doomed = [
-        name
-        for name, valid in existing.items()
-        if (name.startswith(of_panel) and (name not in wanted or not valid))
-        or _panel_of(name) not in live_panels
-    ]
-    await connection.execute(_TAKE_TURNS)
+    # Taken before the views are read: a job that read them earlier must not undo, after
+    # this one, what this one built from a later state.
+    await _take_turn(connection)
     try:
+        views = [
+            ViewShape([(int(c), bool(d)) for c, d in msgspec.json.decode(sorts)])
+            for (sorts,) in await connection.fetch(_VIEWS, tenant_id, panel_id)
+        ]
+        columns = [
+            BaseColumn(
+                row["id"], row["name"], row["type"], row["source_field"], row["data_source_id"]
+            )
+            for row in await connection.fetch(_COLUMNS, tenant_id, panel_id)
+        ]
+        sources = [row["id"] for row in await connection.fetch(_SOURCES, tenant_id, panel_id)]
+        wanted = wanted_indexes(panel_id, sources, columns, views)
+        existing = {
+            row["relname"]: row["indisvalid"]
+            for row in await connection.fetch(_EXISTING, INDEX_PREFIX.replace("_", "\\_") + "%")
+            if _panel_of(row["relname"]) is not None  # only this module's indexes
+        }
+        of_panel = f"{INDEX_PREFIX}{panel_id}_"
+        panels_named = list({_panel_of(name) for name in existing})
+        live_panels = {row["id"] for row in await connection.fetch(_LIVE_PANELS, panels_named)}
+        doomed = [
+            name
+            for name, valid in existing.items()
+            if (name.startswith(of_panel) and (name not in wanted or not valid))
+            or _panel_of(name) not in live_panels
+        ]
         for name in doomed:
             # A build that failed half-way leaves an invalid index: dropped, then built again.
             await connection.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
@@ -220,6 +229,15 @@ async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_i
     log.info(
         "panel indexes updated", panel_id=panel_id, created=created, failed=failed, dropped=doomed
     )
+
+
+async def _take_turn(connection: asyncpg.Connection) -> None:
+    """Wait for the lock of _TRY_TURN, asking again every TURN_POLL_SECONDS (the lock is held
+    by another database session, which no event in this process can announce)."""
+    while True:
+        if await connection.fetchval(_TRY_TURN):
+            return
+        await asyncio.sleep(TURN_POLL_SECONDS)
 
 
 def _panel_of(name: str) -> int | None:
