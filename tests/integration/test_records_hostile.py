@@ -107,3 +107,19 @@ async def test_generated_record_bodies_never_make_a_5xx(
         assert error["message"]
         assert "Traceback" not in response.text
         assert "SQL" not in response.text
+
+
+@pytest.mark.parametrize("media_type", ["application/json", "application/x-ndjson"])
+async def test_a_number_beyond_a_double_is_a_400_naming_its_record(
+    client: Client, builder: Caller, records_url: str, media_type: str
+) -> None:
+    """Found by the test above: a JSON array element that is well-formed but whose number is
+    out of range got past the array's check and failed while decoding its batch."""
+    body = b'[{"id": 1}, {"id": 2, "v": 1.8e308}]'
+    if media_type != "application/json":
+        body = b'{"id": 1}\n{"id": 2, "v": 1.8e308}\n'
+    response = await client.post(
+        records_url, content=body, headers={**builder.headers, "content-type": media_type}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0]["field"] in ("body[1]", "line 2")

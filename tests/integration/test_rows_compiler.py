@@ -1,4 +1,4 @@
-"""The compiler's statements on PostgreSQL: rows merged from `source_record`, values that do
+"""The compiler's statements on PostgreSQL: rows merged by key in `panel_row`, values that do
 not convert are null and never an error, and chained formulas planned once each."""
 
 from __future__ import annotations
@@ -36,20 +36,22 @@ def database(services: Services) -> Iterator[RowsDatabase]:
 
 
 def _store_records(database: RowsDatabase, records: list[tuple[str, int, int, str, Any]]) -> None:
-    """A temporary `source_record` (it hides any real one in this session) holding `records`
-    as (tenant, panel, source, key, record)."""
-    database.run(text("DROP TABLE IF EXISTS pg_temp.source_record"))
+    """A temporary `panel_row` (it hides any real one in this session) holding `records`
+    as (tenant, panel, source, key, record), merged by key as the records writer does."""
+    database.run(text("DROP TABLE IF EXISTS pg_temp.panel_row"))
     database.run(
         text(
-            "CREATE TEMPORARY TABLE source_record (tenant_id text, panel_id bigint,"
-            " source_id bigint, key text, record jsonb, PRIMARY KEY (tenant_id, source_id, key))"
+            "CREATE TEMPORARY TABLE panel_row (tenant_id text, panel_id bigint,"
+            ' key text COLLATE "C", sources jsonb NOT NULL, PRIMARY KEY (tenant_id, panel_id, key))'
         )
     )
     for tenant, panel, source, key, record in records:
         database.run(
             text(
-                "INSERT INTO source_record VALUES (:tenant, :panel, :source, :key,"
-                " CAST(:record AS jsonb))"
+                "INSERT INTO panel_row VALUES (:tenant, :panel, :key,"
+                " jsonb_build_object(CAST(:source AS text), CAST(:record AS jsonb)))"
+                " ON CONFLICT (tenant_id, panel_id, key)"
+                " DO UPDATE SET sources = panel_row.sources || excluded.sources"
             ).bindparams(
                 tenant=tenant, panel=panel, source=source, key=key, record=json_text(record)
             )

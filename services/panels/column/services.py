@@ -33,6 +33,7 @@ from panels.platform.errors import BadRequest, Conflict, NotFound
 from panels.platform.http import JsonBody, check_if_match, encoded
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
+from panels.rows.indexes import queue_index_update
 from panels.view.services import ViewService
 
 MAX_COLUMNS_PER_PANEL = 500
@@ -147,6 +148,11 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         after = column_snapshot(column)
         if after != before:
             await self.update(column)
+            if any(before.get(f) != after.get(f) for f in ("type", "sourceField", "dataSourceId")):
+                # The value the column's sort indexes hold is another expression now.
+                await queue_index_update(
+                    self.session, self.ctx.tenant_id, panel_id, only_if_sorted=True
+                )
             change = await self._record(
                 column,
                 "column_modified",

@@ -25,6 +25,7 @@ from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
+from panels.rows.indexes import queue_index_update
 
 
 class DataSourceRepository(SQLAlchemyAsyncRepository[DataSource]):
@@ -153,6 +154,12 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
     async def _record(
         self, source: DataSource, change_type: changes.ChangeType, description: str, **values: Any
     ) -> PanelChange:
+        if change_type in ("source_added", "source_removed"):
+            # A column without a source of its own reads every live source, and one of the
+            # removed source now reads them all: the expressions its sort indexes hold change.
+            await queue_index_update(
+                self.session, self.ctx.tenant_id, source.panel_id, only_if_sorted=True
+            )
         return await changes.record(
             self.session,
             self.ctx,

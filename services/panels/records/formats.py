@@ -58,7 +58,12 @@ async def _json_array(body: Body) -> AsyncIterator[RecordBatch]:
     for start in range(0, len(elements), BATCH_SIZE):
         batch = []
         for index in range(start, min(start + BATCH_SIZE, len(elements))):
-            batch.append((index, _record_decoder.decode(elements[index])))
+            try:
+                record = _record_decoder.decode(elements[index])
+            except msgspec.DecodeError:
+                # Well-formed, but not decodable: a number beyond a double's range, say.
+                raise BadRequest(array_index(index), "is not valid JSON") from None
+            batch.append((index, record))
             elements[index] = None  # its slice is decoded: drop the reference as we go
         yield batch
 

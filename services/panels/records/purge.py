@@ -3,7 +3,8 @@
 Deleting a source or a panel deletes no records: they become unreachable at once, because
 every read joins the live `datasource` row, and this purge deletes them later in bounded
 batches, so removing a million-record source never holds a request. Ids are never reused, so a
-record whose source id has no `datasource` row is garbage for good.
+record whose source id has no `datasource` row is garbage for good. Each batch also removes the
+deleted records' entries from the panel's merged rows (`panel_row`), and the rows left empty.
 """
 
 from __future__ import annotations
@@ -41,7 +42,21 @@ _PURGE = text(
     gone AS (
       DELETE FROM source_record r USING doomed d
       WHERE r.tenant_id = :tenant AND r.source_id = d.source_id AND r.key = d.key
-      RETURNING 1
+      RETURNING r.panel_id, r.source_id, r.key
+    ),
+    per_row AS (
+      SELECT panel_id, key, array_agg(source_id::text) AS source_ids FROM gone
+      GROUP BY panel_id, key
+    ),
+    emptied AS (
+      DELETE FROM panel_row p USING per_row g
+      WHERE p.tenant_id = :tenant AND p.panel_id = g.panel_id AND p.key = g.key
+        AND p.sources - g.source_ids = '{}'::jsonb
+    ),
+    trimmed AS (
+      UPDATE panel_row p SET sources = p.sources - g.source_ids FROM per_row g
+      WHERE p.tenant_id = :tenant AND p.panel_id = g.panel_id AND p.key = g.key
+        AND p.sources - g.source_ids <> '{}'::jsonb
     )
     SELECT count(*) FROM gone
     """

@@ -8,8 +8,13 @@ statements (NOTES-panel-data.md). The JSON is staged as the UTF-8 bytes msgspec 
 for `jsonb` on its connections, which binary `COPY` cannot use. The next batch is parsed while
 the database merges the current one.
 
-Writers of one source take turns (a transaction-level advisory lock on the source): two pushes
-of overlapping keys in different orders would otherwise lock each other's rows, a deadlock.
+Every batch also rewrites the panel's merged rows (`panel_row`, migration 20261201_0011) of
+the keys it changed, in the same statement: the record becomes its source's entry of the row.
+Records that did not change touch neither table.
+
+Writers of one panel take turns (a transaction-level advisory lock on the panel): two writes of
+overlapping keys in different orders (two pushes to a source, or two sources of the panel
+sharing keys) would otherwise lock each other's rows, a deadlock.
 
 Everything runs in the caller's transaction, so a failure anywhere (a record without its key
 at position 90,000) writes nothing. In `replace` mode the keys seen are collected in a second
@@ -75,8 +80,9 @@ _LOCK_SOURCE = text(
     "SELECT 1 FROM datasource"
     " WHERE tenant_id = :tenant AND panel_id = :panel AND id = :source FOR KEY SHARE"
 )
-# One writer per source at a time; the lock ends with the transaction.
-_TAKE_TURNS = text("SELECT pg_advisory_xact_lock(hashtext('source_record'), hashtext(:source))")
+# One writer per panel at a time (the sources of a panel share its rows); the lock ends with
+# the transaction.
+_TAKE_TURNS = text("SELECT pg_advisory_xact_lock(hashtext('panel_row'), hashtext(:panel))")
 _CREATE_STAGE = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS records_stage"
     " (key text NOT NULL, record bytea NOT NULL, content_hash bytea NOT NULL) ON COMMIT DROP"
@@ -92,16 +98,32 @@ _MERGE = """
       ON CONFLICT (tenant_id, source_id, key) DO UPDATE
         SET record = excluded.record, content_hash = excluded.content_hash, updated_at = now()
         WHERE r.content_hash IS DISTINCT FROM excluded.content_hash
-      RETURNING (xmax = 0) AS inserted
+      RETURNING r.key, r.record, (xmax = 0) AS inserted
+    ),
+    merged AS (
+      INSERT INTO panel_row AS p (tenant_id, panel_id, key, sources)
+      SELECT $1, $2, w.key, jsonb_build_object($3::text, w.record) FROM written w ORDER BY w.key
+      ON CONFLICT (tenant_id, panel_id, key) DO UPDATE SET sources = p.sources || excluded.sources
     )
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
+# The panel's rows lose the deleted records' entries, and a row left with none goes.
 _DELETE_UNSEEN = """
     WITH gone AS (
       DELETE FROM source_record r
       WHERE r.tenant_id = $1 AND r.source_id = $2
         AND NOT EXISTS (SELECT FROM records_seen s WHERE s.key = r.key)
-      RETURNING 1
+      RETURNING r.key
+    ),
+    emptied AS (
+      DELETE FROM panel_row p USING gone g
+      WHERE p.tenant_id = $1 AND p.panel_id = $3 AND p.key = g.key
+        AND p.sources - $2::text = '{}'::jsonb
+    ),
+    trimmed AS (
+      UPDATE panel_row p SET sources = p.sources - $2::text FROM gone g
+      WHERE p.tenant_id = $1 AND p.panel_id = $3 AND p.key = g.key
+        AND p.sources - $2::text <> '{}'::jsonb
     )
     SELECT count(*) FROM gone
 """
@@ -129,7 +151,7 @@ async def write_records(
     )
     if found.first() is None:
         raise NotFound("Data source not found")
-    await session.execute(_TAKE_TURNS, {"source": str(source_id)})
+    await session.execute(_TAKE_TURNS, {"panel": str(panel_id)})
     connection = await _driver_connection(session)
     await connection.execute(_CREATE_STAGE)
     await connection.execute(_CREATE_SEEN)
@@ -159,7 +181,9 @@ async def write_records(
         # A temporary table is never analysed on its own; without statistics the planner
         # may pick a nested loop over a million seen keys.
         await connection.execute("ANALYZE records_seen")
-        counts.records_deleted = await connection.fetchval(_DELETE_UNSEEN, tenant_id, source_id)
+        counts.records_deleted = await connection.fetchval(
+            _DELETE_UNSEEN, tenant_id, source_id, panel_id
+        )
     if counts.records_inserted or counts.records_updated or counts.records_deleted:
         # The panel's rows are read through its cache scope; a run that changed nothing
         # leaves the cache warm.

@@ -30,6 +30,7 @@ from panels.platform.errors import BadRequest
 from panels.platform.jobs import JobKind, Periodic, Worker
 from panels.platform.runtime import Runtime, background_session
 from panels.records.writer import PositionLabel, write_records
+from panels.rows.indexes import index_kind
 from panels.sync.entities import SyncRun
 from panels.sync.fetch.api import fetch_api
 from panels.sync.fetch.common import Batches, FetchError, unsealed
@@ -54,7 +55,7 @@ def sync_worker(runtime: Runtime) -> Worker:
     scheduled = Periodic("scheduled syncs", SCHEDULE_SECONDS, lambda: queue_due_syncs(runtime))
     return Worker(
         settings.database_url,
-        [SyncRunner(runtime).kind(), purge_kind(runtime)],
+        [SyncRunner(runtime).kind(), purge_kind(runtime), index_kind(runtime)],
         periodic=[scheduled],
         heartbeat_seconds=settings.job_heartbeat_seconds,
     )

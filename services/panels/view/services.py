@@ -31,6 +31,7 @@ from panels.platform.metadata import merge_metadata
 from panels.platform.paging import get_page
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
+from panels.rows.indexes import queue_index_update
 from panels.view.entities import PanelView, ViewFilter, ViewSort
 from panels.view.representation import view_read, view_snapshot
 from panels.view.rules import check_filter_value, resolve_column, resolve_visible_columns
@@ -238,6 +239,8 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             .with_for_update(of=PanelView)
         )
         views = list((await self.session.scalars(statement)).all())
+        if any(s.column_id == column_id for view in views for s in view.sorts):
+            await queue_index_update(self.session, self.ctx.tenant_id, panel_id)
         for view in views:
             view.visible_columns = [c for c in view.visible_columns if c != column_id]
             view.sorts = [s for s in view.sorts if s.column_id != column_id]
@@ -312,6 +315,10 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
     async def _record(
         self, view: PanelView, change_type: changes.ChangeType, description: str, **values: Any
     ) -> None:
+        old, new = values.get("old") or {}, values.get("new") or {}
+        if (old.get("sort") or []) != (new.get("sort") or []):
+            # The panel's sort indexes follow its views' sorts (built in the background).
+            await queue_index_update(self.session, self.ctx.tenant_id, view.panel_id)
         await changes.record(
             self.session,
             self.ctx,

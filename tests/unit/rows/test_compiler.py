@@ -4,8 +4,10 @@ grows linearly with formulas and chains, cursors that refuse tampering, cohort f
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Text, column, table
@@ -13,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
 from panels.column.formula import Binary, ColumnRef, String, parse
+from panels.platform.db import MIGRATIONS_DIR
 from panels.rows.compiler import (
     BaseColumn,
     CalculatedColumn,
@@ -25,6 +28,7 @@ from panels.rows.compiler import (
     compile_rows,
     encode_cursor,
 )
+from panels.rows.compiler.conversion import DATETIME_PATTERN
 
 NOW = datetime(2026, 11, 30, 12, 0)
 SOURCE = RowSource(
@@ -188,3 +192,14 @@ def test_a_formula_saved_before_its_column_changed_type_compiles() -> None:
         CalculatedColumn(2, "next", "number", parse("flag + 1")),
     ]
     assert "NULL" in _sql(RowQuery(columns=columns, shown=[2], now=NOW))
+
+
+def test_the_database_datetime_function_checks_the_compilers_pattern() -> None:
+    """`panels_utc_timestamp` (migration 20261201_0011) holds a copy of DATETIME_PATTERN."""
+    path = next(Path(MIGRATIONS_DIR, "versions").glob("*_0011_panel_rows.py"))
+    spec = importlib.util.spec_from_file_location("panel_rows_migration", path)
+    assert spec is not None
+    assert spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.DATETIME_PATTERN == DATETIME_PATTERN

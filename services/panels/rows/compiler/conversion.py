@@ -29,7 +29,6 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     DateTime,
-    Integer,
     Numeric,
     Text,
     and_,
@@ -56,12 +55,12 @@ from panels.column.formula import ValueType, value_type_of
 
 NUMBER_PATTERN = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,3})?$"
 MAX_NUMBER_TEXT = 100
+# The database function panels_utc_timestamp (migration 20261201_0011) checks a copy of it.
 DATETIME_PATTERN = (
     r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
     r"(Z|[-+](0[0-9]|1[0-4]):?[0-5][0-9])?)?$"
 )
-OFFSET_PATTERN = r"(Z|[-+][0-9]{2}:?[0-9]{2})$"
 
 SQL_TYPES: dict[ValueType, Any] = {
     "number": Numeric(asdecimal=True),
@@ -143,28 +142,10 @@ def _json_to(value: ColumnElement[Any], value_type: ValueType) -> ColumnElement[
 
 
 def _datetime_of_text(text: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A timestamp (UTC) of ISO-8601 `text`, or NULL; the nested CASEs order the checks."""
-    year = cast(func.substr(text, 1, 4), Integer)
-    month = cast(func.substr(text, 6, 2), Integer)
-    day = cast(func.substr(text, 9, 2), Integer)
-    first_of_month = func.make_date(year, month, 1)
-    days_in_month = cast(first_of_month + literal_column("interval '1 month'"), Date) - (
-        first_of_month
-    )
-    with_offset = func.timezone("UTC", cast(text, DateTime(timezone=True)))
-    as_utc = case(
-        (
-            and_(func.length(text) > 10, text.regexp_match(OFFSET_PATTERN)),
-            with_offset,
-        ),
-        else_=cast(text, DateTime()),
-    )
-    return case(
-        (
-            text.regexp_match(DATETIME_PATTERN),
-            case((day <= days_in_month, as_utc)),
-        ),
-    )
+    """A timestamp (UTC) of ISO-8601 `text`, or NULL: `panels_utc_timestamp` (migration
+    20261201_0011) checks DATETIME_PATTERN and the calendar day before it casts. It is
+    IMMUTABLE (an expression index can hold it) and reads `text` once per value."""
+    return typed(func.panels_utc_timestamp(text), "datetime")
 
 
 def coerce(expression: ColumnElement[Any], source: ValueType, target: ValueType) -> Any:

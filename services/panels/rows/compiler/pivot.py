@@ -1,57 +1,72 @@
-"""A panel's rows from the `source_record` table, as the `RowSource` the compiler reads.
+"""A panel's rows from the `panel_row` table, as the `RowSource` the compiler reads.
 
-One row per key, with one JSONB column per live source: `(array_agg(record) FILTER (WHERE
-source_id = :id))[1]` (the primary key makes it the only record of that source and key).
+One `panel_row` per key holds `{"<source id>": record}` for every source of the panel with a
+record for that key, kept up to date at ingest by the records writer (migration
+20261201_0011). Merging at read time instead (a `GROUP BY key` over `source_record`) cost
+over a second at 1,000,000 keys before any filter could apply (benchmarks/README.md).
 
-Merging at read time costs a `GROUP BY key` over every record of the panel's sources before
-any filter can apply, since the filters read the merged values. Should that cost more than
-the page at 1M rows, the alternative is one merged document per key kept at ingest (a
-`panel_row(tenant_id, panel_id, key, sources jsonb)` holding `{"<source id>": record}`,
-rewritten for the touched keys by each push or sync, in the same transaction): then
-`RowSource` is that table with `sources -> '<id>'` as each source column, no grouping is
-needed, and expression indexes on the converted values serve filters and sorts on any
-source's fields. The compiler is the same either way: it reads only the `RowSource`.
+Each live source's record is `sources -> '<id>'`; a row shows only while one of the live
+sources has a record for its key, so the entries of a deleted source are never read, even
+before the purge removes them. The panel and source ids are written into the SQL as constants
+(integers from the database, never client text): the partial expression indexes built for
+views hold the same constants, and the planner matches them only to identical expressions,
+whether or not it plans the statement generically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Text, column, func, select, table, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    column,
+    false,
+    func,
+    literal_column,
+    select,
+    table,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from .spec import RowSource, source_column
 
-SOURCE_RECORD = table(
-    "source_record",
+PANEL_ROW = table(
+    "panel_row",
     column("tenant_id", Text()),
     column("panel_id", BigInteger()),
-    column("source_id", BigInteger()),
     column("key", Text()),
-    column("record", JSONB()),
+    column("sources", JSONB()),
 )
+
+
+def source_record_of(source_id: int) -> Any:
+    """`sources -> '<id>'`: the record of one source in a `panel_row`."""
+    return type_coerce(PANEL_ROW.c.sources.op("->")(literal_column(f"'{int(source_id)}'")), JSONB())
 
 
 def panel_rows(tenant_id: str, panel_id: int, live_source_ids: Sequence[int]) -> RowSource:
     """The rows of a panel whose live sources are `live_source_ids` (records of a deleted
     source are left out even before they are purged)."""
-    records = SOURCE_RECORD
+    rows = PANEL_ROW
     sources = tuple(sorted(live_source_ids))
-    per_source = [
-        type_coerce(
-            func.array_agg(records.c.record).filter(records.c.source_id == source_id),
-            ARRAY(JSONB()),
-        )[1].label(source_column(source_id))
-        for source_id in sources
-    ]
-    rows = (
-        select(records.c.key, *per_source)
-        .where(
-            records.c.tenant_id == tenant_id,
-            records.c.panel_id == panel_id,
-            records.c.source_id.in_(sources),
+    records = [source_record_of(source_id) for source_id in sources]
+    # "Has a record of a live source" written as a null test, which the planner estimates
+    # as nearly always true (a JSONB operator such as `?|` gets a guess of 0.1%, and a row
+    # estimate that low keeps it from reading a page off a sort index).
+    present = func.coalesce(*records).is_not(None) if records else false()
+    selected = (
+        select(
+            rows.c.key,
+            *(record.label(source_column(id)) for id, record in zip(sources, records, strict=True)),
         )
-        .group_by(records.c.key)
+        .where(
+            rows.c.tenant_id == tenant_id,
+            rows.c.panel_id == literal_column(str(int(panel_id)), BigInteger()),
+            present,
+        )
         .subquery("panel_rows")
     )
-    return RowSource(rows, sources)
+    return RowSource(selected, sources)

@@ -108,6 +108,25 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
     return CompiledRows(page, count, sort_keys)
 
 
+def record_value(records: Mapping[int, Any], path: str, source_id: int | None) -> Any:
+    """The JSONB value at dotted `path` (JSON null as NULL) in the record of `source_id`, or
+    with no source named, of the first source by id that has a non-null value there;
+    `records` maps each live source's id to its record."""
+    steps = bindparam(None, path.split("."), type_=ARRAY(Text()))
+
+    def at(source: int) -> Any:
+        found = records[source].op("#>")(steps)
+        return func.nullif(type_coerce(found, JSONB()), literal_column("'null'::jsonb"))
+
+    if source_id is not None:
+        if source_id not in records:
+            return _NO_VALUE
+        return type_coerce(at(source_id), JSONB())
+    if not records:
+        return _NO_VALUE
+    return type_coerce(func.coalesce(*(at(source) for source in sorted(records))), JSONB())
+
+
 def _now(query: RowQuery) -> datetime:
     return utc_naive(query.now)
 
@@ -198,21 +217,9 @@ class _Layers:
         return order
 
     def _raw(self, path: str, source_id: int | None) -> Any:
-        steps = bindparam(None, path.split("."), type_=ARRAY(Text()))
         rows = self._source.rows
-
-        def at(source: int) -> Any:
-            found = rows.c[source_column_name(source)].op("#>")(steps)
-            return func.nullif(type_coerce(found, JSONB()), literal_column("'null'::jsonb"))
-
-        if source_id is not None:
-            if source_id not in self._source.source_ids:
-                return _NO_VALUE
-            return type_coerce(at(source_id), JSONB())
-        sources = sorted(self._source.source_ids)
-        if not sources:
-            return _NO_VALUE
-        return type_coerce(func.coalesce(*(at(source) for source in sources)), JSONB())
+        records = {id: rows.c[source_column_name(id)] for id in self._source.source_ids}
+        return record_value(records, path, source_id)
 
     def _calculated(self, column: CalculatedColumn) -> Any:
         compiler = FormulaCompiler(
