@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio.to_thread
+import httpx
 import jwt
 import pytest
 from litestar import Litestar
@@ -104,6 +105,28 @@ async def test_failed_logins_are_limited_per_email(
             "/api/audit", params={"action": "login_failed_locked"}, headers=admin.headers
         )
         assert [e["details"]["email"] for e in events.json()["events"]] == [user.email]
+
+
+async def test_parallel_wrong_passwords_stay_within_the_limit(
+    client: Client, app: Litestar, admin: Caller
+) -> None:
+    """Each attempt is counted before its (slow) check, so a burst in the app's own event loop
+    cannot pass a limit read before any of it was counted (default: 10 per email)."""
+    user = await add_user(client, admin)
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as parallel:
+
+            async def attempt(i: int) -> int:
+                body = {"email": user.email, "password": f"wrong-{i}", "tenant": admin.tenant}
+                return (await parallel.post("/api/auth/login", json=body)).status_code
+
+            return list(await asyncio.gather(*(attempt(i) for i in range(40))))
+
+    statuses = await anyio.to_thread.run_sync(lambda: client.blocking_portal.call(burst))
+    assert statuses.count(401) == 10, statuses
+    assert statuses.count(429) == 30, statuses
 
 
 async def test_failed_logins_are_limited_per_client_address(
