@@ -129,6 +129,33 @@ async def test_parallel_wrong_passwords_stay_within_the_limit(
     assert statuses.count(429) == 30, statuses
 
 
+async def test_a_right_password_in_another_tenant_does_not_clear_the_emails_failures(
+    client: Client, admin: Caller, make_caller: CallerFactory
+) -> None:
+    """The email's counter is shared by tenants; a login someone can make in theirs (with the
+    same email) gives back only its own count (default limit: 10 per email)."""
+    victim = await add_user(client, admin)
+    other_admin = make_caller("mallory", "admin", tenant_id=f"t-{uuid.uuid4().hex[:12]}")
+    await add_user(client, other_admin, email=victim.email, password="the other tenant's one")
+    statuses = []
+    for round_ in range(3):
+        for i in range(9):
+            guess = {
+                "email": victim.email,
+                "password": f"guess-{round_}-{i}",
+                "tenant": admin.tenant,
+            }
+            statuses.append((await client.post("/api/auth/login", json=guess)).status_code)
+        known = {
+            "email": victim.email,
+            "password": "the other tenant's one",
+            "tenant": other_admin.tenant,
+        }
+        assert (await client.post("/api/auth/login", json=known)).status_code in (200, 429)
+    assert statuses.count(401) == 10, statuses
+    assert statuses[10:] == [429] * (len(statuses) - 10), statuses
+
+
 async def test_failed_logins_are_limited_per_client_address(
     services: Services, make_caller: CallerFactory
 ) -> None:

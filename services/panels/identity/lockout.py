@@ -4,7 +4,9 @@ client address within a window; past the limit, 429 until the window ends.
 Each attempt is counted before its password is checked, in one atomic script over both keys
 (`_COUNT`): the check is slow (Argon2), and counting only afterwards let a burst of parallel
 guesses all pass a check that read the counts before any of them was counted. An attempt that
-turns out right clears the email's count.
+turns out right gives back its own count (`_REFUND`) and never clears the others': the email's
+counter is shared by every tenant with a user of that email, so a right password in one of them
+must not wipe out someone's guesses at another.
 
 It fails closed: when Redis cannot count, logins are refused (429) rather than unlimited. Every
 other route fails open on Redis (`platform.ratelimit`); this one guards passwords.
@@ -30,6 +32,14 @@ for i, key in ipairs(KEYS) do
 end
 return counts
 """
+# Gives back one count on each key still there (one whose window ended stays gone, rather than
+# coming back at -1 with no expiry).
+_REFUND = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('DECR', key) end
+end
+return 0
+"""
 
 
 class LoginAttempt:
@@ -45,7 +55,7 @@ class LoginAttempt:
         return self._email_count == self._guard.settings.login_failures_per_email
 
     async def succeeded(self) -> None:
-        await self._guard.reset(self._keys[0])
+        await self._guard.refund(self._keys)
 
 
 class LoginGuard:
@@ -82,8 +92,8 @@ class LoginGuard:
             raise self._refused()
         return LoginAttempt(self, keys, email_count)
 
-    async def reset(self, key: str) -> None:
+    async def refund(self, keys: list[str]) -> None:
         try:
-            await self._redis.delete(key)
+            await self._redis.eval(_REFUND, len(keys), *keys)
         except Exception as exc:
             self._breaker.trip(exc)
