@@ -238,3 +238,24 @@ async def test_demoting_a_user_lowers_their_keys(client: Client, admin: Caller) 
     assert (await client.get("/api/auth/me", headers=bearer(key))).json()["role"] == "user"
     refused = await client.post("/api/panels", json={"name": "x"}, headers=bearer(key))
     assert refused.status_code == 403
+
+
+async def test_an_admins_key_cannot_manage_users(client: Client, admin: Caller) -> None:
+    """A user made with a key (or a password changed with one) would outlive the key."""
+    key = {"X-API-Key": (await new_key(client, admin, role="admin"))["key"]}
+    user = await add_user(client, admin)
+    body = {
+        "email": "made-by-a-key@example.com",
+        "password": "a long enough password",
+        "role": "admin",
+    }
+    created = await client.post("/api/users", json=body, headers=key)
+    assert created.status_code == 403, created.text
+    changed = await client.put(
+        f"/api/users/{user.id}", json={"password": "a new long password"}, headers=key
+    )
+    assert changed.status_code == 403, changed.text
+    deleted = await client.delete(f"/api/users/{user.id}", headers=key)
+    assert deleted.status_code == 403, deleted.text
+    assert (await client.get("/api/users", headers=key)).status_code == 200
+    await login(client, user.email)  # unchanged

@@ -44,8 +44,15 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         if not self.ctx.principal.is_admin:
             raise Forbidden("Only admins may manage users")
 
-    async def create_user(self, data: UserCreate) -> User:
+    def _require_admin_in_person(self) -> None:
+        """Creating, changing or deleting users takes an admin in person: a user (or a new
+        password) made with an API key would be a credential that outlives the key."""
         self._require_admin()
+        if self.ctx.principal.auth_method == "apiKey":
+            raise Forbidden("API keys may not create, change or delete users")
+
+    async def create_user(self, data: UserCreate) -> User:
+        self._require_admin_in_person()
         email = data.email.strip().lower()
         if await self.exists(func.lower(User.email) == email):
             raise Conflict(f'A user with the email "{email}" exists in this tenant')
@@ -79,7 +86,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         return JsonBody(encoded([UserRead.from_entity(u) for u in users]).content, total=total)
 
     async def update_user(self, user_id: int, data: UserUpdate, if_match: str | None) -> User:
-        self._require_admin()
+        self._require_admin_in_person()
         user = await self._existing(user_id)
         check_if_match(if_match, self.encode(user).etag)
         changed: dict[str, object] = {}
@@ -101,7 +108,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         return user
 
     async def delete_user(self, user_id: int, if_match: str | None) -> None:
-        self._require_admin()
+        self._require_admin_in_person()
         user = await self._existing(user_id)
         check_if_match(if_match, self.encode(user).etag)
         member = str(user.id)
