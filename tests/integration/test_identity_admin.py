@@ -17,8 +17,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from panels.app import create_app
+from panels.platform.db import owner_engine, request_engine
 from tests.conftest import TEST_SECRET, Caller, CallerFactory, Services, build_settings
 from tests.integration.identity_helpers import PASSWORD, add_user, bearer, login
 
@@ -471,3 +474,21 @@ async def test_auth_mode_decides_which_issuers_are_accepted(
         assert (await own.get("/api/auth/me", headers=admin.headers)).status_code == 401
         for headers in (bearer(pair["accessToken"]), bearer(key.json()["key"])):
             assert (await own.get("/api/auth/me", headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize("make_engine", [owner_engine, lambda url: request_engine(url, 1)])
+async def test_a_failed_statement_does_not_carry_its_values_into_the_logs(
+    services: Services, make_engine: Any
+) -> None:
+    """Bound values include password hashes and token digests; an error (which is logged)
+    names the statement only."""
+    secret = "$argon2id$v=19$m=65536,t=3,p=4$not-for-the-logs"
+    engine = make_engine(services.database_url)
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as raised:
+                await connection.execute(text("SELECT CAST(:value AS integer)"), {"value": secret})
+    finally:
+        await engine.dispose()
+    assert secret not in str(raised.value)
+    assert "hidden" in str(raised.value)
