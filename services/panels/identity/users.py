@@ -53,7 +53,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
 
     async def create_user(self, data: UserCreate) -> User:
         self._require_admin_in_person()
-        email = data.email.strip().lower()
+        email = data.email  # normalised by `UserCreate`
         if await self.exists(func.lower(User.email) == email):
             raise Conflict(f'A user with the email "{email}" exists in this tenant')
         user = await self.create(
