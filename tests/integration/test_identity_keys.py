@@ -259,3 +259,23 @@ async def test_an_admins_key_cannot_manage_users(client: Client, admin: Caller) 
     assert deleted.status_code == 403, deleted.text
     assert (await client.get("/api/users", headers=key)).status_code == 200
     await login(client, user.email)  # unchanged
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+async def test_a_moment_past_the_years_limits_in_utc_is_a_400(
+    client: Client, admin: Caller, moment: str
+) -> None:
+    body = {"name": "k", "role": "user", "expiresAt": moment}
+    created = await client.post("/api/api-keys", json=body, headers=admin.headers)
+    assert created.status_code == 400, created.text
+    assert [d["field"] for d in created.json()["details"]] == ["body.expiresAt"]
+    listed = await client.get("/api/audit", params={"since": moment}, headers=admin.headers)
+    assert listed.status_code == 400, listed.text
+    assert [d["field"] for d in listed.json()["details"]] == ["query.since"]
+
+
+async def test_a_key_may_expire_on_the_last_day_of_year_9999(client: Client, admin: Caller) -> None:
+    key = await new_key(client, admin, expiresAt="9999-12-31")
+    assert key["expiresAt"].startswith("9999-12-31T00:00:00")
+    me = await client.get("/api/auth/me", headers={"X-API-Key": key["key"]})
+    assert me.status_code == 200, me.text
