@@ -17,9 +17,10 @@ from sqlalchemy import text
 
 from panels.app import create_app
 from panels.identity.verification import Credentials
+from panels.platform.auth import Principal
 from panels.platform.db import owner_engine
 from panels.settings import Settings
-from tests.conftest import Caller, Services
+from tests.conftest import Caller, CallerFactory, Services
 from tests.integration.identity_helpers import add_user, bearer, login
 
 Client = AsyncTestClient[Litestar]
@@ -279,3 +280,33 @@ async def test_a_key_may_expire_on_the_last_day_of_year_9999(client: Client, adm
     assert key["expiresAt"].startswith("9999-12-31T00:00:00")
     me = await client.get("/api/auth/me", headers={"X-API-Key": key["key"]})
     assert me.status_code == 200, me.text
+
+
+async def test_an_overlong_email_claim_is_taken_as_none(
+    client: Client, admin: Caller, make_caller: CallerFactory
+) -> None:
+    """It is no email the service stores; kept, it failed the tenant's batched write."""
+    key = await new_key(client, admin)
+    assert (await client.get("/api/auth/me", headers={"X-API-Key": key["key"]})).status_code == 200
+    long_email = make_caller("zed", "user", email="z" * 400 + "@example.com")
+    me = await client.get("/api/auth/me", headers=long_email.headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["email"] is None
+    await flush_on_app(client)
+    [listed] = (await client.get("/api/api-keys", headers=admin.headers)).json()
+    assert listed["lastUsedAt"] is not None
+
+
+async def test_a_tenant_whose_batched_write_fails_loses_only_its_own(
+    client: Client, admin: Caller
+) -> None:
+    key = await new_key(client, admin)
+    assert (await client.get("/api/auth/me", headers={"X-API-Key": key["key"]})).status_code == 200
+    for tenant in ("0-first", "1-second", "z-last"):
+        # No claim makes such a principal any more; one made by hand stands for any write
+        # that fails.
+        unwritable = Principal(user_id="u", email="z" * 400, tenant_id=tenant, role="user")
+        app_credentials(client).seen(unwritable)
+    await flush_on_app(client)
+    [listed] = (await client.get("/api/api-keys", headers=admin.headers)).json()
+    assert listed["lastUsedAt"] is not None
