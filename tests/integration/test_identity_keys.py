@@ -310,3 +310,27 @@ async def test_a_tenant_whose_batched_write_fails_loses_only_its_own(
     await flush_on_app(client)
     [listed] = (await client.get("/api/api-keys", headers=admin.headers)).json()
     assert listed["lastUsedAt"] is not None
+
+
+async def test_an_external_subject_equal_to_a_built_in_id_does_not_own_its_keys(
+    client: Client, admin: Caller, make_caller: CallerFactory
+) -> None:
+    """Key ownership is per way of signing in: `sub` "7" is not built-in user 7 for keys."""
+    user = await add_user(client, admin, role="builder")
+    signed_in = bearer((await login(client, user.email, tenant=admin.tenant))["accessToken"])
+    key = await new_key(client, signed_in)
+    external = make_caller(str(user.id), "builder")
+    assert (await client.get("/api/api-keys", headers=external.headers)).json() == []
+    revoked = await client.delete(f"/api/api-keys/{key['id']}", headers=external.headers)
+    assert revoked.status_code == 404, revoked.text
+    [own] = (await client.get("/api/api-keys", headers=signed_in)).json()
+    assert own["id"] == key["id"]
+    # And the other way round: the external subject's keys are not the built-in user's.
+    theirs = await new_key(client, external)
+    assert [k["id"] for k in (await client.get("/api/api-keys", headers=signed_in)).json()] == [
+        key["id"]
+    ]
+    # Deleting the built-in user revokes its keys only.
+    assert (await client.delete(f"/api/users/{user.id}", headers=admin.headers)).status_code == 204
+    listed = (await client.get("/api/api-keys", headers=external.headers)).json()
+    assert [k["id"] for k in listed] == [theirs["id"]]

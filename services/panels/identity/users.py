@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.identity import audit
+from panels.identity.api_keys import builtin_key_owner
 from panels.identity.entities import ApiKey, KnownMember, RefreshToken, User
 from panels.identity.passwords import hash_password
 from panels.identity.schemas import UserCreate, UserRead, UserUpdate
@@ -112,9 +113,10 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         user = await self._existing(user_id)
         check_if_match(if_match, self.encode(user).etag)
         member = str(user.id)
+        owner = builtin_key_owner(user.id)
         await self.session.execute(
             update(ApiKey)
-            .where(ApiKey.tenant_id == self.ctx.tenant_id, ApiKey.created_by == member)
+            .where(ApiKey.tenant_id == self.ctx.tenant_id, ApiKey.created_by == owner)
             .where(ApiKey.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
@@ -133,7 +135,10 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         above = [role for role, rank in ROLE_RANKS.items() if rank > ROLE_RANKS[user.role]]
         await self.session.execute(
             update(ApiKey)
-            .where(ApiKey.tenant_id == self.ctx.tenant_id, ApiKey.created_by == str(user.id))
+            .where(
+                ApiKey.tenant_id == self.ctx.tenant_id,
+                ApiKey.created_by == builtin_key_owner(user.id),
+            )
             .where(ApiKey.revoked_at.is_(None), ApiKey.role.in_(above))
             .values(role=user.role, updated_at=datetime.now(UTC))
         )
