@@ -59,3 +59,12 @@ async def test_the_first_admin_is_made_from_the_command_line(
     )
     assert short.exit_code == 1
     assert "12" in short.output
+
+
+async def test_an_email_too_long_once_lower_cased_is_refused(services: Services) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    email = "\u0130" * 200 + "@example.com"  # 212 characters, 412 once lower-cased
+    args = ("--tenant", tenant, "--email", email, "--password-stdin")
+    refused = await run_cli(services, *args, password=PASSWORD)
+    assert refused.exit_code == 1, refused.output
+    assert "320" in refused.output

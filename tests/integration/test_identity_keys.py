@@ -17,9 +17,10 @@ from sqlalchemy import text
 
 from panels.app import create_app
 from panels.identity.verification import Credentials
+from panels.platform.auth import Principal
 from panels.platform.db import owner_engine
 from panels.settings import Settings
-from tests.conftest import Caller, Services
+from tests.conftest import Caller, CallerFactory, Services
 from tests.integration.identity_helpers import add_user, bearer, login
 
 Client = AsyncTestClient[Litestar]
@@ -238,3 +239,98 @@ async def test_demoting_a_user_lowers_their_keys(client: Client, admin: Caller) 
     assert (await client.get("/api/auth/me", headers=bearer(key))).json()["role"] == "user"
     refused = await client.post("/api/panels", json={"name": "x"}, headers=bearer(key))
     assert refused.status_code == 403
+
+
+async def test_an_admins_key_cannot_manage_users(client: Client, admin: Caller) -> None:
+    """A user made with a key (or a password changed with one) would outlive the key."""
+    key = {"X-API-Key": (await new_key(client, admin, role="admin"))["key"]}
+    user = await add_user(client, admin)
+    body = {
+        "email": "made-by-a-key@example.com",
+        "password": "a long enough password",
+        "role": "admin",
+    }
+    created = await client.post("/api/users", json=body, headers=key)
+    assert created.status_code == 403, created.text
+    changed = await client.put(
+        f"/api/users/{user.id}", json={"password": "a new long password"}, headers=key
+    )
+    assert changed.status_code == 403, changed.text
+    deleted = await client.delete(f"/api/users/{user.id}", headers=key)
+    assert deleted.status_code == 403, deleted.text
+    assert (await client.get("/api/users", headers=key)).status_code == 200
+    await login(client, user.email)  # unchanged
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+async def test_a_moment_past_the_years_limits_in_utc_is_a_400(
+    client: Client, admin: Caller, moment: str
+) -> None:
+    body = {"name": "k", "role": "user", "expiresAt": moment}
+    created = await client.post("/api/api-keys", json=body, headers=admin.headers)
+    assert created.status_code == 400, created.text
+    assert [d["field"] for d in created.json()["details"]] == ["body.expiresAt"]
+    listed = await client.get("/api/audit", params={"since": moment}, headers=admin.headers)
+    assert listed.status_code == 400, listed.text
+    assert [d["field"] for d in listed.json()["details"]] == ["query.since"]
+
+
+async def test_a_key_may_expire_on_the_last_day_of_year_9999(client: Client, admin: Caller) -> None:
+    key = await new_key(client, admin, expiresAt="9999-12-31")
+    assert key["expiresAt"].startswith("9999-12-31T00:00:00")
+    me = await client.get("/api/auth/me", headers={"X-API-Key": key["key"]})
+    assert me.status_code == 200, me.text
+
+
+async def test_an_overlong_email_claim_is_taken_as_none(
+    client: Client, admin: Caller, make_caller: CallerFactory
+) -> None:
+    """It is no email the service stores; kept, it failed the tenant's batched write."""
+    key = await new_key(client, admin)
+    assert (await client.get("/api/auth/me", headers={"X-API-Key": key["key"]})).status_code == 200
+    long_email = make_caller("zed", "user", email="z" * 400 + "@example.com")
+    me = await client.get("/api/auth/me", headers=long_email.headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["email"] is None
+    await flush_on_app(client)
+    [listed] = (await client.get("/api/api-keys", headers=admin.headers)).json()
+    assert listed["lastUsedAt"] is not None
+
+
+async def test_a_tenant_whose_batched_write_fails_loses_only_its_own(
+    client: Client, admin: Caller
+) -> None:
+    key = await new_key(client, admin)
+    assert (await client.get("/api/auth/me", headers={"X-API-Key": key["key"]})).status_code == 200
+    for tenant in ("0-first", "1-second", "z-last"):
+        # No claim makes such a principal any more; one made by hand stands for any write
+        # that fails.
+        unwritable = Principal(user_id="u", email="z" * 400, tenant_id=tenant, role="user")
+        app_credentials(client).seen(unwritable)
+    await flush_on_app(client)
+    [listed] = (await client.get("/api/api-keys", headers=admin.headers)).json()
+    assert listed["lastUsedAt"] is not None
+
+
+async def test_an_external_subject_equal_to_a_built_in_id_does_not_own_its_keys(
+    client: Client, admin: Caller, make_caller: CallerFactory
+) -> None:
+    """Key ownership is per way of signing in: `sub` "7" is not built-in user 7 for keys."""
+    user = await add_user(client, admin, role="builder")
+    signed_in = bearer((await login(client, user.email, tenant=admin.tenant))["accessToken"])
+    key = await new_key(client, signed_in)
+    external = make_caller(str(user.id), "builder")
+    assert (await client.get("/api/api-keys", headers=external.headers)).json() == []
+    revoked = await client.delete(f"/api/api-keys/{key['id']}", headers=external.headers)
+    assert revoked.status_code == 404, revoked.text
+    [own] = (await client.get("/api/api-keys", headers=signed_in)).json()
+    assert own["id"] == key["id"]
+    # And the other way round: the external subject's keys are not the built-in user's.
+    theirs = await new_key(client, external)
+    assert [k["id"] for k in (await client.get("/api/api-keys", headers=signed_in)).json()] == [
+        key["id"]
+    ]
+    # Deleting the built-in user revokes its keys only.
+    assert (await client.delete(f"/api/users/{user.id}", headers=admin.headers)).status_code == 204
+    listed = (await client.get("/api/api-keys", headers=external.headers)).json()
+    assert [k["id"] for k in listed] == [theirs["id"]]

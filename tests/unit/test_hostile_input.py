@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
@@ -58,6 +58,28 @@ def test_since_is_a_date_or_a_400(text: str) -> None:
         return
     assert isinstance(moment, datetime)
     assert moment.tzinfo is not None
+
+
+@given(
+    st.datetimes(),
+    st.timedeltas(
+        min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)
+    ),
+    st.sampled_from(["seconds", "minutes", "microseconds"]),
+)
+@example(datetime(9999, 12, 31, 23, 59, 59), timedelta(hours=-14), "seconds")
+@example(datetime(1, 1, 1), timedelta(hours=14), "seconds")
+def test_since_near_the_years_limits_is_a_utc_moment_or_a_400(
+    moment: datetime, offset: timedelta, timespec: str
+) -> None:
+    text = moment.replace(tzinfo=timezone(offset)).isoformat(timespec=timespec)
+    try:
+        parsed = parse_since(text)
+    except BadRequest:
+        return
+    assert parsed is not None
+    assert parsed.utcoffset() == timedelta(0)
+    assert parsed.timestamp() == datetime.fromisoformat(text).timestamp()
 
 
 @given(any_text)

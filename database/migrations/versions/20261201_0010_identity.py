@@ -90,7 +90,9 @@ def upgrade() -> None:
           role VARCHAR(8) NOT NULL CHECK (role IN ('admin', 'builder', 'user')),
           prefix VARCHAR(16) NOT NULL,
           key_hash BYTEA NOT NULL CHECK (octet_length(key_hash) = 32),
-          created_by VARCHAR(255) NOT NULL,
+          -- The owner with the way they authenticate ('builtin:7', 'jwt:7'): a built-in user's
+          -- id and an external subject may be the same string.
+          created_by VARCHAR(264) NOT NULL CHECK (created_by ~ '^(builtin|jwt):.'),
           expires_at TIMESTAMPTZ,
           revoked_at TIMESTAMPTZ,
           last_used_at TIMESTAMPTZ,

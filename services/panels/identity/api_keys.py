@@ -16,12 +16,24 @@ from panels.identity.entities import ApiKey
 from panels.identity.keys import API_KEY_PREFIX, SHOWN_PREFIX_CHARS, digest, new_secret
 from panels.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from panels.identity.verification import Credentials
-from panels.platform.auth import ROLE_RANKS
+from panels.platform.auth import ROLE_RANKS, Principal
 from panels.platform.errors import BadRequest, Forbidden, NotFound
 from panels.platform.http import JsonBody, check_if_match, encoded
 from panels.platform.paging import get_page
 from panels.platform.params import parse_since
 from panels.platform.tenancy import RequestContext, tenant_statement
+
+
+def key_owner(principal: Principal) -> str:
+    """Who owns the keys `principal` creates: the user id with the way they authenticate
+    (`builtin:7`, `jwt:7`). A built-in user's id and an external subject can be the same
+    string; only the built-in user's own sign-in may list or revoke the keys they made (a key
+    outlives a session, so it is not shared the way panel grants are, see the README)."""
+    return f"{principal.auth_method}:{principal.user_id}"
+
+
+def builtin_key_owner(user_id: int) -> str:
+    return f"builtin:{user_id}"
 
 
 class ApiKeyRepository(SQLAlchemyAsyncRepository[ApiKey]):
@@ -59,7 +71,7 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
                 role=data.role,
                 prefix=secret[:SHOWN_PREFIX_CHARS],
                 key_hash=digest(secret),
-                created_by=principal.user_id,
+                created_by=key_owner(principal),
                 expires_at=expires_at,
             )
         )
@@ -105,7 +117,7 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
             live.append(ApiKey.expires_at.is_(None) | (ApiKey.expires_at > now))
         if self.ctx.principal.is_admin:
             return live
-        return [*live, ApiKey.created_by == self.ctx.user_id]
+        return [*live, ApiKey.created_by == key_owner(self.ctx.principal)]
 
     @staticmethod
     def encode(key: ApiKey) -> JsonBody:

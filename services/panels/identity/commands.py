@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.identity import audit
 from panels.identity.entities import User
 from panels.identity.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, hash_password
+from panels.identity.schemas import MAX_EMAIL_CHARS, normalised_email
 from panels.platform.db import bind_tenant, request_engine
 
 
@@ -19,21 +20,26 @@ class UserNotCreated(Exception):
     """The user cannot be made as asked; the message says why."""
 
 
-def check_new_user(tenant: str, email: str, password: str) -> None:
+def check_new_user(tenant: str, email: str, password: str) -> str:
+    """The email as stored, once the tenant, the email and the password are found fit."""
     if not 1 <= len(tenant) <= 128 or "\x00" in tenant:
         raise UserNotCreated("the tenant must be 1 to 128 characters")
     local, at, domain = email.partition("@")
-    if not (at and local and domain) or len(email) > 320 or any(c.isspace() for c in email):
+    if not (at and local and domain) or any(c.isspace() or c == "\x00" for c in email):
         raise UserNotCreated(f"{email!r} is not an email address")
+    try:
+        normalised = normalised_email(email)
+    except ValueError:
+        raise UserNotCreated(f"the email must be at most {MAX_EMAIL_CHARS} characters") from None
     if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS or "\x00" in password:
         raise UserNotCreated(
             f"the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
         )
+    return normalised
 
 
 async def create_user(database_url: str, tenant: str, email: str, password: str, role: str) -> int:
-    check_new_user(tenant, email, password)
-    email = email.strip().lower()
+    email = check_new_user(tenant, email, password)
     engine = request_engine(database_url, pool_size=1)
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session:

@@ -49,7 +49,8 @@ class ApiKey(IdentityAuditBase):
     role: Mapped[str] = mapped_column(String(8))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[bytes] = mapped_column(LargeBinary)
-    created_by: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(264))
+    """The owner, as `api_keys.key_owner` spells it (`builtin:7`, `jwt:7`); never shown."""
     expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))

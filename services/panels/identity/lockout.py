@@ -1,5 +1,12 @@
-"""Brute-force protection of `POST /api/auth/login`: failed attempts counted in Redis per email
-and per client address within a window; past the limit, 429 until the window ends.
+"""Brute-force protection of `POST /api/auth/login`: attempts counted in Redis per email and per
+client address within a window; past the limit, 429 until the window ends.
+
+Each attempt is counted before its password is checked, in one atomic script over both keys
+(`_COUNT`): the check is slow (Argon2), and counting only afterwards let a burst of parallel
+guesses all pass a check that read the counts before any of them was counted. An attempt that
+turns out right gives back its own count (`_REFUND`) and never clears the others': the email's
+counter is shared by every tenant with a user of that email, so a right password in one of them
+must not wipe out someone's guesses at another.
 
 It fails closed: when Redis cannot count, logins are refused (429) rather than unlimited. Every
 other route fails open on Redis (`platform.ratelimit`); this one guards passwords.
@@ -15,58 +22,78 @@ from redis.asyncio import Redis
 from panels.platform.cache import CircuitBreaker
 from panels.settings import IdentitySettings
 
+# KEYS: the email's and the address's counters; ARGV[1]: the window in seconds. INCR both, and
+# give a counter without expiry (a new window) the window's; returns both counts.
+_COUNT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return counts
+"""
+# Gives back one count on each key still there (one whose window ended stays gone, rather than
+# coming back at -1 with no expiry).
+_REFUND = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('DECR', key) end
+end
+return 0
+"""
+
+
+class LoginAttempt:
+    """One counted attempt: `failed()` or `succeeded()` once its password is checked."""
+
+    def __init__(self, guard: LoginGuard, keys: list[str], email_count: int) -> None:
+        self._guard = guard
+        self._keys = keys
+        self._email_count = email_count
+
+    def failed(self) -> bool:
+        """True when this failure is the one that locked the email (it reached the limit)."""
+        return self._email_count == self._guard.settings.login_failures_per_email
+
+    async def succeeded(self) -> None:
+        await self._guard.refund(self._keys)
+
 
 class LoginGuard:
     def __init__(self, redis: Redis, breaker: CircuitBreaker, settings: IdentitySettings) -> None:
         self._redis = redis
         self._breaker = breaker
-        self._settings = settings
+        self.settings = settings
 
-    def _keys(self, email: str, address: str) -> tuple[str, str]:
+    def _keys(self, email: str, address: str) -> list[str]:
         # The email is hashed: Redis keys are no place for addresses people typed.
         hashed = hashlib.sha256(email.encode()).hexdigest()[:32]
-        return f"panels:login:email:{hashed}", f"panels:login:address:{address}"
+        return [f"panels:login:email:{hashed}", f"panels:login:address:{address}"]
 
     def _refused(self) -> TooManyRequestsException:
         return TooManyRequestsException(
             "Too many failed logins; try again later",
-            headers={"Retry-After": str(self._settings.login_window_seconds)},
+            headers={"Retry-After": str(self.settings.login_window_seconds)},
         )
 
-    async def check(self, email: str, address: str) -> None:
-        """429 when either count is at its limit, or when Redis cannot tell."""
-        by_email, by_address = self._keys(email, address)
+    async def attempt(self, email: str, address: str) -> LoginAttempt:
+        """Count an attempt; 429 when either count is past its limit, or when Redis cannot
+        count."""
+        keys = self._keys(email, address)
         try:
-            counts = await self._redis.mget(by_email, by_address)
+            counts = await self._redis.eval(_COUNT, 2, *keys, self.settings.login_window_seconds)
         except Exception as exc:
             self._breaker.trip(exc)
             raise self._refused() from None
-        email_count, address_count = (int(c or 0) for c in counts)
-        s = self._settings
-        if email_count >= s.login_failures_per_email or (
-            address_count >= s.login_failures_per_address
+        email_count, address_count = (int(c) for c in counts)
+        s = self.settings
+        if email_count > s.login_failures_per_email or (
+            address_count > s.login_failures_per_address
         ):
             raise self._refused()
+        return LoginAttempt(self, keys, email_count)
 
-    async def failed(self, email: str, address: str) -> bool:
-        """Count a failure; True when this one locked the email (it reached the limit)."""
-        window = self._settings.login_window_seconds
-        by_email, by_address = self._keys(email, address)
+    async def refund(self, keys: list[str]) -> None:
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(by_email, 0, ex=window, nx=True)
-                pipe.incr(by_email)
-                pipe.set(by_address, 0, ex=window, nx=True)
-                pipe.incr(by_address)
-                results = await pipe.execute()
-        except Exception as exc:
-            self._breaker.trip(exc)
-            return False
-        return int(results[1]) == self._settings.login_failures_per_email
-
-    async def succeeded(self, email: str) -> None:
-        by_email, _ = self._keys(email, "")
-        try:
-            await self._redis.delete(by_email)
+            await self._redis.eval(_REFUND, len(keys), *keys)
         except Exception as exc:
             self._breaker.trip(exc)

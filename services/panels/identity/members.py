@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import msgspec
@@ -117,26 +117,52 @@ class StytchMembers:
                     headers={"Authorization": f"Basic {credentials.decode()}"},
                 )
             response.raise_for_status()
-            found = msgspec.json.decode(response.content)
-            members = [_stytch_member(m) for m in found.get("members", [])]
-            total = int(found.get("results_metadata", {}).get("total", len(members)))
-        except (httpx.HTTPError, msgspec.DecodeError, AttributeError, TypeError, ValueError) as exc:
+            # Typed: a reply without the fields a member needs is a failed search (503), as
+            # much as no reply at all (`ValidationError` is a `DecodeError`).
+            found = msgspec.json.decode(response.content, type=_StytchReply)
+        except (httpx.HTTPError, msgspec.DecodeError) as exc:
             log.warning("stytch member search failed", error=type(exc).__name__)
             raise ServiceUnavailableException(
                 "The member directory (Stytch) is unreachable"
             ) from None
+        members = [_stytch_member(m) for m in found.members]
+        total = found.results_metadata.total
+        if total is None:
+            total = len(members)
         members.sort(key=lambda m: (m.email_address or "", m.member_id))
         return encoded(MemberPage(members=members[offset : offset + limit], total=total))
 
 
-def _stytch_member(raw: dict[str, Any]) -> Member:
-    names = {str(r.get("role_id", "")).lower() for r in raw.get("roles", []) if isinstance(r, dict)}
+class _StytchRole(msgspec.Struct):
+    role_id: str = ""
+
+
+class _StytchMember(msgspec.Struct):
+    """The fields of a Stytch B2B member used here (others are ignored)."""
+
+    member_id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    email_address: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    name: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    roles: list[_StytchRole] = msgspec.field(default_factory=list)
+
+
+class _StytchResults(msgspec.Struct):
+    total: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class _StytchReply(msgspec.Struct):
+    members: list[_StytchMember] = msgspec.field(default_factory=list)
+    results_metadata: _StytchResults = msgspec.field(default_factory=_StytchResults)
+
+
+def _stytch_member(raw: _StytchMember) -> Member:
+    names = {r.role_id.lower() for r in raw.roles}
     mapped = {_STYTCH_ROLES[n] for n in names if n in _STYTCH_ROLES}
     role = "admin" if "admin" in mapped else "builder" if "builder" in mapped else "user"
     return Member(
-        member_id=str(raw["member_id"]),
-        email_address=raw.get("email_address"),
-        name=raw.get("name") or None,
+        member_id=raw.member_id,
+        email_address=raw.email_address,
+        name=raw.name or None,
         role=role,
         last_seen_at=None,
     )

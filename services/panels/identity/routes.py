@@ -143,7 +143,8 @@ class UserController(Controller):
         self, request: Request[Any, Any, Any], users: Users, data: JSONBody[UserCreate]
     ) -> Response[UserRead]:
         """409 when the email, whatever its case, has a user in the tenant. The password is
-        stored only as an Argon2id hash and never returned."""
+        stored only as an Argon2id hash and never returned. 403 for an API key, even an
+        admin's: a user it made would outlive the key."""
         user = await users.create_user(data)
         location = {"location": f"/api/users/{user.id}"}
         return json_response(request, users.encode(user), status_code=201, headers=location)
@@ -179,7 +180,8 @@ class UserController(Controller):
         if_match: IfMatch = None,
     ) -> Response[UserRead]:
         """A new password revokes the user's sessions; a new role applies to their live
-        access tokens at once. `If-Match` compares the ETag of the user's last `POST`/`PUT`."""
+        access tokens at once. `If-Match` compares the ETag of the user's last `POST`/`PUT`. 403
+        for an API key, even an admin's."""
         user = await users.update_user(user_id, data, if_match)
         return json_response(request, users.encode(user))
 
@@ -189,7 +191,8 @@ class UserController(Controller):
         responses=error_responses(400, 403, 404, 412),
     )
     async def delete_user(self, users: Users, user_id: PathId, if_match: IfMatch = None) -> None:
-        """Revokes the user's refresh tokens, access tokens and API keys at once."""
+        """Revokes the user's refresh tokens, access tokens and API keys at once. 403 for an
+        API key, even an admin's."""
         await users.delete_user(user_id, if_match)
 
 

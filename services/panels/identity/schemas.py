@@ -21,15 +21,32 @@ AuditAction = Literal[
     "grant_updated",
     "grant_deleted",
 ]
+MAX_EMAIL_CHARS = 320
+
+
+def normalised_email(email: str) -> str:
+    """How an email is stored and compared: trimmed and lower-cased. Lower-casing can lengthen
+    it (`"\u0130".lower()` is two characters), so the length is checked again on the result."""
+    normalised = email.strip().lower()
+    if len(normalised) > MAX_EMAIL_CHARS:
+        raise ValueError(f"email: must be at most {MAX_EMAIL_CHARS} characters once lower-cased")
+    return normalised
+
+
 LoginEmail = Annotated[
     str,
-    Meta(min_length=1, max_length=320, pattern=r"^[^\x00]+$", examples=["ada@example.com"]),
+    Meta(
+        min_length=1,
+        max_length=MAX_EMAIL_CHARS,
+        pattern=r"^[^\x00]+$",
+        examples=["ada@example.com"],
+    ),
 ]
 Email = Annotated[
     str,
     Meta(
         min_length=3,
-        max_length=320,
+        max_length=MAX_EMAIL_CHARS,
         pattern=r"^[^\s@\x00]+@[^\s@\x00]+$",
         description="Unique in the tenant, whatever its case.",
         examples=["ada@example.com"],
@@ -97,6 +114,9 @@ class UserCreate(RequestBody):
     email: Email
     password: NewPassword
     role: Role
+
+    def __post_init__(self) -> None:
+        self.email = normalised_email(self.email)
 
 
 class UserUpdate(RequestBody):

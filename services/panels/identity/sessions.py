@@ -74,16 +74,16 @@ class SessionService:
         email = data.email.strip().lower()
         address = get_remote_address(self.request)
         guard = LoginGuard(self.runtime.redis, self.runtime.breaker, self.settings)
-        await guard.check(email, address)
+        attempt = await guard.attempt(email, address)
         candidates = await self._candidates(email)
         tried = [c for c in candidates if data.tenant is None or c.tenant_id == data.tenant]
         if not tried:
             await spend_as_long_as_a_check(data.password)
         for candidate in tried:
             if await password_matches(candidate.password_hash, data.password):
-                await guard.succeeded(email)
+                await attempt.succeeded()
                 return await self._open(candidate)
-        if await guard.failed(email, address):
+        if attempt.failed():
             await self._audit_lockout(email, candidates)
         raise NotAuthorizedException(LOGIN_REFUSED)
 

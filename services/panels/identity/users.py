@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.identity import audit
+from panels.identity.api_keys import builtin_key_owner
 from panels.identity.entities import ApiKey, KnownMember, RefreshToken, User
 from panels.identity.passwords import hash_password
 from panels.identity.schemas import UserCreate, UserRead, UserUpdate
@@ -44,9 +45,16 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         if not self.ctx.principal.is_admin:
             raise Forbidden("Only admins may manage users")
 
-    async def create_user(self, data: UserCreate) -> User:
+    def _require_admin_in_person(self) -> None:
+        """Creating, changing or deleting users takes an admin in person: a user (or a new
+        password) made with an API key would be a credential that outlives the key."""
         self._require_admin()
-        email = data.email.strip().lower()
+        if self.ctx.principal.auth_method == "apiKey":
+            raise Forbidden("API keys may not create, change or delete users")
+
+    async def create_user(self, data: UserCreate) -> User:
+        self._require_admin_in_person()
+        email = data.email  # normalised by `UserCreate`
         if await self.exists(func.lower(User.email) == email):
             raise Conflict(f'A user with the email "{email}" exists in this tenant')
         user = await self.create(
@@ -79,7 +87,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         return JsonBody(encoded([UserRead.from_entity(u) for u in users]).content, total=total)
 
     async def update_user(self, user_id: int, data: UserUpdate, if_match: str | None) -> User:
-        self._require_admin()
+        self._require_admin_in_person()
         user = await self._existing(user_id)
         check_if_match(if_match, self.encode(user).etag)
         changed: dict[str, object] = {}
@@ -101,13 +109,14 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         return user
 
     async def delete_user(self, user_id: int, if_match: str | None) -> None:
-        self._require_admin()
+        self._require_admin_in_person()
         user = await self._existing(user_id)
         check_if_match(if_match, self.encode(user).etag)
         member = str(user.id)
+        owner = builtin_key_owner(user.id)
         await self.session.execute(
             update(ApiKey)
-            .where(ApiKey.tenant_id == self.ctx.tenant_id, ApiKey.created_by == member)
+            .where(ApiKey.tenant_id == self.ctx.tenant_id, ApiKey.created_by == owner)
             .where(ApiKey.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
@@ -126,7 +135,10 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         above = [role for role, rank in ROLE_RANKS.items() if rank > ROLE_RANKS[user.role]]
         await self.session.execute(
             update(ApiKey)
-            .where(ApiKey.tenant_id == self.ctx.tenant_id, ApiKey.created_by == str(user.id))
+            .where(
+                ApiKey.tenant_id == self.ctx.tenant_id,
+                ApiKey.created_by == builtin_key_owner(user.id),
+            )
             .where(ApiKey.revoked_at.is_(None), ApiKey.role.in_(above))
             .values(role=user.role, updated_at=datetime.now(UTC))
         )

@@ -263,27 +263,40 @@ class Credentials:
                     log.exception("writing key use and members failed")
 
     async def flush(self) -> None:
-        """Write the keys' last use and the newly seen callers, one transaction per tenant."""
+        """Write the keys' last use and the newly seen callers, one transaction per tenant; a
+        tenant whose write fails is logged and skipped."""
         used, self._used = self._used, {}
         seen, self._newly_seen = self._newly_seen, {}
-        by_tenant: dict[str, list[Any]] = defaultdict(list)
+        by_tenant: dict[str, list[tuple[int, datetime]]] = defaultdict(list)
         for (tenant, key_id), moment in used.items():
             by_tenant[tenant].append((key_id, datetime.fromtimestamp(moment, UTC)))
         members: dict[str, list[tuple[Principal, datetime]]] = defaultdict(list)
         for (tenant, _), entry in seen.items():
             members[tenant].append(entry)
-        for tenant in by_tenant.keys() | members.keys():
-            async with background_session(self._runtime, tenant) as session:
-                for key_id, used_at in by_tenant.get(tenant, []):
-                    await session.execute(
-                        update(ApiKey)
-                        .where(ApiKey.id == key_id)
-                        .where(ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at < used_at))
-                        .values(last_used_at=used_at)
-                    )
-                for principal, seen_at in members.get(tenant, []):
-                    await session.execute(_member_upsert(principal, seen_at))
-                await session.commit()
+        for tenant in sorted(by_tenant.keys() | members.keys()):
+            # Each tenant on its own: one that cannot be written loses only its own entries.
+            try:
+                await self._write(tenant, by_tenant.get(tenant, []), members.get(tenant, []))
+            except Exception:
+                log.exception("writing key use and members failed", tenant=tenant)
+
+    async def _write(
+        self,
+        tenant: str,
+        used: list[tuple[int, datetime]],
+        seen: list[tuple[Principal, datetime]],
+    ) -> None:
+        async with background_session(self._runtime, tenant) as session:
+            for key_id, used_at in used:
+                await session.execute(
+                    update(ApiKey)
+                    .where(ApiKey.id == key_id)
+                    .where(ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at < used_at))
+                    .values(last_used_at=used_at)
+                )
+            for principal, seen_at in seen:
+                await session.execute(_member_upsert(principal, seen_at))
+            await session.commit()
 
 
 def _member_upsert(principal: Principal, moment: datetime) -> Any:

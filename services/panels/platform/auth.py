@@ -30,6 +30,8 @@ BUILTIN_KEY_ID = "panels"
 BUILTIN_ISSUER = "panels"
 API_KEY_PREFIX = "pk_"
 _MAX_NAME_CHARS = 255
+# An email longer than this (once lower-cased) is no email the service stores: taken as none.
+MAX_EMAIL_CHARS = 320
 _STYTCH_ROLES: dict[str, Role] = {
     "panels admin": "admin",
     "org admin": "admin",
@@ -219,10 +221,11 @@ class TokenVerifier:
         if len(str(tenant_id)) > 128 or len(str(user_id)) > 255:
             raise NotAuthorizedException("Token identity claims are too long")
         email = _claim(claims, s.email_claim)
+        email = email.lower() if isinstance(email, str) else None
         name = claims.get("name")
         return Principal(
             user_id=str(user_id),
-            email=email.lower() if isinstance(email, str) and email else None,
+            email=email if email and len(email) <= MAX_EMAIL_CHARS else None,
             tenant_id=str(tenant_id),
             role=self._role(_claim(claims, s.roles_claim)),
             name=name if isinstance(name, str) and 0 < len(name) <= _MAX_NAME_CHARS else None,

@@ -58,6 +58,11 @@ AfterCommit = Callable[[], Awaitable[None]]
 Middleware = Callable[["ASGIApp"], "ASGIApp"]
 
 
+# A statement's bound values stay out of its errors (and so out of the logs): they include
+# password hashes, token digests and emails.
+HIDE_PARAMETERS = True
+
+
 def async_url(url: str) -> str:
     """`postgresql://…` as SQLAlchemy's asyncpg dialect wants it."""
     scheme, _, rest = url.partition("://")
@@ -81,6 +86,7 @@ def request_engine(url: str, pool_size: int) -> AsyncEngine:
             "connection_class": RequestConnection,
         },
         json_deserializer=decode_jsonb,
+        hide_parameters=HIDE_PARAMETERS,
     )
     event.listen(engine.sync_engine, "checkout", _discard_if_closed)
     event.listen(engine.sync_engine, "checkin", _forget_deferred_setup)
@@ -163,6 +169,7 @@ def owner_engine(url: str) -> AsyncEngine:
         async_url(url),
         poolclass=pool.NullPool,
         connect_args={"server_settings": {MAINTENANCE_SETTING: "on"}},
+        hide_parameters=HIDE_PARAMETERS,
     )
 
 

@@ -29,16 +29,23 @@ Since = Annotated[
 
 
 def parse_since(value: str | None, where: str = "query.since") -> datetime | None:
-    """An ISO-8601 date or date-time; numbers and anything else are a 400, not a guess."""
+    """An ISO-8601 date or date-time, in UTC; numbers and anything else are a 400, not a guess.
+
+    It is converted here, where a moment that has no UTC form (`0001-01-01T00:00+14:00`, past
+    year 9999 once in UTC) is a 400 too, rather than an overflow wherever it is first used.
+    """
     if value is None:
         return None
     try:
         if not _ISO_DATE_START.match(value) or not value.isascii():
             raise ValueError(value)
         moment = datetime.fromisoformat(value)
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except ValueError:
         raise BadRequest(where, "must be an ISO-8601 date or date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise BadRequest(where, "must be a moment between the years 1 and 9999 in UTC") from None
+    return moment
 
 
 def parse_id(text: str) -> int | None:
