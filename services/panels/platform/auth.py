@@ -351,11 +351,7 @@ def mint_token(
     now = int(time.time())
     claims: dict[str, Any] = {"sub": user, "iat": now, "exp": now + int(ttl.total_seconds())}
     _set_claim(claims, settings.tenant_claim, tenant)
-    if settings.claims_preset == "stytch":
-        stytch_role = {"admin": "Panels Admin", "builder": "Panels Builder", "user": "Member"}
-        _set_claim(claims, settings.roles_claim, [stytch_role[role]])
-    else:
-        _set_claim(claims, settings.roles_claim, [role])
+    _set_role(claims, settings, role)
     if email:
         claims["email"] = email
     if settings.issuer:
@@ -389,12 +385,17 @@ def mint_builtin_token(
     _set_claim(claims, settings.user_claim, user)
     _set_claim(claims, settings.email_claim, email)
     _set_claim(claims, settings.tenant_claim, tenant)
+    _set_role(claims, settings, role)
+    return jwt.encode(claims, key, algorithm="HS256", headers={"kid": BUILTIN_KEY_ID})
+
+
+def _set_role(claims: dict[str, Any], settings: JwtSettings, role: Role) -> None:
+    """The role in the configured layout (the Stytch preset names roles as Stytch does)."""
     if settings.claims_preset == "stytch":
         stytch_role = {"admin": "Panels Admin", "builder": "Panels Builder", "user": "Member"}
         _set_claim(claims, settings.roles_claim, [stytch_role[role]])
     else:
         _set_claim(claims, settings.roles_claim, [role])
-    return jwt.encode(claims, key, algorithm="HS256", headers={"kid": BUILTIN_KEY_ID})
 
 
 def _set_claim(claims: dict[str, Any], path: str, value: Any) -> None:
