@@ -4,8 +4,12 @@ Who may read what is decided by the panel and view services (`acl.permissions`):
 panel for whoever may read the panel, rows and CSV of a view for whoever may read the view.
 Pages are cached under the panel's scope, shared by every reader allowed at that moment (the
 check runs before any cached byte is served), and bumped by what changes rows: pushes and
-syncs, columns, the cohort rule, the view's shape (`change.invalidation`). The CSV is never
-cached: it streams from PostgreSQL.
+syncs, columns, the cohort rule, the view's shape (`change.invalidation`). A page's `total`
+is cached apart, under the same scope and behind the same check, keyed by what decides it
+(`_count_key`): it scans the whole panel, so it is counted once per version and filters rather
+than again for every page and sort. (Like the pages, a count whose filters read `TODAY()` or
+`NOW()` holds until the next bump or the cache TTL.) The CSV is never cached: it streams from
+PostgreSQL.
 
 Only live sources are read: `panel_rows` is given the ids of the panel's data sources as they
 are now, so records of a deleted source never appear, even before they are purged.
