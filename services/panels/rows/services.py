@@ -4,8 +4,12 @@ Who may read what is decided by the panel and view services (`acl.permissions`):
 panel for whoever may read the panel, rows and CSV of a view for whoever may read the view.
 Pages are cached under the panel's scope, shared by every reader allowed at that moment (the
 check runs before any cached byte is served), and bumped by what changes rows: pushes and
-syncs, columns, the cohort rule, the view's shape (`change.invalidation`). The CSV is never
-cached: it streams from PostgreSQL.
+syncs, columns, the cohort rule, the view's shape (`change.invalidation`). A page's `total`
+is cached apart, under the same scope and behind the same check, keyed by what decides it
+(`_count_key`): it scans the whole panel, so it is counted once per version and filters rather
+than again for every page and sort. (Like the pages, a count whose filters read `TODAY()` or
+`NOW()` holds until the next bump or the cache TTL.) The CSV is never cached: it streams from
+PostgreSQL.
 
 Only live sources are read: `panel_rows` is given the ids of the panel's data sources as they
 are now, so records of a deleted source never appear, even before they are purged.
@@ -13,6 +17,7 @@ are now, so records of a deleted source never appear, even before they are purge
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +25,7 @@ from hashlib import blake2b
 from typing import Any
 
 from litestar.exceptions import ClientException
-from sqlalchemy import Select, select, true
+from sqlalchemy import Row, Select, select, true
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -103,15 +108,12 @@ class RowService:
             sorts = parse_sorts(sort, shape.columns)
             filters = parse_filters(filter_text, shape.columns)
             shown = [column.id for column in sorted(shape.columns, key=display_order)]
-            return await self._page(shape, shown, sorts, filters, page)
+            return await self._page(shape, shown, sorts, filters, page, authorization)
 
+        authorization = self.panels.read_authorization(panel_id)
         name = f"rows:{page.key(*sort, _SORTS_END, filter_text)}"
         return await self.runtime.cache.read_through(
-            self.ctx,
-            str(panel_id),
-            name,
-            load,
-            authorization=self.panels.read_authorization(panel_id),
+            self.ctx, str(panel_id), name, load, authorization=authorization
         )
 
     async def view_page(self, view_id: int, page: PageRequest) -> JsonBody:
@@ -123,16 +125,17 @@ class RowService:
             view = await self.views.get_readable(view_id)
             shape = await self._shape(await self._panel(view.panel_id))
             shown, sorts, filters = view_shape(view, shape.columns)
-            return await self._page(shape, shown, sorts, filters, page)
+            return await self._page(shape, shown, sorts, filters, page, authorization)
 
+        authorization = Authorization(
+            f"read-view-{view_id}", lambda: self.views.get_readable(view_id)
+        )
         return await self.runtime.cache.read_through(
             self.ctx,
             str(panel_id),
             f"view-rows:{view_id}:{page.key()}",
             load,
-            authorization=Authorization(
-                f"read-view-{view_id}", lambda: self.views.get_readable(view_id)
-            ),
+            authorization=authorization,
         )
 
     async def view_csv(self, view_id: int) -> tuple[PanelView, AsyncIterator[bytes]]:
@@ -161,15 +164,32 @@ class RowService:
         sorts: list[Sort],
         filters: list[Condition],
         page: PageRequest,
+        authorization: Authorization,
     ) -> JsonBody:
         # One row more than asked says whether there is a next page.
         compiled = self._compile(shape, shown, sorts, filters, page, page.limit + 1)
-        try:
-            result = (await self.session.execute(_page_with_total(compiled))).all()
-        except DBAPIError as error:
-            raise _as_client_error(error, cursor=page.cursor) from None
-        total = result[0][0]
-        found = [row for row in result if row[1] is not None]
+        # The count does not depend on the paging or the sorts: cached apart, it is computed
+        # once per panel version and filters (it costs a scan of the panel, see
+        # benchmarks/README.md), not again for each page. On its miss the page comes in the
+        # same round trip.
+        with_total: list[Any] = []
+
+        async def count() -> JsonBody:
+            with_total.extend(await self._execute(_page_with_total(compiled), page))
+            return JsonBody(b"%d" % with_total[0][0])
+
+        counted = await self.runtime.cache.read_through(
+            self.ctx,
+            str(shape.panel.id),
+            f"rows-count:{_count_key(shape, filters)}",
+            count,
+            authorization=authorization,
+        )
+        total = int(counted.content)
+        if with_total:
+            found: list[Any] = [row[1:] for row in with_total if row[1] is not None]
+        else:
+            found = list(await self._execute(compiled.page, page))
         rows = found[: page.limit]
         by_id = {column.id: column for column in shape.columns}
         keys = [str(column_id) for column_id in shown]
@@ -178,18 +198,18 @@ class RowService:
             for index, column_id in enumerate(shown)
             if value_type_of(by_id[column_id].type) == "datetime"
         ]
-        values_end = 2 + len(shown)
+        values_end = 1 + len(shown)
         reads = []
         for row in rows:
-            values = list(row[2:values_end])
+            values = list(row[1:values_end])
             for index in datetimes:
                 if values[index] is not None:
                     values[index] = wire_datetime(values[index])
-            reads.append(RowRead(id=row[1], values=dict(zip(keys, values, strict=True))))
+            reads.append(RowRead(id=row[0], values=dict(zip(keys, values, strict=True))))
         next_cursor = None
         if len(found) > page.limit:
             last = rows[-1]
-            next_cursor = encode_cursor(compiled.sort_keys, list(last[values_end:]), last[1])
+            next_cursor = encode_cursor(compiled.sort_keys, list(last[values_end:]), last[0])
         body = RowsPage(
             rows=reads,
             total=total,
@@ -199,6 +219,13 @@ class RowService:
             next_cursor=next_cursor,
         )
         return JsonBody(encode_page(body))
+
+    async def _execute(self, statement: Select[Any], page: PageRequest) -> Sequence[Row[Any]]:
+        try:
+            rows: Sequence[Row[Any]] = (await self.session.execute(statement)).all()
+            return rows
+        except DBAPIError as error:
+            raise _as_client_error(error, cursor=page.cursor) from None
 
     def _compile(
         self,
@@ -265,6 +292,21 @@ class RowService:
         if panel_id is None:
             raise NotFound("View not found")
         return panel_id
+
+
+def _count_key(shape: _Shape, filters: list[Condition]) -> str:
+    """What decides a count: the live sources, the cohort rule, the filters and the columns
+    (their definitions, which the cohort and filters read). Paging and sorts do not, so every
+    page of a view, in any order, shares one count; so do a view and the same ad-hoc filters
+    on its panel. (The tenant and the panel's version are in the cache key around it.)"""
+    decided_by = (
+        shape.live_sources,
+        json.dumps(shape.panel.cohort_rule, sort_keys=True, default=str),
+        filters,
+        sorted(compiler_columns(shape.columns), key=lambda column: column.id),
+    )
+    text = repr(decided_by)
+    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _page_with_total(compiled: CompiledRows) -> Select[Any]:
