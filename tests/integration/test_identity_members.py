@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,6 +17,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from panels.app import create_app
+from panels.platform.auth import Principal
 from tests.conftest import TEST_SECRET, Caller, CallerFactory, Services, build_settings
 from tests.integration.identity_helpers import add_user, bearer, login
 
@@ -227,3 +230,24 @@ async def test_a_malformed_stytch_reply_is_503(
         server.shutdown()
         server.server_close()
     assert response.status_code == 503, response.text
+
+
+async def test_two_workers_writing_the_same_members_at_once_do_not_deadlock(
+    client: Client, tenant: str
+) -> None:
+    # Each worker notes the callers it saw, in its own order, and writes them on its own
+    # clock: two writes of the same members must take their row locks in one order.
+    credentials = client.app.state.runtime.credentials
+    seen = [
+        (Principal(f"m-{i:03}", f"m{i}@example.com", tenant, "user"), datetime.now(UTC))
+        for i in range(150)
+    ]
+
+    async def both_workers() -> None:
+        for _ in range(3):
+            await asyncio.gather(
+                credentials._write(tenant, [], seen),
+                credentials._write(tenant, [], list(reversed(seen))),
+            )
+
+    await anyio.to_thread.run_sync(client.blocking_portal.call, both_workers)

@@ -286,15 +286,17 @@ class Credentials:
         used: list[tuple[int, datetime]],
         seen: list[tuple[Principal, datetime]],
     ) -> None:
+        # In one order (by id) whatever order this worker saw them in: every worker writes the
+        # same rows on its own clock, and two writes locking them in different orders deadlock.
         async with background_session(self._runtime, tenant) as session:
-            for key_id, used_at in used:
+            for key_id, used_at in sorted(used):
                 await session.execute(
                     update(ApiKey)
                     .where(ApiKey.id == key_id)
                     .where(ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at < used_at))
                     .values(last_used_at=used_at)
                 )
-            for principal, seen_at in seen:
+            for principal, seen_at in sorted(seen, key=lambda entry: entry[0].user_id):
                 await session.execute(_member_upsert(principal, seen_at))
             await session.commit()
 
