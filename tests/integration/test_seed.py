@@ -9,7 +9,15 @@ from litestar.testing import AsyncTestClient
 
 from panels.app import create_app
 from panels.platform.auth import mint_token
-from panels.seed import DEMO_PANEL, DEMO_TENANT, PATIENTS, build_demo, demographics_csv, patients
+from panels.seed import (
+    DEMO_PANEL,
+    DEMO_TENANT,
+    PATIENTS,
+    build_demo,
+    demographics_csv,
+    first_rows,
+    patients,
+)
 from tests.conftest import Services, build_settings
 
 
@@ -42,6 +50,17 @@ async def test_the_demo_is_built_and_a_second_run_replaces_it(
     view = (await demo_client.get(f"/api/views/{demo.view_id}")).json()
     assert view["isPublished"] is True
     assert [s["columnName"] for s in view["sort"]] == ["Risk", "Age"]
+    # What `panels seed` prints: the view's first rows, riskiest first.
+    page = await first_rows(demo_client, demo.view_id)
+    names = [c["name"] for c in page["columns"]]
+    assert names[:2] == ["Patient", "Age"]
+    assert "Risk" in names
+    assert 0 < page["total"] < PATIENTS
+    risk = str(next(c["id"] for c in page["columns"] if c["name"] == "Risk"))
+    risks = [row["values"][risk] for row in page["rows"]]
+    assert len(risks) == 5
+    assert None not in risks
+    assert risks == sorted(risks, reverse=True)
 
     again = await build_demo(demo_client, lambda step, done: None)
     listed = (await demo_client.get("/api/panels", params={"q": DEMO_PANEL})).json()
