@@ -88,6 +88,11 @@ class _Shape:
     columns: list[PanelColumn]
     live_sources: list[int]
 
+    def shown(self, column_ids: list[int]) -> list[PanelColumn]:
+        """The columns of `column_ids`, in that order."""
+        by_id = {column.id: column for column in self.columns}
+        return [by_id[column_id] for column_id in column_ids]
+
 
 class RowService:
     def __init__(self, session: AsyncSession, ctx: RequestContext, runtime: Runtime) -> None:
@@ -147,8 +152,7 @@ class RowService:
         shape = await self._shape(await self._panel(view.panel_id))
         shown, sorts, filters = view_shape(view, shape.columns)
         compiled = self._compile(shape, shown, sorts, filters, PageRequest(0, 0, None), None)
-        by_id = {column.id: column for column in shape.columns}
-        shown_columns = [by_id[column_id] for column_id in shown]
+        shown_columns = shape.shown(shown)
         statement = csv_lines(compiled, [(c.id, c.type) for c in shown_columns])
         header = csv_header([column.name for column in shown_columns])
         try:
@@ -191,12 +195,12 @@ class RowService:
         else:
             found = list(await self._execute(compiled.page, page))
         rows = found[: page.limit]
-        by_id = {column.id: column for column in shape.columns}
+        shown_columns = shape.shown(shown)
         keys = [str(column_id) for column_id in shown]
         datetimes = [
             index
-            for index, column_id in enumerate(shown)
-            if value_type_of(by_id[column_id].type) == "datetime"
+            for index, column in enumerate(shown_columns)
+            if value_type_of(column.type) == "datetime"
         ]
         values_end = 1 + len(shown)
         reads = []
@@ -213,9 +217,7 @@ class RowService:
         body = RowsPage(
             rows=reads,
             total=total,
-            columns=[
-                RowColumn(id=c.id, name=c.name, type=c.type) for c in (by_id[i] for i in shown)
-            ],
+            columns=[RowColumn(id=c.id, name=c.name, type=c.type) for c in shown_columns],
             next_cursor=next_cursor,
         )
         return JsonBody(encode_page(body))
