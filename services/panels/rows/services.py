@@ -41,6 +41,7 @@ from panels.platform.http import JsonBody
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.rows.compiler import (
+    Column,
     CompiledRows,
     Condition,
     RowQuery,
@@ -87,6 +88,12 @@ class _Shape:
     panel: Panel
     columns: list[PanelColumn]
     live_sources: list[int]
+    specs: list[Column]  # the columns as the compiler reads them (their formulas parsed)
+
+    def shown(self, column_ids: list[int]) -> list[PanelColumn]:
+        """The columns of `column_ids`, in that order."""
+        by_id = {column.id: column for column in self.columns}
+        return [by_id[column_id] for column_id in column_ids]
 
 
 class RowService:
@@ -147,8 +154,7 @@ class RowService:
         shape = await self._shape(await self._panel(view.panel_id))
         shown, sorts, filters = view_shape(view, shape.columns)
         compiled = self._compile(shape, shown, sorts, filters, PageRequest(0, 0, None), None)
-        by_id = {column.id: column for column in shape.columns}
-        shown_columns = [by_id[column_id] for column_id in shown]
+        shown_columns = shape.shown(shown)
         statement = csv_lines(compiled, [(c.id, c.type) for c in shown_columns])
         header = csv_header([column.name for column in shown_columns])
         try:
@@ -191,12 +197,12 @@ class RowService:
         else:
             found = list(await self._execute(compiled.page, page))
         rows = found[: page.limit]
-        by_id = {column.id: column for column in shape.columns}
+        shown_columns = shape.shown(shown)
         keys = [str(column_id) for column_id in shown]
         datetimes = [
             index
-            for index, column_id in enumerate(shown)
-            if value_type_of(by_id[column_id].type) == "datetime"
+            for index, column in enumerate(shown_columns)
+            if value_type_of(column.type) == "datetime"
         ]
         values_end = 1 + len(shown)
         reads = []
@@ -213,9 +219,7 @@ class RowService:
         body = RowsPage(
             rows=reads,
             total=total,
-            columns=[
-                RowColumn(id=c.id, name=c.name, type=c.type) for c in (by_id[i] for i in shown)
-            ],
+            columns=[RowColumn(id=c.id, name=c.name, type=c.type) for c in shown_columns],
             next_cursor=next_cursor,
         )
         return JsonBody(encode_page(body))
@@ -236,10 +240,9 @@ class RowService:
         page: PageRequest,
         limit: int | None,
     ) -> CompiledRows:
-        specs = compiler_columns(shape.columns)
-        cohort, logic = cohort_conditions(specs, shape.panel.cohort_rule or {})
+        cohort, logic = cohort_conditions(shape.specs, shape.panel.cohort_rule or {})
         query = RowQuery(
-            columns=specs,
+            columns=shape.specs,
             shown=shown,
             now=datetime.now(UTC),
             cohort=cohort,
@@ -267,11 +270,9 @@ class RowService:
             .where(DataSource.tenant_id == self.ctx.tenant_id, DataSource.panel_id == panel.id)
             .order_by(DataSource.id)
         )
-        return _Shape(
-            panel,
-            list((await self.session.scalars(columns)).all()),
-            list((await self.session.scalars(sources)).all()),
-        )
+        panel_columns = list((await self.session.scalars(columns)).all())
+        live_sources = list((await self.session.scalars(sources)).all())
+        return _Shape(panel, panel_columns, live_sources, compiler_columns(panel_columns))
 
     async def _panel(self, panel_id: int) -> Panel:
         """The panel of a view the caller may read (reading the view is the right needed)."""
@@ -303,7 +304,7 @@ def _count_key(shape: _Shape, filters: list[Condition]) -> str:
         shape.live_sources,
         json.dumps(shape.panel.cohort_rule, sort_keys=True, default=str),
         filters,
-        sorted(compiler_columns(shape.columns), key=lambda column: column.id),
+        sorted(shape.specs, key=lambda column: column.id),
     )
     text = repr(decided_by)
     return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
