@@ -22,6 +22,7 @@ from benchmarks.runner.common import (
     DEAD_REDIS_URL,
     HOST,
     POST_BODY,
+    SCENARIO_KEYS,
     TARGETS,
     WRK_THREADS,
     log,
@@ -52,17 +53,7 @@ from benchmarks.runner.services import (
 )
 
 CACHE_TTL = 3600
-ORDER = [
-    "get_uncached",
-    "list_uncached",
-    "get_cached",
-    "list_cached",
-    "post_create",
-    "put_update",
-    "ceiling_json",
-    "ceiling_select",
-    "ceiling_insert",
-]
+ORDER = [*SCENARIO_KEYS, "ceiling_json", "ceiling_select", "ceiling_insert"]
 
 
 class Session:

@@ -6,6 +6,7 @@ import asyncio
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 
 from panels.app import create_app
 from tests.conftest import Caller, CallerFactory, Services, build_settings
@@ -48,10 +49,17 @@ async def test_ready_is_503_without_the_database(services: Services) -> None:
 
 
 async def test_metrics_are_prometheus_text(client: Client, builder: Caller) -> None:
+    labels = {"method": "GET", "path": "/api/panels", "status_code": "200", "app_name": "panels"}
+    before = REGISTRY.get_sample_value("panels_requests_total", labels) or 0
     await client.get("/api/panels", headers=builder.headers)
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert "panels_requests_total" in response.text
+    # The request is counted under its route template and status, not only declared.
+    assert REGISTRY.get_sample_value("panels_requests_total", labels) == before + 1
+    lines = response.text.splitlines()
+    counted = [line for line in lines if line.startswith("panels_requests_total{")]
+    assert any('path="/api/panels"' in line for line in counted)
 
 
 async def test_rate_limit_per_user(services: Services, make_caller: CallerFactory) -> None:

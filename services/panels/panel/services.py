@@ -11,7 +11,7 @@ from advanced_alchemy.filters import SearchFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
-from sqlalchemy import Row, Select, bindparam, func, insert, inspect, select
+from sqlalchemy import Row, Select, bindparam, func, insert, inspect, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.grants import insert_owner_grant, owner_grant_parameters, revoke_all
@@ -60,7 +60,9 @@ def _create_statement() -> Select[tuple[int, int]]:
     )
     recorded = changes.insert_for_new_panel(created).cte("change_record")
     owner = insert_owner_grant("panel", created).cte("owner_grant")
-    return select(created.c.id, recorded.c.id).add_cte(owner)
+    # One row each: joined on true, said so, rather than a cartesian product SQLAlchemy warns of.
+    both = created.join(recorded, true())
+    return select(created.c.id, recorded.c.id).select_from(both).add_cte(owner)
 
 
 _SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}

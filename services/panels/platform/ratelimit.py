@@ -84,7 +84,7 @@ class RateLimiter:
             return
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
-                count, ttl_ms = await self._count(keys=[rate.key], args=[WINDOW_SECONDS * 1000])
+                count, ttl_ms = await self._count(keys=[rate.key], args=[rate.window_ms])
         except Exception as exc:  # unlimited rather than failed while Redis is away
             self.breaker.trip(exc)
             return
