@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from advanced_alchemy.filters import OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
@@ -127,14 +128,4 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
 
     @staticmethod
     def created(key: ApiKey, secret: str) -> ApiKeyCreated:
-        read = ApiKeyRead.from_entity(key)
-        return ApiKeyCreated(
-            id=read.id,
-            name=read.name,
-            role=read.role,
-            prefix=read.prefix,
-            created_at=read.created_at,
-            expires_at=read.expires_at,
-            last_used_at=None,
-            key=secret,
-        )
+        return ApiKeyCreated(**msgspec.structs.asdict(ApiKeyRead.from_entity(key)), key=secret)
