@@ -19,7 +19,7 @@ from panels.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from panels.identity.verification import Credentials
 from panels.platform.auth import ROLE_RANKS, Principal
 from panels.platform.errors import BadRequest, Forbidden, NotFound
-from panels.platform.http import JsonBody, check_if_match, encoded
+from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.paging import get_page
 from panels.platform.params import parse_since
 from panels.platform.tenancy import RequestContext, tenant_statement
@@ -94,7 +94,7 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
             offset=offset,
             conditions=self._visible(),
         )
-        return JsonBody(encoded([ApiKeyRead.from_entity(k) for k in keys]).content, total=total)
+        return JsonBody(encode_json([ApiKeyRead.from_entity(k) for k in keys]), total=total)
 
     async def revoke_key(self, key_id: int, if_match: str | None) -> None:
         key = await self.get_one_or_none(
