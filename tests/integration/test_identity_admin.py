@@ -45,6 +45,9 @@ async def test_users_are_managed_by_admins_only(
     listed = await client.get("/api/users", headers=admin.headers)
     assert listed.headers["x-total-count"] == "1"
     assert listed.json() == [user]
+    past_the_end = await client.get("/api/users", params={"offset": 5}, headers=admin.headers)
+    assert past_the_end.json() == []
+    assert past_the_end.headers["x-total-count"] == "1"
     assert PASSWORD not in listed.text
     assert "argon2" not in listed.text
 

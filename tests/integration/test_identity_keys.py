@@ -43,6 +43,9 @@ async def test_a_key_is_shown_once_and_authenticates_both_ways(
     assert key.startswith("pk_")
     assert created["prefix"] == key[:11]
     assert created["lastUsedAt"] is None
+    # The creation body is the key as listed, plus the key itself.
+    before_use = await client.get("/api/api-keys", headers=builder.headers)
+    assert before_use.json() == [{k: v for k, v in created.items() if k != "key"}]
     for headers in (bearer(key), {"X-API-Key": key}):
         me = await client.get("/api/auth/me", headers=headers)
         assert me.status_code == 200, me.text

@@ -60,6 +60,10 @@ async def test_members_are_built_in_users_and_verified_callers(
         (str(zed.id), "zed@example.com"),
     ]
     assert members["total"] == 3
+    paged = await client.get(
+        "/api/organization/members", params={"limit": 1, "offset": 1}, headers=caller.headers
+    )
+    assert paged.json() == {"members": [members["members"][1]], "total": 3}
     bea = members["members"][1]
     assert bea["name"] == "Bea Smith"
     assert bea["last_seen_at"] is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from advanced_alchemy.filters import OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
@@ -18,7 +19,7 @@ from panels.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from panels.identity.verification import Credentials
 from panels.platform.auth import ROLE_RANKS, Principal
 from panels.platform.errors import BadRequest, Forbidden, NotFound
-from panels.platform.http import JsonBody, check_if_match, encoded
+from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.paging import get_page
 from panels.platform.params import parse_since
 from panels.platform.tenancy import RequestContext, tenant_statement
@@ -93,7 +94,7 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
             offset=offset,
             conditions=self._visible(),
         )
-        return JsonBody(encoded([ApiKeyRead.from_entity(k) for k in keys]).content, total=total)
+        return JsonBody(encode_json([ApiKeyRead.from_entity(k) for k in keys]), total=total)
 
     async def revoke_key(self, key_id: int, if_match: str | None) -> None:
         key = await self.get_one_or_none(
@@ -127,14 +128,4 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
 
     @staticmethod
     def created(key: ApiKey, secret: str) -> ApiKeyCreated:
-        read = ApiKeyRead.from_entity(key)
-        return ApiKeyCreated(
-            id=read.id,
-            name=read.name,
-            role=read.role,
-            prefix=read.prefix,
-            created_at=read.created_at,
-            expires_at=read.expires_at,
-            last_used_at=None,
-            key=secret,
-        )
+        return ApiKeyCreated(**msgspec.structs.asdict(ApiKeyRead.from_entity(key)), key=secret)

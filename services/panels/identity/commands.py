@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.identity import audit
 from panels.identity.entities import User
 from panels.identity.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, hash_password
-from panels.identity.schemas import MAX_EMAIL_CHARS, normalised_email
+from panels.identity.schemas import normalised_email
+from panels.platform.auth import MAX_EMAIL_CHARS
 from panels.platform.db import bind_tenant, request_engine
 
 

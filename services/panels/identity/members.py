@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.identity.schemas import Member, MemberPage
+from panels.platform.auth import stytch_role
 from panels.platform.http import JsonBody, encoded
 from panels.platform.schemas import iso_timestamp
 from panels.platform.tenancy import RequestContext
@@ -29,7 +30,6 @@ log = structlog.get_logger("panels.identity")
 STYTCH_CACHE_SECONDS = 30.0
 STYTCH_TIMEOUT_SECONDS = 5.0
 _STYTCH_MAX_RESULTS = 1000
-_STYTCH_ROLES = {"panels admin": "admin", "org admin": "admin", "panels builder": "builder"}
 _PEOPLE = """
     WITH people AS (
       SELECT u.id::text AS member_id, u.email, k.name, u.role, k.last_seen_at
@@ -156,9 +156,7 @@ class _StytchReply(msgspec.Struct):
 
 
 def _stytch_member(raw: _StytchMember) -> Member:
-    names = {r.role_id.lower() for r in raw.roles}
-    mapped = {_STYTCH_ROLES[n] for n in names if n in _STYTCH_ROLES}
-    role = "admin" if "admin" in mapped else "builder" if "builder" in mapped else "user"
+    role = stytch_role(r.role_id.lower() for r in raw.roles)
     return Member(
         member_id=raw.member_id,
         email_address=raw.email_address,

@@ -38,6 +38,7 @@ from panels.platform.tenancy import RequestContext
 _LIST_HEADERS = documented_headers("X-Total-Count", "ETag")
 _ETAG = documented_headers("ETag")
 _NO_STORE = {"cache-control": "no-store"}
+Limit = Annotated[int, QueryParameter(ge=1, le=500)]
 
 
 def _credentials(request: Request[Any, Any, Any]) -> Credentials:
@@ -159,7 +160,7 @@ class UserController(Controller):
         self,
         request: Request[Any, Any, Any],
         users: Users,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        limit: Limit = 100,
         offset: Offset = 0,
     ) -> Response[list[UserRead]]:
         """Ordered by email; `X-Total-Count` is the count before paging."""
@@ -248,7 +249,7 @@ class ApiKeyController(Controller):
         self,
         request: Request[Any, Any, Any],
         keys: Keys,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        limit: Limit = 100,
         offset: Offset = 0,
     ) -> Response[list[ApiKeyRead]]:
         """The caller's own keys (an admin's: the tenant's), unrevoked and unexpired, never the
@@ -308,7 +309,7 @@ class MemberController(Controller):
             str | None,
             QueryParameter(max_length=320, description="Email or name contains (any case)."),
         ] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        limit: Limit = 100,
         offset: Offset = 0,
     ) -> Response[MemberPage]:
         """Ordered by email. Built-in users and everyone who called with a verified token (not

@@ -6,7 +6,7 @@ from msgspec import Meta, field
 
 from panels.identity.entities import ApiKey, AuditEvent, User
 from panels.identity.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
-from panels.platform.auth import AuthMethod, Role
+from panels.platform.auth import MAX_EMAIL_CHARS, AuthMethod, Role
 from panels.platform.schemas import CamelStruct, Timestamp, iso_timestamp
 from panels.platform.tenancy import RequestBody
 
@@ -21,7 +21,6 @@ AuditAction = Literal[
     "grant_updated",
     "grant_deleted",
 ]
-MAX_EMAIL_CHARS = 320
 
 
 def normalised_email(email: str) -> str:

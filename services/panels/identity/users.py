@@ -21,7 +21,7 @@ from panels.identity.sessions import revoke_families
 from panels.identity.verification import Credentials
 from panels.platform.auth import ROLE_RANKS
 from panels.platform.errors import Conflict, Forbidden, NotFound
-from panels.platform.http import JsonBody, check_if_match, encoded
+from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.paging import get_page
 from panels.platform.tenancy import RequestContext, tenant_statement
 
@@ -84,7 +84,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
             offset=offset,
             conditions=[],
         )
-        return JsonBody(encoded([UserRead.from_entity(u) for u in users]).content, total=total)
+        return JsonBody(encode_json([UserRead.from_entity(u) for u in users]), total=total)
 
     async def update_user(self, user_id: int, data: UserUpdate, if_match: str | None) -> User:
         self._require_admin_in_person()

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.identity.entities import ApiKey, KnownMember
 from panels.identity.keys import API_KEY_PREFIX, digest, same_digest, well_formed
-from panels.platform.auth import Principal, Role
+from panels.platform.auth import Principal, strongest_role
 from panels.platform.db import after_commit, bind_tenant
 from panels.platform.jwks import KeyNotLoaded
 from panels.platform.runtime import background_session
@@ -211,7 +211,7 @@ class Credentials:
             user_id=f"apikey:{row.id}",
             email=None,
             tenant_id=row.tenant_id,
-            role=_role(row.role),
+            role=strongest_role({row.role}),
             auth_method="apiKey",
             api_key_id=str(row.id),
         )
@@ -231,7 +231,7 @@ class Credentials:
             ).scalar_one_or_none()
         if role is None:
             raise NotAuthorizedException("Session revoked")
-        return replace(principal, role=_role(role))
+        return replace(principal, role=strongest_role({role}))
 
     # --- off the request path ----------------------------------------------------------------
 
@@ -319,7 +319,3 @@ def _member_upsert(principal: Principal, moment: datetime) -> Any:
 
 def _session_slot(principal: Principal) -> tuple[str, str, str]:
     return principal.tenant_id, principal.user_id, principal.session_id or ""
-
-
-def _role(value: str) -> Role:
-    return value if value in ("admin", "builder") else "user"  # type: ignore[return-value]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal, Protocol
@@ -32,7 +33,7 @@ API_KEY_PREFIX = "pk_"
 _MAX_NAME_CHARS = 255
 # An email longer than this (once lower-cased) is no email the service stores: taken as none.
 MAX_EMAIL_CHARS = 320
-_STYTCH_ROLES: dict[str, Role] = {
+STYTCH_ROLES: dict[str, Role] = {
     "panels admin": "admin",
     "org admin": "admin",
     "panels builder": "builder",
@@ -235,13 +236,21 @@ class TokenVerifier:
         names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
         lowered = [n.strip().lower() for n in names if isinstance(n, str)]
         if self._settings.claims_preset == "stytch":
-            mapped = {_STYTCH_ROLES[n] for n in lowered if n in _STYTCH_ROLES}
-        else:
-            mapped = {n for n in lowered if n in ROLES}
-        for role in ROLES:  # the strongest role wins
-            if role in mapped:
-                return role
-        return "user"
+            return stytch_role(lowered)
+        return strongest_role({n for n in lowered if n in ROLES})
+
+
+def stytch_role(names: Iterable[str]) -> Role:
+    """The role of a Stytch member from its lower-cased role ids."""
+    return strongest_role({STYTCH_ROLES[n] for n in names if n in STYTCH_ROLES})
+
+
+def strongest_role(roles: Collection[str]) -> Role:
+    """The strongest of `roles`; `user` when there is none."""
+    for role in ROLES:
+        if role in roles:
+            return role
+    return "user"
 
 
 def _claim(claims: dict[str, Any], path: str) -> Any:
