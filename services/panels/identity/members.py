@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.identity.schemas import Member, MemberPage
 from panels.platform.auth import stytch_role
+from panels.platform.conditions import escape_like
 from panels.platform.http import JsonBody, encoded
 from panels.platform.schemas import iso_timestamp
 from panels.platform.tenancy import RequestContext
@@ -55,7 +56,7 @@ _COUNT = text(f"{_PEOPLE} SELECT count(*) FROM people {_MATCHES}")  # noqa: S608
 async def known_members(
     session: AsyncSession, ctx: RequestContext, q: str | None, limit: int, offset: int
 ) -> JsonBody:
-    pattern = None if not q else "%" + _escape_like(q.lower()) + "%"
+    pattern = None if not q else "%" + escape_like(q.lower()) + "%"
     values = {"tenant": ctx.tenant_id, "pattern": pattern, "limit": limit, "offset": offset}
     rows = (await session.execute(_PAGE, values)).all()
     total = (await session.execute(_COUNT, values)).scalar_one()
@@ -70,10 +71,6 @@ async def known_members(
         for r in rows
     ]
     return encoded(MemberPage(members=members, total=total))
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class StytchMembers:

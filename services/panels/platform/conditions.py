@@ -55,3 +55,9 @@ def check_operator_value(operator: str, value: Any, where: str = "value") -> Non
             raise ValueError(f"{where}: {operator} takes a string")
     elif not isinstance(value, _SCALAR):
         raise ValueError(f"{where}: {operator} takes a string, number or boolean")
+
+
+def escape_like(text: str) -> str:
+    """`text` matched literally inside a LIKE/ILIKE pattern written with `ESCAPE '\\'`: the
+    client's `%`, `_` and backslash are not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, false, not_, or_, true
 
 from panels.column.formula import ValueType
+from panels.platform.conditions import escape_like
 
 from .conversion import BYTE_ORDER, SQL_TYPES, coerce
 from .spec import Condition
@@ -94,7 +95,7 @@ def _items(argument: Any) -> list[Any]:
 
 
 def _like(value: Any, operator: str, text: str) -> Any:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = escape_like(text)
     pattern = {
         "contains": f"%{escaped}%",
         "notContains": f"%{escaped}%",
