@@ -12,7 +12,6 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import cast
 
 import msgspec
 from sqlalchemy import func, select, update
@@ -48,7 +47,7 @@ class SyncService:
 
     async def start(self, source_id: int, panel_id: int | None) -> SyncRun:
         """The source's queued or running run, else a new one with its job."""
-        source = await self._source(source_id, panel_id, lock=True)
+        source = await self.sources.get_source(source_id, panel_id)
         await self.panels.require_access(
             source.panel_id, Access.EDITOR, "sync this panel's data sources"
         )
@@ -94,7 +93,7 @@ class SyncService:
     async def list_runs(
         self, source_id: int, panel_id: int | None, *, limit: int, offset: int
     ) -> JsonBody:
-        source = await self._source(source_id, panel_id, lock=False)
+        source = await self.sources.get_source(source_id, panel_id, lock=False)
         await self.panels.get_readable(source.panel_id)
         conditions = (SyncRun.tenant_id == self.ctx.tenant_id, SyncRun.datasource_id == source.id)
         total = await self.session.scalar(select(func.count()).where(*conditions)) or 0
@@ -106,13 +105,6 @@ class SyncService:
             .offset(offset)
         )
         return JsonBody(encode_json([SyncJobRead.from_entity(r) for r in runs]), total=total)
-
-    async def _source(self, source_id: int, panel_id: int | None, *, lock: bool) -> DataSource:
-        statement = tenant_statement(DataSource, self.ctx).where(DataSource.id == source_id)
-        source = await self.session.scalar(statement.with_for_update() if lock else statement)
-        if source is None or (panel_id is not None and source.panel_id != panel_id):
-            raise NotFound("Data source not found")
-        return cast("DataSource", source)
 
 
 async def queue_sync(
