@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 MAX_KEY_LENGTH = 512
 """Characters; a B-tree entry must stay under about 2,700 bytes."""
+DEFAULT_KEY_FIELD = "id"
 
 RecordBatch = list[tuple[int, dict[str, Any]]]
 """(position, record): the position is what an error about that record names."""
@@ -63,6 +64,11 @@ class RecordCounts(CamelStruct):
     records_inserted: int = 0
     records_updated: int = 0
     records_deleted: int = 0
+
+
+def key_field_of(config: dict[str, Any]) -> str:
+    """The field a source's records are keyed by: its config's `keyField`, else `id`."""
+    return str(config.get("keyField") or DEFAULT_KEY_FIELD)
 
 
 def array_index(position: int) -> str:

@@ -29,7 +29,7 @@ from panels.platform.db import run_after_commit
 from panels.platform.errors import BadRequest
 from panels.platform.jobs import JobKind, Periodic, Worker
 from panels.platform.runtime import Runtime, background_session
-from panels.records.writer import PositionLabel, write_records
+from panels.records.writer import PositionLabel, key_field_of, write_records
 from panels.rows.indexes import index_kind
 from panels.sync.entities import SyncRun
 from panels.sync.fetch.api import fetch_api
@@ -100,7 +100,7 @@ class SyncRunner:
                 tenant_id=run.tenant_id,
                 panel_id=run.panel_id,
                 source_id=run.datasource_id,
-                key_field=config.get("keyField", "id"),
+                key_field=key_field_of(config),
                 batches=self._reporting(run, batches, expected),
                 mode="replace",
                 position=position,
