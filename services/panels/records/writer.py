@@ -40,6 +40,7 @@ import msgspec
 from sqlalchemy import text
 
 from panels.platform.cache import bump_after_commit
+from panels.platform.db import driver_connection
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.schemas import CamelStruct
 
@@ -158,7 +159,7 @@ async def write_records(
     if found.first() is None:
         raise NotFound("Data source not found")
     await session.execute(_TAKE_TURNS, {"panel": str(panel_id)})
-    connection = await _driver_connection(session)
+    connection = await driver_connection(session)
     await connection.execute(_CREATE_STAGE)
     await connection.execute(_CREATE_SEEN)
     await connection.execute("TRUNCATE records_seen")
@@ -230,13 +231,6 @@ async def _merge(
     counts.records_updated += updated
     if mode == "replace":
         await connection.execute("INSERT INTO records_seen SELECT key FROM records_stage")
-
-
-async def _driver_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, inside the session's open transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
 
 
 def _stage(batch: RecordBatch, key_field: str, position: PositionLabel) -> list[StagedRecord]:
