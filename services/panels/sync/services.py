@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import func, select, update
@@ -146,13 +147,18 @@ async def queue_sync(
         # queue (its worker records that in batches): the run above is the only active one,
         # so it gets a job of its own.
         await enqueue(session, SYNC_ENTRYPOINT, payload)
+    await set_source_sync(session, run, sync_status="queued")
+    return run
+
+
+async def set_source_sync(session: AsyncSession, run: SyncRun, **values: Any) -> None:
+    """Change the run's source's sync fields; its panel's cached reads show them after commit."""
     await session.execute(
         update(DataSource)
-        .where(DataSource.tenant_id == source.tenant_id, DataSource.id == source.id)
-        .values(sync_status="queued")
+        .where(DataSource.tenant_id == run.tenant_id, DataSource.id == run.datasource_id)
+        .values(**values)
     )
-    bump_after_commit(session, source.tenant_id, [str(source.panel_id)])
-    return run
+    bump_after_commit(session, run.tenant_id, [str(run.panel_id)])
 
 
 def _finished(source: DataSourceRead, run: SyncRun) -> SyncFinished:
