@@ -301,9 +301,7 @@ def seed(url: str | None) -> None:
                 f'pushed; published view {demo.view_id} "High risk first".'
             )
             page = await first_rows(client, demo.view_id)
-            if page is None:
-                console.print("(this service has no rows routes yet: the rows are stored.)")
-            elif page["rows"]:
+            if page["rows"]:
                 columns = page["columns"]
                 title = f"First rows of {page['total']:,}"
                 table = Table("id", *[column["name"] for column in columns], title=title)

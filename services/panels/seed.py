@@ -177,14 +177,9 @@ async def build_demo(client: httpx.AsyncClient, progress: Progress) -> DemoPanel
     )
 
 
-async def first_rows(
-    client: httpx.AsyncClient, view_id: int, limit: int = 5
-) -> dict[str, Any] | None:
-    """The first page of the view's rows (`{rows, total, columns, nextCursor}`), or None while
-    this service has no rows routes."""
+async def first_rows(client: httpx.AsyncClient, view_id: int, limit: int = 5) -> dict[str, Any]:
+    """The first page of the view's rows (`{rows, total, columns, nextCursor}`)."""
     response = await client.get(f"/api/views/{view_id}/rows", params={"limit": limit})
-    if response.status_code == 404 and "View not found" not in response.text:
-        return None
     return dict(_json(response, "reading the view's rows"))
 
 

@@ -9,7 +9,15 @@ from litestar.testing import AsyncTestClient
 
 from panels.app import create_app
 from panels.platform.auth import mint_token
-from panels.seed import DEMO_PANEL, DEMO_TENANT, PATIENTS, build_demo, demographics_csv, patients
+from panels.seed import (
+    DEMO_PANEL,
+    DEMO_TENANT,
+    PATIENTS,
+    build_demo,
+    demographics_csv,
+    first_rows,
+    patients,
+)
 from tests.conftest import Services, build_settings
 
 
@@ -42,6 +50,11 @@ async def test_the_demo_is_built_and_a_second_run_replaces_it(
     view = (await demo_client.get(f"/api/views/{demo.view_id}")).json()
     assert view["isPublished"] is True
     assert [s["columnName"] for s in view["sort"]] == ["Risk", "Age"]
+    page = await first_rows(demo_client, demo.view_id)  # what `panels seed` prints
+    over_65 = sum(1 for p in patients() if p["age"] >= 65)  # the view's filter
+    assert page["total"] == over_65
+    assert len(page["rows"]) == 5
+    assert all(str(c["id"]) in page["rows"][0]["values"] for c in page["columns"])
 
     again = await build_demo(demo_client, lambda step, done: None)
     listed = (await demo_client.get("/api/panels", params={"q": DEMO_PANEL})).json()
