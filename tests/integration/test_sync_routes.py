@@ -170,3 +170,45 @@ async def test_a_job_id_that_is_not_a_uuid_is_a_400_or_404(client: Client, build
     for job_id in ("nope", "1", str(uuid.uuid4())):
         response = await client.get(f"/api/sync-jobs/{job_id}", headers=builder.headers)
         assert response.status_code in (400, 404), response.text
+
+
+async def test_sync_jobs_list_pages_newest_first_with_the_total(
+    client: Client, builder: Caller, services: Services
+) -> None:
+    panel = await _panel(client, builder)
+    source = await _file_source(client, builder, panel)
+    run_ids = [uuid.uuid4() for _ in range(3)]
+    request_db = request_engine(services.database_url, pool_size=1)
+    try:
+        async with AsyncSession(request_db) as session:
+            bind_tenant(session, builder.tenant)
+            for hour, run_id in enumerate(run_ids):
+                session.add(
+                    SyncRun(
+                        id=run_id,
+                        tenant_id=builder.tenant,
+                        panel_id=panel,
+                        datasource_id=source,
+                        status="success",
+                        progress=1.0,
+                        records_processed=0,
+                        records_inserted=0,
+                        records_updated=0,
+                        records_deleted=0,
+                        attempts=1,
+                        created_at=datetime(2026, 1, 1, hour, tzinfo=UTC),
+                    )
+                )
+            await session.commit()
+    finally:
+        await request_db.dispose()
+    url = f"/api/panels/{panel}/datasources/{source}/sync-jobs"
+    pages = {}
+    for offset in (0, 2, 5):
+        listed = await client.get(
+            url, params={"limit": 2, "offset": offset}, headers=builder.headers
+        )
+        assert listed.status_code == 200, listed.text
+        assert listed.headers["x-total-count"] == "3"
+        pages[offset] = [job["jobId"] for job in listed.json()]
+    assert pages == {0: [str(run_ids[2]), str(run_ids[1])], 2: [str(run_ids[0])], 5: []}

@@ -82,7 +82,7 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
     async def update_source(
         self, source_id: int, data: DataSourceUpdate, panel_id: int | None, if_match: str | None
     ) -> DataSource:
-        source = await self._get(source_id, panel_id)
+        source = await self.get_source(source_id, panel_id)
         await self.panels.require_access(
             source.panel_id, Access.EDITOR, "manage this panel's data sources"
         )
@@ -112,7 +112,7 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
     async def delete_source(
         self, source_id: int, panel_id: int | None, if_match: str | None
     ) -> None:
-        source = await self._get(source_id, panel_id)
+        source = await self.get_source(source_id, panel_id)
         await self.panels.require_access(
             source.panel_id, Access.EDITOR, "manage this panel's data sources"
         )
@@ -139,9 +139,12 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
             source_type, raw, allow_private=self.runtime.settings.allow_private_sources
         )
 
-    async def _get(self, source_id: int, panel_id: int | None) -> DataSource:
-        """The source, locked; its callers then check the panel (404 when it is hidden)."""
-        source = await self.get_one_or_none(DataSource.id == source_id, with_for_update=True)
+    async def get_source(
+        self, source_id: int, panel_id: int | None, *, lock: bool = True
+    ) -> DataSource:
+        """The source (locked unless `lock` is False), 404 when it is not found or, given a
+        panel, not on that panel; its callers then check the panel (404 when it is hidden)."""
+        source = await self.get_one_or_none(DataSource.id == source_id, with_for_update=lock)
         if source is None or (panel_id is not None and source.panel_id != panel_id):
             raise NotFound("Data source not found")
         return source

@@ -196,6 +196,13 @@ def _enter_request_role(session: Session, _transaction: Any, connection: Connect
         connection.execute(_ENTER_ROLE_AND_TENANT, {"tenant": tenant})
 
 
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's open transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
 def bind_tenant(session: AsyncSession, tenant_id: str) -> AsyncSession:
     """Scope every transaction of this session to one tenant (see module docstring)."""
     if session.info.get(TENANT_KEY) not in (None, tenant_id):

@@ -85,16 +85,7 @@ async def public_addresses(host: str, port: int | None = None) -> list[IPAddress
     bare = name.rstrip(".")
     if bare == "localhost" or bare.endswith(_LOCAL_SUFFIXES):
         raise EgressRefused("localhost and local network names are not allowed")
-    try:
-        found = await asyncio.wait_for(
-            asyncio.to_thread(socket.getaddrinfo, name, port, type=socket.SOCK_STREAM),
-            RESOLVE_TIMEOUT_SECONDS,
-        )
-    except (OSError, TimeoutError, UnicodeError):
-        raise EgressRefused(f"host {name} does not resolve") from None
-    addresses = list(
-        dict.fromkeys(ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found)
-    )
+    addresses = await _resolve(name, port)
     if not addresses:
         raise EgressRefused(f"host {name} does not resolve")
     for resolved in addresses:
@@ -113,6 +104,12 @@ async def addresses_to_connect(
     address = literal_address(host)
     if address is not None:
         return [address]
+    return await _resolve(host, port)
+
+
+async def _resolve(host: str, port: int | None) -> list[IPAddress]:
+    """The distinct addresses `host` resolves to (in a worker thread, at most
+    RESOLVE_TIMEOUT_SECONDS); EgressRefused when it does not resolve."""
     try:
         found = await asyncio.wait_for(
             asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM),

@@ -27,6 +27,8 @@ import structlog
 from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager, RetryRequested
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.platform.db import driver_connection
+
 log = structlog.get_logger("panels.jobs")
 RESTART_SECONDS = 5.0
 
@@ -67,9 +69,7 @@ async def enqueue(
     running. The session must already be in a transaction (flush a row of your own first)."""
     if not session.in_transaction():
         raise RuntimeError("enqueue needs an open transaction: flush a row first")
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    queries = Queries(AsyncpgDriver(raw.driver_connection))
+    queries = Queries(AsyncpgDriver(await driver_connection(session)))
     [job_id] = await queries.enqueue(entrypoint, payload, dedupe_key=dedupe_key, on_conflict="skip")
     return None if job_id is None else int(job_id)
 

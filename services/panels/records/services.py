@@ -14,9 +14,7 @@ from panels.platform.errors import NotFound
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext
 from panels.records.formats import parse_records
-from panels.records.writer import RecordCounts, WriteMode, write_records
-
-DEFAULT_KEY_FIELD = "id"
+from panels.records.writer import RecordCounts, WriteMode, key_field_of, write_records
 
 
 class RecordService:
@@ -54,7 +52,7 @@ class RecordService:
             tenant_id=self.ctx.tenant_id,
             panel_id=panel_id,
             source_id=source_id,
-            key_field=str(config.get("keyField") or DEFAULT_KEY_FIELD),
+            key_field=key_field_of(config),
             batches=batches,
             mode=mode,
             position=position,

@@ -40,6 +40,7 @@ import msgspec
 from sqlalchemy import text
 
 from panels.platform.cache import bump_after_commit
+from panels.platform.db import driver_connection
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.schemas import CamelStruct
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 MAX_KEY_LENGTH = 512
 """Characters; a B-tree entry must stay under about 2,700 bytes."""
+DEFAULT_KEY_FIELD = "id"
 
 RecordBatch = list[tuple[int, dict[str, Any]]]
 """(position, record): the position is what an error about that record names."""
@@ -63,6 +65,11 @@ class RecordCounts(CamelStruct):
     records_inserted: int = 0
     records_updated: int = 0
     records_deleted: int = 0
+
+
+def key_field_of(config: dict[str, Any]) -> str:
+    """The field a source's records are keyed by: its config's `keyField`, else `id`."""
+    return str(config.get("keyField") or DEFAULT_KEY_FIELD)
 
 
 def array_index(position: int) -> str:
@@ -152,7 +159,7 @@ async def write_records(
     if found.first() is None:
         raise NotFound("Data source not found")
     await session.execute(_TAKE_TURNS, {"panel": str(panel_id)})
-    connection = await _driver_connection(session)
+    connection = await driver_connection(session)
     await connection.execute(_CREATE_STAGE)
     await connection.execute(_CREATE_SEEN)
     await connection.execute("TRUNCATE records_seen")
@@ -224,13 +231,6 @@ async def _merge(
     counts.records_updated += updated
     if mode == "replace":
         await connection.execute("INSERT INTO records_seen SELECT key FROM records_stage")
-
-
-async def _driver_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, inside the session's open transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
 
 
 def _stage(batch: RecordBatch, key_field: str, position: PositionLabel) -> list[StagedRecord]:

@@ -12,10 +12,13 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any
 
 import msgspec
-from sqlalchemy import func, select, update
+from advanced_alchemy.filters import OrderBy
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.permissions import Access
@@ -28,6 +31,7 @@ from panels.platform.db import bind_tenant, run_after_commit
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.http import JsonBody, encode_json, encoded
 from panels.platform.jobs import enqueue
+from panels.platform.paging import get_page
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.sync.entities import SyncRun
@@ -38,6 +42,14 @@ WAIT_SECONDS = 60.0
 _POLL_SECONDS = 0.2
 
 
+class SyncRunRepository(SQLAlchemyAsyncRepository[SyncRun]):
+    model_type = SyncRun
+
+
+class SyncRunService(SQLAlchemyAsyncRepositoryService[SyncRun, SyncRunRepository]):
+    repository_type = SyncRunRepository
+
+
 class SyncService:
     def __init__(self, session: AsyncSession, ctx: RequestContext, runtime: Runtime) -> None:
         self.session = session
@@ -45,10 +57,13 @@ class SyncService:
         self.runtime = runtime
         self.panels = PanelService(session, ctx, runtime.cache)
         self.sources = DataSourceService(session, ctx, runtime)
+        self.runs = SyncRunService(
+            session=session, statement=tenant_statement(SyncRun, ctx), auto_refresh=False
+        )
 
     async def start(self, source_id: int, panel_id: int | None) -> SyncRun:
         """The source's queued or running run, else a new one with its job."""
-        source = await self._source(source_id, panel_id, lock=True)
+        source = await self.sources.get_source(source_id, panel_id)
         await self.panels.require_access(
             source.panel_id, Access.EDITOR, "sync this panel's data sources"
         )
@@ -94,25 +109,20 @@ class SyncService:
     async def list_runs(
         self, source_id: int, panel_id: int | None, *, limit: int, offset: int
     ) -> JsonBody:
-        source = await self._source(source_id, panel_id, lock=False)
+        source = await self.sources.get_source(source_id, panel_id, lock=False)
         await self.panels.get_readable(source.panel_id)
-        conditions = (SyncRun.tenant_id == self.ctx.tenant_id, SyncRun.datasource_id == source.id)
-        total = await self.session.scalar(select(func.count()).where(*conditions)) or 0
-        runs = await self.session.scalars(
-            select(SyncRun)
-            .where(*conditions)
-            .order_by(SyncRun.created_at.desc(), SyncRun.id)
-            .limit(limit)
-            .offset(offset)
+        order = [
+            OrderBy(field_name="created_at", sort_order="desc"),
+            OrderBy(field_name="id", sort_order="asc"),
+        ]
+        runs, total = await get_page(
+            self.runs,
+            order=order,
+            limit=limit,
+            offset=offset,
+            conditions=[SyncRun.datasource_id == source.id],
         )
         return JsonBody(encode_json([SyncJobRead.from_entity(r) for r in runs]), total=total)
-
-    async def _source(self, source_id: int, panel_id: int | None, *, lock: bool) -> DataSource:
-        statement = tenant_statement(DataSource, self.ctx).where(DataSource.id == source_id)
-        source = await self.session.scalar(statement.with_for_update() if lock else statement)
-        if source is None or (panel_id is not None and source.panel_id != panel_id):
-            raise NotFound("Data source not found")
-        return cast("DataSource", source)
 
 
 async def queue_sync(
@@ -154,13 +164,18 @@ async def queue_sync(
         # queue (its worker records that in batches): the run above is the only active one,
         # so it gets a job of its own.
         await enqueue(session, SYNC_ENTRYPOINT, payload)
+    await set_source_sync(session, run, sync_status="queued")
+    return run
+
+
+async def set_source_sync(session: AsyncSession, run: SyncRun, **values: Any) -> None:
+    """Change the run's source's sync fields; its panel's cached reads show them after commit."""
     await session.execute(
         update(DataSource)
-        .where(DataSource.tenant_id == source.tenant_id, DataSource.id == source.id)
-        .values(sync_status="queued")
+        .where(DataSource.tenant_id == run.tenant_id, DataSource.id == run.datasource_id)
+        .values(**values)
     )
-    bump_after_commit(session, source.tenant_id, [str(source.panel_id)])
-    return run
+    bump_after_commit(session, run.tenant_id, [str(run.panel_id)])
 
 
 def _finished(source: DataSourceRead, run: SyncRun) -> SyncFinished:

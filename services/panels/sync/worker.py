@@ -24,12 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.change.realtime import RowsEvent, queue_rows
 from panels.datasource.entities import DataSource
-from panels.platform.cache import bump_after_commit
 from panels.platform.db import run_after_commit
 from panels.platform.errors import BadRequest
 from panels.platform.jobs import JobKind, Periodic, Worker
 from panels.platform.runtime import Runtime, background_session
-from panels.records.writer import PositionLabel, write_records
+from panels.records.writer import PositionLabel, key_field_of, write_records
 from panels.rows.indexes import index_kind
 from panels.sync.entities import SyncRun
 from panels.sync.fetch.api import fetch_api
@@ -39,6 +38,7 @@ from panels.sync.fetch.file import expected_records, fetch_file
 from panels.sync.purge import purge_kind
 from panels.sync.schedule import SCHEDULE_SECONDS, queue_due_syncs
 from panels.sync.schemas import FINISHED, SYNC_ENTRYPOINT, SyncJob
+from panels.sync.services import set_source_sync
 
 MAX_ATTEMPTS = 3
 PROGRESS_SECONDS = 1.0
@@ -88,7 +88,7 @@ class SyncRunner:
             run.status = "running"
             run.attempts += 1
             run.started_at = run.started_at or datetime.now(UTC)
-            await _set_source(session, run, sync_status="running")
+            await set_source_sync(session, run, sync_status="running")
             await session.commit()
             await run_after_commit(session)
             log.info("sync started", job_id=str(run.id), datasource_id=run.datasource_id)
@@ -100,7 +100,7 @@ class SyncRunner:
                 tenant_id=run.tenant_id,
                 panel_id=run.panel_id,
                 source_id=run.datasource_id,
-                key_field=config.get("keyField", "id"),
+                key_field=key_field_of(config),
                 batches=self._reporting(run, batches, expected),
                 mode="replace",
                 position=position,
@@ -169,7 +169,7 @@ class SyncRunner:
         run.status = status
         run.progress = 1.0
         run.finished_at = now
-        await _set_source(session, run, sync_status=status, last_sync=now)
+        await set_source_sync(session, run, sync_status=status, last_sync=now)
         event = RowsEvent(
             panel_id=run.panel_id,
             datasource_id=run.datasource_id,
@@ -210,16 +210,6 @@ def _content_index(position: int) -> str:
 
 def _content_line(position: int) -> str:
     return f"config.content line {position}"
-
-
-async def _set_source(session: AsyncSession, run: SyncRun, **values: Any) -> None:
-    """Change the source's sync fields; its panel's cached reads show them after commit."""
-    await session.execute(
-        update(DataSource)
-        .where(DataSource.tenant_id == run.tenant_id, DataSource.id == run.datasource_id)
-        .values(**values)
-    )
-    bump_after_commit(session, run.tenant_id, [str(run.panel_id)])
 
 
 def _describe(exc: BaseException, timeout_seconds: int) -> str:
