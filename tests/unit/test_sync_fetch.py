@@ -31,6 +31,22 @@ async def test_csv_content_reads_like_a_pushed_csv_body() -> None:
         await _read({"format": "csv", "content": "id,id\n1,2\n"})
 
 
+@pytest.mark.parametrize(
+    ("form", "content"),
+    [
+        ("csv", "id,note\n1,x\n"),
+        ("ndjson", '{"id": "1", "note": "x"}\n'),
+        ("json", '[{"id": "1", "note": "x"}]'),
+    ],
+)
+async def test_a_leading_byte_order_mark_is_not_part_of_the_content(
+    form: str, content: str
+) -> None:
+    """As in a pushed body: spreadsheets save CSV with one, and it must not rename `id`."""
+    records = await _read({"format": form, "content": "\ufeff" + content})
+    assert [record for _, record in records] == [{"id": "1", "note": "x"}]
+
+
 async def test_ndjson_and_json_positions() -> None:
     assert await _read({"format": "ndjson", "content": '{"id":1}\n\n{"id":2}\n'}) == [
         (1, {"id": 1}),

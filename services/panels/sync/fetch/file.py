@@ -12,7 +12,8 @@ from panels.sync.fetch.common import BATCH_SIZE, Batch, Batches, FetchError, rec
 
 
 async def fetch_file(config: dict[str, Any]) -> Batches:
-    content: str = config["content"]
+    # A byte order mark is not content (as in a pushed body): it would rename the first column.
+    content: str = config["content"].removeprefix("\ufeff")
     form = config.get("format", "json")
     if form == "json":
         try:
@@ -36,7 +37,7 @@ async def fetch_file(config: dict[str, Any]) -> Batches:
 
 def expected_records(config: dict[str, Any]) -> int | None:
     """About how many records the content holds (lines, for CSV and NDJSON): for progress."""
-    content: str = config.get("content") or ""
+    content: str = (config.get("content") or "").removeprefix("\ufeff")
     if config.get("format", "json") == "json":
         try:
             document = msgspec.json.decode(content)
