@@ -61,11 +61,22 @@ async def test_ndjson_and_json_positions() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"format": "json", "content": "{"}, "not valid JSON"),
-        ({"format": "json", "content": '{"id": 1}'}, "not an array"),
-        ({"format": "json", "content": "[1]"}, "record 0 is not a JSON object"),
-        ({"format": "ndjson", "content": '{"id":1}\n[2]\n'}, "line 2 is not a JSON object"),
-        ({"format": "csv", "content": "a,b\n1\n"}, "line 2 has 1 fields, the header 2"),
+        ({"format": "json", "content": "{"}, "^config.content must be a JSON array of objects$"),
+        ({"format": "json", "content": '{"id": 1}'}, "must be a JSON array of objects"),
+        ({"format": "json", "content": '[{"id": 1}, {"id": }]'}, "^config.content\\[1\\] is not"),
+        ({"format": "ndjson", "content": '{"id":1}\n{2\n'}, "^config.content line 2 is not valid"),
+        (
+            {"format": "csv", "content": "a,b\n1\n"},
+            "^config.content line 2 has 1 fields where the header has 2$",
+        ),
+        (
+            {"format": "json", "content": "[" + '{"a":' * 40 + "1" + "}" * 40 + "]"},
+            "^config.content is nested deeper than 32 levels$",
+        ),
+        (
+            {"format": "ndjson", "content": '{"id":1}\n' + '{"a":' * 40 + "1" + "}" * 40},
+            "^config.content line 2 is nested deeper than 32 levels$",
+        ),
     ],
 )
 async def test_content_that_does_not_parse_names_where(
@@ -73,6 +84,13 @@ async def test_content_that_does_not_parse_names_where(
 ) -> None:
     with pytest.raises(FetchError, match=message):
         await _read(config)
+
+
+async def test_values_that_are_not_objects_reach_the_writer_as_in_a_push() -> None:
+    """The writer refuses them, naming `config.content[0]` (the worker's label), as it
+    refuses a pushed body's (test_syncs covers a record without its key the same way)."""
+    assert await _read({"format": "json", "content": "[1]"}) == [(0, 1)]
+    assert await _read({"format": "ndjson", "content": "[2]\n"}) == [(1, [2])]
 
 
 def test_expected_records_for_progress() -> None:

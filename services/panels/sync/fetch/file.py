@@ -1,44 +1,46 @@
-"""`file` sources: inline `content` (≤ 1 MiB, checked when saved) as CSV, JSON or NDJSON."""
+"""`file` sources: inline `content` (≤ 1 MiB, checked when saved) as CSV, JSON or NDJSON.
+
+The content is read by the parsers of a pushed body (`records.formats`), so a file holds
+records by exactly the rules a push does (empty CSV fields are null, a repeated column is
+refused, NDJSON and JSON nest at most `MAX_BODY_DEPTH` levels). Their errors name the body;
+here they name `config.content`, as the source's editors wrote it.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 
-from panels.sync.fetch.common import BATCH_SIZE, Batch, Batches, FetchError, records_of
+from panels.platform.errors import BadRequest
+from panels.platform.guards import MAX_BODY_DEPTH, nested_deeper_than
+from panels.records.formats import CSV, JSON, NDJSON, parse_records
+from panels.sync.fetch.common import Batches, FetchError
+
+MEDIA_TYPES = {"csv": CSV, "json": JSON, "ndjson": NDJSON}
 
 
 async def fetch_file(config: dict[str, Any]) -> Batches:
     # A byte order mark is not content (as in a pushed body): it would rename the first column.
-    content: str = config["content"].removeprefix("\ufeff")
-    form = config.get("format", "json")
-    if form == "json":
-        try:
-            document = msgspec.json.decode(content)
-        except msgspec.DecodeError:
-            raise FetchError("config.content is not valid JSON") from None
-        records = records_of(document, 0, "config.content")
-        for start in range(0, len(records), BATCH_SIZE):
-            yield records[start : start + BATCH_SIZE]
-        return
-    rows = _csv_rows(content) if form == "csv" else _ndjson_rows(content)
-    batch: Batch = []
-    for position, record in rows:
-        batch.append((position, record))
-        if len(batch) == BATCH_SIZE:
+    content = config["content"].removeprefix("\ufeff").encode()
+    form = config["format"]
+    # A pushed JSON body's depth is checked by the request guards before it is parsed; the
+    # file's content never passed them. (NDJSON lines are checked by their parser.)
+    if form == "json" and nested_deeper_than(content, MAX_BODY_DEPTH):
+        raise FetchError(f"config.content is nested deeper than {MAX_BODY_DEPTH} levels")
+    batches, _ = parse_records(MEDIA_TYPES[form], _whole(content))
+    try:
+        async for batch in batches:
             yield batch
-            batch = []
-    if batch:
-        yield batch
+    except BadRequest as exc:
+        raise FetchError(_content_error(exc)) from None
 
 
 def expected_records(config: dict[str, Any]) -> int | None:
     """About how many records the content holds (lines, for CSV and NDJSON): for progress."""
     content: str = (config.get("content") or "").removeprefix("\ufeff")
-    if config.get("format", "json") == "json":
+    if config.get("format") == "json":
         try:
             document = msgspec.json.decode(content)
         except msgspec.DecodeError:
@@ -48,39 +50,14 @@ def expected_records(config: dict[str, Any]) -> int | None:
     return max(lines - 1, 0) if config.get("format") == "csv" else lines
 
 
-def _ndjson_rows(content: str) -> Any:
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = msgspec.json.decode(line)
-        except msgspec.DecodeError:
-            raise FetchError(f"config.content line {number} is not valid JSON") from None
-        if not isinstance(record, dict):
-            raise FetchError(f"config.content line {number} is not a JSON object")
-        yield number, record
+async def _whole(content: bytes) -> AsyncIterator[bytes]:
+    yield content
 
 
-def _csv_rows(content: str) -> Any:
-    """Rows with the line each starts on (a quoted field may span lines)."""
-    reader = csv.reader(io.StringIO(content, newline=""))
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
-        repeated = {name for name in header if header.count(name) > 1}
-        if repeated:
-            raise FetchError(f"config.content line 1 names the column `{min(repeated)}` twice")
-        ended = reader.line_num
-        for row in reader:
-            start, ended = ended + 1, reader.line_num
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise FetchError(
-                    f"config.content line {start} has {len(row)} fields, the header {len(header)}"
-                )
-            # As in a pushed CSV body: an empty field is no value (null), not "".
-            yield start, {name: value or None for name, value in zip(header, row, strict=True)}
-    except csv.Error as exc:
-        raise FetchError(f"config.content line {reader.line_num}: {exc}") from None
+def _content_error(exc: BadRequest) -> str:
+    """A parser's "body[3]: is not valid JSON" as "config.content[3] is not valid JSON", and
+    its "line 7: …" as "config.content line 7 …"."""
+    field, message = str(exc.detail).split(": ", 1)
+    if field.startswith("body"):
+        return f"config.content{field.removeprefix('body')} {message}"
+    return f"config.content {field} {message}"
