@@ -9,7 +9,7 @@ invalidation that `panels.change.invalidation` assigns to its type.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import Insert, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,68 +29,48 @@ def field_diff(old: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any]
     return {k: old[k] for k in keys if k in old}, {k: new[k] for k in keys if k in new}
 
 
+class ChangeFields(TypedDict):
+    """What a change record says, besides who made it, when, and in which request."""
+
+    panel_id: int
+    change_type: ChangeType
+    entity_type: EntityType
+    entity_id: int | None
+    description: str
+    old: NotRequired[dict[str, Any] | None]
+    new: NotRequired[dict[str, Any] | None]
+    affected_column: NotRequired[str | None]
+    view_id: NotRequired[int | None]
+
+
 async def record(
-    session: AsyncSession,
-    ctx: RequestContext,
-    *,
-    panel_id: int,
-    change_type: ChangeType,
-    entity_type: EntityType,
-    entity_id: int | None,
-    description: str,
-    old: dict[str, Any] | None = None,
-    new: dict[str, Any] | None = None,
-    affected_column: str | None = None,
-    view_id: int | None = None,
+    session: AsyncSession, ctx: RequestContext, **fields: Unpack[ChangeFields]
 ) -> PanelChange:
     """`view_id` names the view a change is about (the view itself or its grants): such
     records are shown only to callers who may read that view."""
-    change = new_record(
-        ctx,
-        panel_id=panel_id,
-        change_type=change_type,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        description=description,
-        old=old,
-        new=new,
-        affected_column=affected_column,
-        view_id=view_id,
-    )
+    change = new_record(ctx, **fields)
     session.add(change)
     recorded(session, change)
     return change
 
 
-def new_record(
-    ctx: RequestContext,
-    *,
-    panel_id: int,
-    change_type: ChangeType,
-    entity_type: EntityType,
-    entity_id: int | None,
-    description: str,
-    old: dict[str, Any] | None = None,
-    new: dict[str, Any] | None = None,
-    affected_column: str | None = None,
-    view_id: int | None = None,
-) -> PanelChange:
+def new_record(ctx: RequestContext, **fields: Unpack[ChangeFields]) -> PanelChange:
     """The change record `record` writes, not yet written (see `insert_for_new_panel`)."""
-    old_values, new_values = field_diff(old or {}, new or {})
+    old_values, new_values = field_diff(fields.get("old") or {}, fields.get("new") or {})
     return PanelChange(
         tenant_id=ctx.tenant_id,
-        panel_id=panel_id,
-        change_type=change_type,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        description=description,
+        panel_id=fields["panel_id"],
+        change_type=fields["change_type"],
+        entity_type=fields["entity_type"],
+        entity_id=fields["entity_id"],
+        description=fields["description"],
         changed_by=ctx.user_id,
         changed_at=datetime.now(UTC),
-        affected_column=affected_column,
+        affected_column=fields.get("affected_column"),
         old_values=old_values,
         new_values=new_values,
         request_id=ctx.request_id,
-        view_id=view_id,
+        view_id=fields.get("view_id"),
     )
 
 
