@@ -64,6 +64,10 @@ async def test_members_are_built_in_users_and_verified_callers(
         "/api/organization/members", params={"limit": 1, "offset": 1}, headers=caller.headers
     )
     assert paged.json() == {"members": [members["members"][1]], "total": 3}
+    past_the_end = await client.get(
+        "/api/organization/members", params={"limit": 2, "offset": 5}, headers=caller.headers
+    )
+    assert past_the_end.json() == {"members": [], "total": 3}
     bea = members["members"][1]
     assert bea["name"] == "Bea Smith"
     assert bea["last_seen_at"] is not None

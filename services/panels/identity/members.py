@@ -45,9 +45,10 @@ _PEOPLE = """
     )
 """
 _MATCHES = "WHERE (CAST(:pattern AS text) IS NULL OR email ILIKE :pattern OR name ILIKE :pattern)"
-# Constant text only; every value is a bound parameter.
+# Constant text only; every value is a bound parameter. The total rides on the page's rows
+# (a window count, as `platform.paging.get_page` does), so only a page past the end counts apart.
 _PAGE = text(
-    f"{_PEOPLE} SELECT * FROM people {_MATCHES}"  # noqa: S608
+    f"{_PEOPLE} SELECT *, count(*) OVER () AS total FROM people {_MATCHES}"  # noqa: S608
     " ORDER BY email NULLS LAST, member_id LIMIT :limit OFFSET :offset"
 )
 _COUNT = text(f"{_PEOPLE} SELECT count(*) FROM people {_MATCHES}")  # noqa: S608
@@ -59,7 +60,10 @@ async def known_members(
     pattern = None if not q else "%" + escape_like(q.lower()) + "%"
     values = {"tenant": ctx.tenant_id, "pattern": pattern, "limit": limit, "offset": offset}
     rows = (await session.execute(_PAGE, values)).all()
-    total = (await session.execute(_COUNT, values)).scalar_one()
+    if rows:
+        total = rows[0].total
+    else:
+        total = (await session.execute(_COUNT, values)).scalar_one() if offset else 0
     members = [
         Member(
             member_id=r.member_id,
