@@ -7,6 +7,7 @@ from typing import Any
 
 from panels.column.entities import PanelColumn
 from panels.column.formula import value_type_of
+from panels.column.lookup import find_column
 from panels.platform.errors import BadRequest
 from panels.platform.params import parse_id
 
@@ -16,16 +17,10 @@ _ORDERING_OPERATORS = {"gt", "gte", "lt", "lte", "between"}
 
 def resolve_column(columns: list[PanelColumn], reference: str, where: str) -> PanelColumn:
     """A column of the panel by name (case-insensitive) or by id written as a string."""
-    lowered = reference.lower()
-    for column in columns:
-        if column.name.lower() == lowered:
-            return column
-    column_id = parse_id(reference)
-    if column_id is not None:
-        for column in columns:
-            if column.id == column_id:
-                return column
-    raise BadRequest(where, f'"{reference}" is not a column of this panel')
+    column = find_column(columns, reference)
+    if column is None:
+        raise BadRequest(where, f'"{reference}" is not a column of this panel')
+    return column
 
 
 def resolve_visible_columns(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from panels.platform.params import parse_id
+from panels.column.lookup import find_column
 
 from .spec import Column, Condition
 
@@ -21,16 +21,11 @@ def cohort_conditions(
 ) -> tuple[list[Condition], Literal["AND", "OR"]]:
     """The conditions of a stored cohort rule (`{logic, conditions: [{field, operator,
     value}]}`, already checked when saved) and how they combine."""
-    by_name = {column.name.lower(): column.id for column in columns}
-    ids = {column.id for column in columns}
     conditions: list[Condition] = []
     for stored in rule.get("conditions", []):
         field = str(stored["field"])
-        column_id = by_name.get(field.lower())
-        if column_id is None:
-            as_id = parse_id(field)
-            column_id = as_id if as_id in ids else None
-        target: dict[str, Any] = {"column_id": column_id} if column_id else {"path": field}
+        column = find_column(columns, field)
+        target: dict[str, Any] = {"column_id": column.id} if column else {"path": field}
         conditions.append(Condition(stored["operator"], stored.get("value"), **target))
     logic: Literal["AND", "OR"] = "OR" if rule.get("logic") == "OR" else "AND"
     return conditions, logic
