@@ -28,9 +28,8 @@ def provide_panel_service(
 def provide_panel_reads(
     request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
 ) -> PanelReads:
-    return PanelReads(
-        ctx, request.app.state.runtime.cache, lambda: provide_panel_service(request, ctx)
-    )
+    runtime = request.app.state.runtime
+    return PanelReads(ctx, runtime.cache, runtime.db.get_engine())
 
 
 class PanelController(Controller):

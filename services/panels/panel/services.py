@@ -1,24 +1,39 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from hashlib import blake2b
 from typing import Any
 
 import msgspec
-from advanced_alchemy.filters import SearchFilter
+from advanced_alchemy.filters import LIKE_ESCAPE_CHAR, escape_like_value
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from asyncpg import Connection, Record
 from msgspec import UnsetType
-from sqlalchemy import Row, Select, bindparam, func, insert, inspect, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    inspect,
+    select,
+    true,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from panels.acl.grants import insert_owner_grant, owner_grant_parameters, revoke_all
 from panels.acl.permissions import (
+    TENANT_PARAMETER,
     Access,
     access,
+    caller_parameters,
     readable_panels,
+    readable_panels_bound,
     require,
     require_panel_creator,
 )
@@ -36,6 +51,7 @@ from panels.panel.schemas import (
     panel_snapshot,
 )
 from panels.platform.cache import Authorization, VersionedCache
+from panels.platform.db import RawQuery, read_in_tenant
 from panels.platform.errors import NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.metadata import merge_metadata
@@ -65,9 +81,6 @@ def _create_statement() -> Select[tuple[int, int]]:
     return select(created.c.id, recorded.c.id).select_from(both).add_cte(owner)
 
 
-_SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
-
-
 class PanelRepository(SQLAlchemyAsyncRepository[Panel]):
     model_type = Panel
 
@@ -87,50 +100,6 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
     def read_authorization(self, panel_id: int) -> Authorization:
         """The check that guards shared cached reads about this panel (its columns, sources)."""
         return Authorization("read-panel", lambda: self.get_readable(panel_id))
-
-    async def load_panel(self, panel_id: int) -> JsonBody:
-        """The panel's representation, if the caller may read it (else 404): its columns
-        straight into the wire struct, as `encode` would make it from the entity."""
-        statement = select(*_READ_COLUMNS).where(
-            Panel.tenant_id == self.ctx.tenant_id,
-            Panel.id == panel_id,
-            *readable_panels(self.ctx.principal),
-        )
-        row = (await self.session.execute(statement)).first()
-        if row is None:
-            raise NotFound("Panel not found")
-        return encoded(_panel_read(row))
-
-    async def page(
-        self, *, limit: int, offset: int, sort: SortField, order: SortDirection, q: str | None
-    ) -> JsonBody:
-        """One page of the panels the caller may read, with the count before paging riding on
-        its rows (a window count): columns straight into the wire struct, no ORM objects."""
-        conditions = [Panel.tenant_id == self.ctx.tenant_id, *readable_panels(self.ctx.principal)]
-        if q:
-            search = SearchFilter(
-                field_name="name", value=q, ignore_case=True, escape_wildcards=True
-            )
-            conditions += search.get_search_clauses(Panel)
-        column = getattr(Panel, _SORT_COLUMNS[sort])
-        order_by = (
-            [column.asc(), Panel.id.asc()] if order == "asc" else [column.desc(), Panel.id.desc()]
-        )
-        statement = (
-            select(*_READ_COLUMNS, func.count().over())
-            .where(*conditions)
-            .order_by(*order_by)
-            .limit(limit)
-            .offset(offset)
-        )
-        rows = (await self.session.execute(statement)).all()
-        if rows:
-            total = rows[0][-1]
-        elif offset:  # past the end: no row to carry the count
-            total = await self.session.scalar(select(func.count()).where(*conditions)) or 0
-        else:
-            total = 0
-        return JsonBody(encode_json([_panel_read(row) for row in rows]), total=total)
 
     async def get_readable(self, panel_id: int, *, for_update: bool = False) -> Panel:
         """The panel if the caller may read it; 404 alike when it is missing or hidden."""
@@ -268,21 +237,18 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
 
 
 class PanelReads:
-    """The panel reads served through the cache. The service (a session, a repository) is
-    built only when the cache misses: a hit needs neither."""
+    """The panel reads served through the cache. A miss reads on a pooled connection without
+    a session (`read_in_tenant`): one statement each, compiled once for every caller."""
 
-    def __init__(
-        self, ctx: RequestContext, cache: VersionedCache, service: Callable[[], PanelService]
-    ) -> None:
+    def __init__(self, ctx: RequestContext, cache: VersionedCache, engine: AsyncEngine) -> None:
         self.ctx = ctx
         self.cache = cache
-        self._service = service
+        self.engine = engine
 
     async def read_panel(self, panel_id: int) -> JsonBody:
-        async def load() -> JsonBody:
-            return await self._service().load_panel(panel_id)
-
-        return await self.cache.read_through(self.ctx, str(panel_id), "panel", load)
+        return await self.cache.read_through(
+            self.ctx, str(panel_id), "panel", lambda: self._load_panel(panel_id)
+        )
 
     async def list_panels(
         self,
@@ -297,28 +263,95 @@ class PanelReads:
         query_key = blake2b(f"{limit}|{offset}|{sort}|{order}|{q}".encode(), digest_size=12)
 
         async def load() -> JsonBody:
-            return await self._service().page(
-                limit=limit, offset=offset, sort=sort, order=order, q=q
-            )
+            return await self._load_page(limit=limit, offset=offset, sort=sort, order=order, q=q)
 
         name = f"list:{query_key.hexdigest()}"
         return await self.cache.read_through(self.ctx, PANEL_LISTS_SCOPE, name, load)
 
+    async def _load_panel(self, panel_id: int) -> JsonBody:
+        """The panel's representation, if the caller may read it (else 404)."""
+        principal = self.ctx.principal
+        query = _one_panel(principal.is_admin)
+        args = query.args({**caller_parameters(principal), "panel_id": panel_id})
+        row = await read_in_tenant(
+            self.engine, self.ctx.tenant_id, lambda c: c.fetchrow(query.sql, *args)
+        )
+        if row is None:
+            raise NotFound("Panel not found")
+        return encoded(_panel_read(row))
 
+    async def _load_page(
+        self, *, limit: int, offset: int, sort: SortField, order: SortDirection, q: str | None
+    ) -> JsonBody:
+        """One page of the panels the caller may read, with the count before paging riding on
+        its rows (a window count)."""
+        principal = self.ctx.principal
+        page, count = _panel_page(principal.is_admin, sort, order, q is not None)
+        values = {**caller_parameters(principal), "limit": limit, "offset": offset}
+        if q is not None:
+            values["name_pattern"] = f"%{escape_like_value(q)}%"
+
+        async def read(connection: Connection) -> tuple[list[Record], int]:
+            rows = await connection.fetch(page.sql, *page.args(values))
+            if rows:
+                return rows, rows[0][-1]
+            if offset:  # past the end: no row to carry the count
+                return rows, await connection.fetchval(count.sql, *count.args(values))
+            return rows, 0
+
+        rows, total = await read_in_tenant(self.engine, self.ctx.tenant_id, read)
+        return JsonBody(encode_json([_panel_read(row) for row in rows]), total=total)
+
+
+# The cohort rule as its JSON text, decoded straight into its struct.
 _READ_COLUMNS = (
     Panel.id,
     Panel.name,
     Panel.description,
     Panel.tenant_id,
     Panel.user_id,
-    Panel.cohort_rule,
+    cast(Panel.cohort_rule, Text),
     Panel.meta,
     Panel.created_at,
     Panel.updated_at,
 )
+_COHORT_RULE = msgspec.json.Decoder(CohortRule)
+_SORT_COLUMNS = {"name": Panel.name, "createdAt": Panel.created_at, "updatedAt": Panel.updated_at}
 
 
-def _panel_read(row: Row[Any]) -> PanelRead:
+def _readable(admin: bool) -> list[ColumnElement[bool]]:
+    return [Panel.tenant_id == TENANT_PARAMETER, *readable_panels_bound(admin)]
+
+
+@cache
+def _one_panel(admin: bool) -> RawQuery:
+    return RawQuery(
+        select(*_READ_COLUMNS).where(*_readable(admin), Panel.id == bindparam("panel_id"))
+    )
+
+
+@cache
+def _panel_page(
+    admin: bool, sort: SortField, order: SortDirection, searching: bool
+) -> tuple[RawQuery, RawQuery]:
+    """The page's statement and the count's, for this kind of caller and request."""
+    conditions = _readable(admin)
+    if searching:
+        conditions.append(Panel.name.ilike(bindparam("name_pattern"), escape=LIKE_ESCAPE_CHAR))
+    column: InstrumentedAttribute[Any] = _SORT_COLUMNS[sort]
+    ascending = order == "asc"
+    order_by = (column.asc(), Panel.id.asc()) if ascending else (column.desc(), Panel.id.desc())
+    page = (
+        select(*_READ_COLUMNS, func.count().over())
+        .where(*conditions)
+        .order_by(*order_by)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return RawQuery(page), RawQuery(select(func.count()).where(*conditions))
+
+
+def _panel_read(row: Record) -> PanelRead:
     """`PanelRead.from_entity` for a row of `_READ_COLUMNS`."""
     id_, name, description, tenant_id, user_id, cohort_rule, meta, created, updated = tuple(row)[:9]
     return PanelRead(
@@ -327,7 +360,7 @@ def _panel_read(row: Row[Any]) -> PanelRead:
         description=description,
         tenant_id=tenant_id,
         user_id=user_id,
-        cohort_rule=msgspec.convert(cohort_rule, CohortRule),
+        cohort_rule=_COHORT_RULE.decode(cohort_rule),
         metadata=meta,
         created_at=iso_timestamp(created),
         updated_at=iso_timestamp(updated),
