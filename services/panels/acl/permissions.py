@@ -225,6 +225,24 @@ async def panel_access(session: AsyncSession, principal: Principal, panel_id: in
         select(_published_view_of(principal.tenant_id, literal(panel_id))).scalar_subquery(),
     )
     level, published = (await session.execute(statement)).one()
+    return access_of(level, published)
+
+
+@cache
+def panel_access_bound() -> tuple[ColumnElement[int | None], ColumnElement[bool]]:
+    """What `panel_access` reads, as columns of a statement about `Panel` rows, with the caller
+    as the bound parameters of `caller_parameters`; `access_of` answers from their values."""
+    named = Grant.user_email == any_(_IDENTITIES_PARAMETER)
+    level = (
+        select(func.max(_LEVEL))
+        .where(_grants_named(TENANT_PARAMETER, named, "panel", Panel.id))
+        .scalar_subquery()
+    )
+    return level, _published_view_of(TENANT_PARAMETER, Panel.id)
+
+
+def access_of(level: int | None, published: bool) -> Access:
+    """A non-admin's access to a panel from its strongest grant and whether it is published."""
     if level:
         return Access(level)
     return Access.VIEWER if published else Access.NONE

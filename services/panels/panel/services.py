@@ -13,6 +13,7 @@ from asyncpg import Connection, Record
 from msgspec import UnsetType
 from sqlalchemy import (
     ColumnElement,
+    Executable,
     Select,
     Text,
     bindparam,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     inspect,
     select,
     true,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -31,13 +33,16 @@ from panels.acl.permissions import (
     TENANT_PARAMETER,
     Access,
     access,
+    access_of,
     caller_parameters,
+    panel_access_bound,
     readable_panels,
     readable_panels_bound,
     require,
     require_panel_creator,
 )
 from panels.change import recording as changes
+from panels.change.entities import PanelChange
 from panels.change.invalidation import PANEL_LISTS_SCOPE
 from panels.change.notifications import notify_owners, views_of_panel
 from panels.panel.entities import Panel
@@ -74,11 +79,44 @@ def _create_statement() -> Select[tuple[int, int]]:
         .returning(Panel.id)
         .cte("created_panel")
     )
-    recorded = changes.insert_for_new_panel(created).cte("change_record")
+    recorded = changes.insert_for_panel(created).cte("change_record")
     owner = insert_owner_grant("panel", created).cte("owner_grant")
     # One row each: joined on true, said so, rather than a cartesian product SQLAlchemy warns of.
     both = created.join(recorded, true())
     return select(created.c.id, recorded.c.id).select_from(both).add_cte(owner)
+
+
+_KEYS = [a.key for a in inspect(Panel).column_attrs]
+# What a PUT may change.
+_CHANGING = ("name", "description", "meta", "cohort_rule", "updated_at")
+
+
+@cache
+def _locked_panel(admin: bool) -> Select[Any]:
+    """The panel the caller may read, locked, with what `access_of` needs for a non-admin."""
+    columns = [getattr(Panel, key) for key in _KEYS]
+    if not admin:
+        columns += panel_access_bound()
+    panel = Panel.id == bindparam("panel_id")
+    return select(*columns).where(*_readable(admin), panel).with_for_update(of=Panel)
+
+
+@cache
+def _update_statement(*, recorded: bool) -> Executable:
+    """The UPDATE of what a PUT may change; `recorded`, with its change record (as
+    `_create_statement` writes a new panel's)."""
+    updated = (
+        update(Panel)
+        .where(Panel.tenant_id == bindparam("panel_tenant_id"), Panel.id == bindparam("panel_id"))
+        .values(
+            {key: bindparam(f"panel_{key}", type_=getattr(Panel, key).type) for key in _CHANGING}
+        )
+    )
+    if not recorded:
+        return updated
+    changed = updated.returning(Panel.id).cte("updated_panel")
+    record = changes.insert_for_panel(changed).cte("change_record")
+    return select(record.c.id).select_from(changed.join(record, true()))
 
 
 class PanelRepository(SQLAlchemyAsyncRepository[Panel]):
@@ -152,9 +190,11 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return panel
 
     async def update_panel(self, panel_id: int, data: PanelUpdate, if_match: str | None) -> Panel:
-        panel = await self.require_access(
-            panel_id, Access.EDITOR, "change this panel", for_update=True
-        )
+        """The change in one statement with its record (two round trips with the read that
+        locks the panel and checks the caller's right); a new cohort rule also warns the owners
+        of the panel's views, through the session."""
+        panel, granted = await self._locked(panel_id)
+        require(granted, Access.EDITOR, "change this panel")
         check_if_match(if_match, self.encode(panel).etag)
         before = panel_snapshot(panel)
         if not isinstance(data.name, UnsetType):
@@ -168,9 +208,41 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         after = panel_snapshot(panel)
         if after == before:
             return panel
-        panel = await self.update(panel)
-        await self._record_update(panel, before, after)
+        panel.updated_at = datetime.now(UTC)
+        values = {
+            "panel_id": panel.id,
+            "panel_tenant_id": panel.tenant_id,
+            **{f"panel_{key}": getattr(panel, key) for key in _CHANGING},
+        }
+        fields = self._fields_record(panel, before, after)
+        if before["cohortRule"] != after["cohortRule"] or fields is None:
+            await self.session.execute(_update_statement(recorded=False), values)
+            await self._record_cohort_change(panel, before, after)
+            if fields is not None:
+                self.session.add(fields)
+                changes.recorded(self.session, fields)
+            return panel
+        parameters = {**values, **changes.record_parameters(fields)}
+        result = await self.session.execute(_update_statement(recorded=True), parameters)
+        fields.id = result.scalar_one()
+        fields.panel_id = fields.entity_id = panel.id
+        changes.recorded(self.session, fields)
         return panel
+
+    async def _locked(self, panel_id: int) -> tuple[Panel, Access]:
+        """The panel if the caller may read it (else 404), locked for a change, as an object
+        outside the session (the change is written by statement), and the caller's access."""
+        principal = self.ctx.principal
+        parameters = {**caller_parameters(principal), "panel_id": panel_id}
+        found = await self.session.execute(_locked_panel(principal.is_admin), parameters)
+        row = found.first()
+        if row is None:
+            raise NotFound("Panel not found")
+        panel = Panel(**dict(zip(_KEYS, row, strict=False)))
+        if principal.is_admin:
+            return panel, Access.OWNER
+        level, published = row[len(_KEYS) :]
+        return panel, access_of(level, published)
 
     async def delete_panel(self, panel_id: int, if_match: str | None) -> None:
         panel = await self.require_access(
@@ -200,40 +272,46 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
     def encode(panel: Panel) -> JsonBody:
         return encoded(PanelRead.from_entity(panel))
 
-    async def _record_update(
+    async def _record_cohort_change(
         self, panel: Panel, before: dict[str, Any], after: dict[str, Any]
     ) -> None:
+        if before["cohortRule"] == after["cohortRule"]:
+            return
         session = self.session
-        if before["cohortRule"] != after["cohortRule"]:
-            change = await changes.record(
-                session,
-                self.ctx,
-                panel_id=panel.id,
-                change_type="cohort_changed",
-                entity_type="panel",
-                entity_id=panel.id,
-                description=f'Cohort rule of panel "{panel.name}" changed',
-                old={"cohortRule": before["cohortRule"]},
-                new={"cohortRule": after["cohortRule"]},
-            )
-            views = await views_of_panel(session, self.ctx, panel.id)
-            message = f'the cohort rule of panel "{panel.name}" changed'
-            await notify_owners(session, self.ctx, change, views, "warning", message)
+        change = await changes.record(
+            session,
+            self.ctx,
+            panel_id=panel.id,
+            change_type="cohort_changed",
+            entity_type="panel",
+            entity_id=panel.id,
+            description=f'Cohort rule of panel "{panel.name}" changed',
+            old={"cohortRule": before["cohortRule"]},
+            new={"cohortRule": after["cohortRule"]},
+        )
+        views = await views_of_panel(session, self.ctx, panel.id)
+        message = f'the cohort rule of panel "{panel.name}" changed'
+        await notify_owners(session, self.ctx, change, views, "warning", message)
+
+    def _fields_record(
+        self, panel: Panel, before: dict[str, Any], after: dict[str, Any]
+    ) -> PanelChange | None:
+        """The record of the fields other than the cohort rule that changed, if any did."""
         old_fields = {k: v for k, v in before.items() if k != "cohortRule"}
         new_fields = {k: v for k, v in after.items() if k != "cohortRule"}
-        if old_fields != new_fields:
-            changed = [k for k in new_fields if old_fields[k] != new_fields[k]]
-            await changes.record(
-                session,
-                self.ctx,
-                panel_id=panel.id,
-                change_type="panel_updated",
-                entity_type="panel",
-                entity_id=panel.id,
-                description=f'Panel "{panel.name}" updated: {", ".join(changed)}',
-                old=old_fields,
-                new=new_fields,
-            )
+        if old_fields == new_fields:
+            return None
+        changed = [k for k in new_fields if old_fields[k] != new_fields[k]]
+        return changes.new_record(
+            self.ctx,
+            panel_id=panel.id,
+            change_type="panel_updated",
+            entity_type="panel",
+            entity_id=panel.id,
+            description=f'Panel "{panel.name}" updated: {", ".join(changed)}',
+            old=old_fields,
+            new=new_fields,
+        )
 
 
 class PanelReads:
