@@ -46,8 +46,8 @@ async def fresh_database(services: Services, owner: str | None = None) -> AsyncI
 
 @contextmanager
 def queries_sent(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The queries the engine's connections send meanwhile, but those that only begin or end
-    a transaction or enter the request role: the statements of sessions (SQLAlchemy's cursor
+    """The statements the engine's connections send meanwhile, but those that only begin or
+    end a transaction or enter the request role: the statements of sessions (SQLAlchemy's cursor
     events) and those sent on a pooled connection without one (asyncpg's query loggers)."""
     sent: list[str] = []
     drivers: list[Any] = []
@@ -73,6 +73,10 @@ def queries_sent(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(sync_engine, "before_cursor_execute", count)
         for driver in drivers:
             driver.remove_query_logger(log)
+    # A read at once sends the settings and its COPY as one query: its statements one by one.
+    statements = [part.strip() for query in sent for part in query.split(";")]
     queries += [
-        q for q in sent if "set_config" not in q and q not in ("COMMIT", "ROLLBACK", "BEGIN;")
+        s
+        for s in statements
+        if s and "set_config" not in s and not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))
     ]

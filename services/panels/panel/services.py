@@ -3,13 +3,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache
 from hashlib import blake2b
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from advanced_alchemy.filters import LIKE_ESCAPE_CHAR, escape_like_value
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from asyncpg import Connection, Record
+from asyncpg import Connection
 from msgspec import UnsetType
 from sqlalchemy import (
     ColumnElement,
@@ -56,7 +56,7 @@ from panels.panel.schemas import (
     panel_snapshot,
 )
 from panels.platform.cache import Authorization, VersionedCache
-from panels.platform.db import RawQuery, read_in_tenant
+from panels.platform.db import RawQuery, decode_jsonb, read_at_once, read_in_tenant
 from panels.platform.errors import NotFound
 from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
 from panels.platform.metadata import merge_metadata
@@ -350,62 +350,100 @@ class PanelReads:
         """The panel's representation, if the caller may read it (else 404)."""
         principal = self.ctx.principal
         query = _one_panel(principal.is_admin)
-        args = query.args({**caller_parameters(principal), "panel_id": panel_id})
-        row = await read_in_tenant(
-            self.engine, self.ctx.tenant_id, lambda c: c.fetchrow(query.sql, *args)
-        )
-        if row is None:
+        values = {**caller_parameters(principal), "panel_id": panel_id}
+        rows = await read_at_once(self.engine, self.ctx.tenant_id, query.written_out(values))
+        if not rows:
             raise NotFound("Panel not found")
-        return encoded(_panel_read(row))
+        return encoded(_panel_read(_decoded(rows[0], _PANEL_ROW)))
 
     async def _load_page(
         self, *, limit: int, offset: int, sort: SortField, order: SortDirection, q: str | None
     ) -> JsonBody:
         """One page of the panels the caller may read, with the count before paging riding on
-        its rows (a window count)."""
+        its rows (a window count). In one round trip, but for a name search: the text the
+        caller typed goes as a bound parameter."""
         principal = self.ctx.principal
         page, count = _panel_page(principal.is_admin, sort, order, q is not None)
         values = {**caller_parameters(principal), "limit": limit, "offset": offset}
-        if q is not None:
+        tenant = self.ctx.tenant_id
+        if q is None:
+            rows: list[Any] = await read_at_once(self.engine, tenant, page.written_out(values))
+            if not rows and offset:  # past the end: no row to carry the count
+                rows = await read_at_once(self.engine, tenant, count.written_out(values))
+                return JsonBody(b"[]", total=int(rows[0]))
+        else:
             values["name_pattern"] = f"%{escape_like_value(q)}%"
 
-        async def read(connection: Connection) -> tuple[list[Record], int]:
-            rows = await connection.fetch(page.sql, *page.args(values))
-            if rows:
-                return rows, rows[0][-1]
-            if offset:  # past the end: no row to carry the count
-                return rows, await connection.fetchval(count.sql, *count.args(values))
-            return rows, 0
+            async def search(connection: Connection) -> list[Any]:
+                found = await connection.fetch(page.sql, *page.args(values))
+                if not found and offset:
+                    return [await connection.fetchval(count.sql, *count.args(values))]
+                return [row[0] for row in found]
 
-        rows, total = await read_in_tenant(self.engine, self.ctx.tenant_id, read)
-        return JsonBody(encode_json([_panel_read(row) for row in rows]), total=total)
+            rows = await read_in_tenant(self.engine, tenant, search)
+            if rows and not isinstance(rows[0], str):
+                return JsonBody(b"[]", total=int(rows[0]))
+        panels = [_decoded(row, _PAGE_ROW) for row in rows]
+        total = panels[0].total if panels else 0
+        return JsonBody(encode_json([_panel_read(p) for p in panels]), total=total)
 
 
-# The cohort rule as its JSON text, decoded straight into its struct.
+class _PanelRow(msgspec.Struct, array_like=True):
+    """A panel as `_READ_COLUMNS` makes it: a JSON array, decoded by type."""
+
+    id: int
+    name: str
+    description: str | None
+    tenant_id: str
+    user_id: str
+    cohort_rule: CohortRule
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class _PageRow(_PanelRow, array_like=True):
+    total: int
+
+
+_R = TypeVar("_R", bound=_PanelRow)
+_PANEL_ROW = msgspec.json.Decoder(_PanelRow)
+_PAGE_ROW = msgspec.json.Decoder(_PageRow)
 _READ_COLUMNS = (
     Panel.id,
     Panel.name,
     Panel.description,
     Panel.tenant_id,
     Panel.user_id,
-    cast(Panel.cohort_rule, Text),
+    Panel.cohort_rule,
     Panel.meta,
     Panel.created_at,
     Panel.updated_at,
 )
-_COHORT_RULE = msgspec.json.Decoder(CohortRule)
 _SORT_COLUMNS = {"name": Panel.name, "createdAt": Panel.created_at, "updatedAt": Panel.updated_at}
+
+
+def _decoded(row: bytes | str, decoder: msgspec.json.Decoder[_R]) -> _R:
+    try:
+        return decoder.decode(row)
+    except msgspec.DecodeError:  # a number beyond a float's range: as `decode_jsonb` reads it
+        text = row if isinstance(row, str) else row.decode()
+        converted: _R = msgspec.convert(decode_jsonb(text), decoder.type)
+        return converted
 
 
 def _readable(admin: bool) -> list[ColumnElement[bool]]:
     return [Panel.tenant_id == TENANT_PARAMETER, *readable_panels_bound(admin)]
 
 
+def _as_json(*columns: Any) -> ColumnElement[str]:
+    return cast(func.json_build_array(*columns), Text)
+
+
 @cache
 def _one_panel(admin: bool) -> RawQuery:
-    return RawQuery(
-        select(*_READ_COLUMNS).where(*_readable(admin), Panel.id == bindparam("panel_id"))
-    )
+    panel = Panel.id == bindparam("panel_id")
+    return RawQuery(select(_as_json(*_READ_COLUMNS)).where(*_readable(admin), panel))
 
 
 @cache
@@ -420,26 +458,24 @@ def _panel_page(
     ascending = order == "asc"
     order_by = (column.asc(), Panel.id.asc()) if ascending else (column.desc(), Panel.id.desc())
     page = (
-        select(*_READ_COLUMNS, func.count().over())
+        select(_as_json(*_READ_COLUMNS, func.count().over()))
         .where(*conditions)
         .order_by(*order_by)
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
-    return RawQuery(page), RawQuery(select(func.count()).where(*conditions))
+    return RawQuery(page), RawQuery(select(cast(func.count(), Text)).where(*conditions))
 
 
-def _panel_read(row: Record) -> PanelRead:
-    """`PanelRead.from_entity` for a row of `_READ_COLUMNS`."""
-    id_, name, description, tenant_id, user_id, cohort_rule, meta, created, updated = tuple(row)[:9]
+def _panel_read(row: _PanelRow) -> PanelRead:
     return PanelRead(
-        id=id_,
-        name=name,
-        description=description,
-        tenant_id=tenant_id,
-        user_id=user_id,
-        cohort_rule=_COHORT_RULE.decode(cohort_rule),
-        metadata=meta,
-        created_at=iso_timestamp(created),
-        updated_at=iso_timestamp(updated),
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        tenant_id=row.tenant_id,
+        user_id=row.user_id,
+        cohort_rule=row.cohort_rule,
+        metadata=row.metadata,
+        created_at=iso_timestamp(row.created_at),
+        updated_at=iso_timestamp(row.updated_at),
     )

@@ -12,6 +12,7 @@ the owner-only `owner_maintenance` policies honour (migration 20261130_0007).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -131,10 +132,12 @@ def _forget_deferred_setup(dbapi_connection: Any, _record: Any) -> None:
         driver.set_up_at_begin(None)
 
 
-def _entering(tenant: str | None) -> str:
+def _entering(tenant: str | None, *, read_only: bool = False) -> str:
     """The statement that enters the request role (and tenant) for the rest of a transaction,
     for the simple query protocol (no parameters)."""
     entering = f"SELECT set_config('role', '{APP_ROLE}', true)"
+    if read_only:
+        entering += ", set_config('transaction_read_only', 'on', true)"
     if tenant is not None:
         entering += f", set_config('app.tenant_id', {sql_literal(tenant)}, true)"
     return entering
@@ -224,6 +227,90 @@ class RawQuery:
     def args(self, values: dict[str, Any]) -> list[Any]:
         defaults = self._defaults
         return [values[n] if n in values else defaults[n] for n in self._names]
+
+    def written_out(self, values: dict[str, Any]) -> str:
+        """The SQL with these values written in as literals, for `read_at_once`."""
+        args = self.args(values)
+        return _PARAMETER.sub(lambda m: _sql_value(args[int(m[1]) - 1]), self.sql)
+
+
+_PARAMETER = re.compile(r"\$(\d+)")
+
+
+def _sql_value(value: Any) -> str:
+    """A bound value as a literal: integers, booleans, text and lists of text only (the
+    statements compiled here hold no others)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return sql_literal(value)
+    if isinstance(value, list | tuple):
+        return "ARRAY[" + ",".join(_sql_value(v) for v in value) + "]"
+    raise TypeError(f"no literal for {type(value).__name__}")
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
+_COPY_HEADER_SIZE = 19  # signature, flags, header extension length
+
+
+async def read_at_once(engine: AsyncEngine, tenant_id: str, query: str) -> list[bytes]:
+    """The rows of `query` (one text column each, say JSON), read as the request role in this
+    tenant in ONE round trip, where `read_in_tenant` takes three (BEGIN, the read, COMMIT).
+
+    The role and tenant settings and the read go as one simple query: PostgreSQL runs its
+    statements as one implicit transaction, each planned after the one before has run, so
+    row-level security binds the read to the tenant and the settings end with it (also behind
+    a transaction pooler). The simple query protocol takes no parameters: `query` carries its
+    values written in (`RawQuery.written_out`: integers, and text from the verified token as
+    escape strings); text a caller typed stays a bound parameter (`read_in_tenant`). A simple
+    query returns rows to asyncpg only through COPY, in its binary format, parsed here.
+    """
+    chunks: list[bytes] = []
+
+    async def collect(data: bytes) -> None:
+        chunks.append(bytes(data))
+
+    statement = f"{_entering(tenant_id, read_only=True)};COPY ({query}) TO STDOUT (FORMAT binary)"
+    proxied = await greenlet_spawn(engine.sync_engine.raw_connection)
+    connection: asyncpg.Connection = proxied.driver_connection
+    ended = False
+    try:
+        # asyncpg's COPY of a query takes parameters only by interpolating them on the server
+        # (a round trip of its own); its statement-level COPY is what it runs underneath.
+        # Logged, when the connection has query loggers, as asyncpg logs its own queries.
+        if connection._query_loggers:
+            with connection._time_and_log(statement, (), None):
+                await connection._copy_out(statement, collect, None)
+        else:
+            await connection._copy_out(statement, collect, None)
+        ended = True
+    except asyncpg.PostgresError:
+        ended = True  # the implicit transaction has ended with the error
+        raise
+    finally:
+        if not ended:  # cancelled or broken mid-read: never reused
+            await greenlet_spawn(proxied.invalidate)
+        await greenlet_spawn(proxied.close)
+    return _copy_rows(b"".join(chunks))
+
+
+def _copy_rows(data: bytes) -> list[bytes]:
+    """The values of a one-column binary COPY (none may be NULL)."""
+    if not data.startswith(_COPY_HEADER):
+        raise ValueError("not a binary COPY")
+    rows = []
+    at = _COPY_HEADER_SIZE
+    while data[at : at + 2] != b"\xff\xff":  # the trailer
+        size = int.from_bytes(data[at + 2 : at + 6], "big", signed=True)
+        if size < 0:
+            raise ValueError("a NULL where a value was expected")
+        rows.append(data[at + 6 : at + 6 + size])
+        at += 6 + size
+    return rows
 
 
 async def read_in_tenant(
