@@ -13,7 +13,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from panels.platform.db import APP_ROLE, read_at_once, read_in_tenant, request_engine
+from panels.platform.db import APP_ROLE, request_engine
+from panels.platform.reads import read_at_once, read_in_tenant
 from tests.conftest import Caller, CallerFactory, Services
 
 Client = AsyncTestClient[Litestar]
