@@ -60,6 +60,7 @@ class Access(IntEnum):
 
 IdColumn = ColumnElement[int] | InstrumentedAttribute[int]
 TENANT_PARAMETER = bindparam("tenant_id", type_=String)
+_USER_PARAMETER = bindparam("user_id", type_=String)
 _IDENTITIES_PARAMETER = bindparam("identities", type_=ARRAY(Text))
 
 
@@ -72,8 +73,12 @@ def identities(principal: Principal) -> list[str]:
 
 
 def caller_parameters(principal: Principal) -> dict[str, Any]:
-    """The values of the bound parameters `readable_panels_bound` stands on."""
-    return {"tenant_id": principal.tenant_id, "identities": identities(principal)}
+    """The values of the bound parameters `readable_panels_bound` (and the others) stand on."""
+    return {
+        "tenant_id": principal.tenant_id,
+        "user_id": principal.user_id,
+        "identities": identities(principal),
+    }
 
 
 def _grants_of(
@@ -140,17 +145,31 @@ def readable_panels_bound(admin: bool) -> tuple[ColumnElement[bool], ...]:
     return (_readable_panel(TENANT_PARAMETER, named, Panel.id),)
 
 
+def _readable_view(
+    tenant: str | ColumnElement[str], user: str | ColumnElement[str], named: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    return or_(
+        PanelView.is_published.is_(True),
+        PanelView.owner_user_id == user,
+        exists().where(_grants_named(tenant, named, "view", PanelView.id)),
+    )
+
+
 @lru_cache(maxsize=4096)
 def readable_views(principal: Principal) -> tuple[ColumnElement[bool], ...]:
     if principal.is_admin:
         return ()
-    return (
-        or_(
-            PanelView.is_published.is_(True),
-            PanelView.owner_user_id == principal.user_id,
-            exists().where(_grants_of(principal, "view", PanelView.id)),
-        ),
-    )
+    named = Grant.user_email.in_(identities(principal))
+    return (_readable_view(principal.tenant_id, principal.user_id, named),)
+
+
+@cache
+def readable_views_bound(admin: bool) -> tuple[ColumnElement[bool], ...]:
+    """`readable_views` with the caller as bound parameters, as `readable_panels_bound`."""
+    if admin:
+        return ()
+    named = Grant.user_email == any_(_IDENTITIES_PARAMETER)
+    return (_readable_view(TENANT_PARAMETER, _USER_PARAMETER, named),)
 
 
 @lru_cache(maxsize=4096)
