@@ -135,6 +135,7 @@ async def test_reads_answer_as_before_for_every_kind_of_caller(
     assert await names(builder, "&q=0%25_") == (["Shared 100%_x"], "1")
     assert await names(builder, "&q=%25") == (["Shared 100%_x"], "1")
     assert await names(builder, "&q=0_x") == ([], "0")
+    assert await names(builder, "&q=Shared&limit=1&offset=5") == ([], "1")
     for caller, status in ((builder, 200), (admin, 200), (member, 404), (stranger, 404)):
         read = await client.get(f"/api/panels/{private['id']}", headers=caller.headers)
         assert read.status_code == status

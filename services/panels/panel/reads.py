@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from hashlib import blake2b
@@ -80,22 +81,25 @@ class PanelReads:
         values = {**caller_parameters(principal), "limit": limit, "offset": offset}
         tenant = self.ctx.tenant_id
         if q is None:
-            rows: list[Any] = await read_at_once(self.engine, tenant, page.written_out(values))
+            rows: Sequence[bytes | str] = await read_at_once(
+                self.engine, tenant, page.written_out(values)
+            )
             if not rows and offset:  # past the end: no row to carry the count
-                rows = await read_at_once(self.engine, tenant, count.written_out(values))
-                return JsonBody(b"[]", total=int(rows[0]))
+                [counted] = await read_at_once(self.engine, tenant, count.written_out(values))
+                return JsonBody(b"[]", total=int(counted))
         else:
             values["name_pattern"] = f"%{escape_like_value(q)}%"
 
-            async def search(connection: Connection) -> list[Any]:
+            async def search(connection: Connection) -> tuple[list[str], str | None]:
                 found = await connection.fetch(page.sql, *page.args(values))
                 if not found and offset:
-                    return [await connection.fetchval(count.sql, *count.args(values))]
-                return [row[0] for row in found]
+                    return [], await connection.fetchval(count.sql, *count.args(values))
+                return [row[0] for row in found], None
 
-            rows = await read_in_tenant(self.engine, tenant, search)
-            if rows and not isinstance(rows[0], str):
-                return JsonBody(b"[]", total=int(rows[0]))
+            found, total_past_the_end = await read_in_tenant(self.engine, tenant, search)
+            if total_past_the_end is not None:
+                return JsonBody(b"[]", total=int(total_past_the_end))
+            rows = found
         panels = [_decoded(row, _PAGE_ROW) for row in rows]
         total = panels[0].total if panels else 0
         return JsonBody(encode_json([_panel_read(p) for p in panels]), total=total)
