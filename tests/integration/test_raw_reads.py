@@ -143,3 +143,17 @@ async def test_reads_answer_as_before_for_every_kind_of_caller(
     assert read.json() == shared
     as_owner = await client.get(f"/api/panels/{shared['id']}", headers=builder.headers)
     assert read.headers["etag"] == as_owner.headers["etag"]
+
+
+async def test_a_caller_whose_names_need_quoting_reads_what_is_shared_with_them(
+    client: Client, create_panel: Any, share: Any, builder: Caller, make_caller: CallerFactory
+) -> None:
+    """The caller's user id and email are written into a read at once as escape strings."""
+    quoted = make_caller("o'neil\\", "user", email="o'neil\\x@example.com")
+    panel = await create_panel(name="Shared")
+    await create_panel(name="Not shared")
+    await share(builder, "panel", panel["id"], user=quoted.email)
+    read = await client.get(f"/api/panels/{panel['id']}", headers=quoted.headers)
+    assert read.status_code == 200, read.text
+    listed = await client.get("/api/panels", headers=quoted.headers)
+    assert [p["name"] for p in listed.json()] == ["Shared"]
