@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from advanced_alchemy.alembic.commands import AlembicCommands
-from sqlalchemy import make_url
+from sqlalchemy import event, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from panels.platform.db import migration_config
 from tests.conftest import Services
@@ -40,3 +42,41 @@ async def fresh_database(services: Services, owner: str | None = None) -> AsyncI
         yield as_user(services.database_url, owner, name)
     finally:
         await asyncio.to_thread(services.embedded.drop_database, name)
+
+
+@contextmanager
+def queries_sent(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements the engine's connections send meanwhile, but those that only begin or
+    end a transaction or enter the request role: the statements of sessions (SQLAlchemy's cursor
+    events) and those sent on a pooled connection without one (asyncpg's query loggers)."""
+    sent: list[str] = []
+    drivers: list[Any] = []
+
+    def log(record: Any) -> None:
+        sent.append(record.query)
+
+    def attach(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        drivers.append(dbapi_connection.driver_connection)
+        drivers[-1].add_query_logger(log)
+
+    def count(*args: Any) -> None:
+        sent.append(str(args[2]))
+
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "checkout", attach)
+    event.listen(sync_engine, "before_cursor_execute", count)
+    queries: list[str] = []
+    try:
+        yield queries
+    finally:
+        event.remove(sync_engine, "checkout", attach)
+        event.remove(sync_engine, "before_cursor_execute", count)
+        for driver in drivers:
+            driver.remove_query_logger(log)
+    # A read at once sends the settings and its COPY as one query: its statements one by one.
+    statements = [part.strip() for query in sent for part in query.split(";")]
+    queries += [
+        s
+        for s in statements
+        if s and "set_config" not in s and not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))
+    ]

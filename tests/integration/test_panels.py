@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.conftest import Caller, CallerFactory
+from tests.integration.databases import queries_sent
 
 Client = AsyncTestClient[Litestar]
 
@@ -345,3 +346,25 @@ async def test_total_is_kept_past_the_last_page(
         "/api/changes/panels", params={"offset": 10}, headers=builder.headers
     )
     assert changes.json() == {"changes": [], "total": 2, "hasMore": False}
+
+
+async def test_a_put_is_two_statements_and_its_record(
+    client: Client, app: Litestar, builder: Caller, member: Caller, create_panel: Any, share: Any
+) -> None:
+    """The read that locks the panel and answers the caller's right, then the change with its
+    record; what a GET then shows is what the PUT answered, and the change is recorded."""
+    panel = await create_panel(builder, name="Before")
+    await share(builder, "panel", panel["id"], user=member.email, permission="editor")
+    url = f"/api/panels/{panel['id']}"
+    with queries_sent(app.state.runtime.db.get_engine()) as queries:
+        response = await client.put(url, json={"name": "After"}, headers=member.headers)
+    assert response.status_code == 200, response.text
+    assert len(queries) == 2, queries
+    read = await client.get(url, headers=member.headers)
+    assert read.json() == response.json()
+    assert read.headers["etag"] == response.headers["etag"]
+    changes = (await client.get(f"{url}/changes", headers=builder.headers)).json()
+    by_member = [c for c in changes["changes"] if c["changedBy"] == member.user]
+    assert [(c["changeType"], c["oldValues"], c["newValues"]) for c in by_member] == [
+        ("panel_updated", {"name": "Before"}, {"name": "After"})
+    ]

@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from panels.platform.db import owner_engine
 from tests.conftest import Caller, CallerFactory, Services
+from tests.integration.databases import queries_sent
 
 Client = AsyncTestClient[Litestar]
 
@@ -283,19 +284,9 @@ async def test_listing_panels_with_500_grants_among_10000_is_one_query(
             )
     finally:
         await engine.dispose()
-    statements: list[str] = []
-    sync_engine = app.state.runtime.db.get_engine().sync_engine
-
-    def count(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(sync_engine, "before_cursor_execute", count)
-    try:
+    with queries_sent(app.state.runtime.db.get_engine()) as queries:
         response = await client.get("/api/panels", params={"limit": 500}, headers=user.headers)
-    finally:
-        event.remove(sync_engine, "before_cursor_execute", count)
     assert response.status_code == 200
     assert response.headers["x-total-count"] == "500"
     assert len(response.json()) == 500
-    queries = [s for s in statements if "set_config" not in s]
     assert len(queries) == 1, queries  # the page with its total; grants filtered inside it

@@ -611,3 +611,42 @@ async def test_listing_1000_views_takes_a_constant_number_of_queries(
     # The page of views with its total (one query, a window count), their sorts, their
     # filters, and the names of the columns they use: four, however many views there are.
     assert len(queries) == 4, queries
+
+
+async def test_a_view_read_in_one_round_trip_is_the_one_a_list_shows(
+    client: Client,
+    member: Caller,
+    make_caller: CallerFactory,
+    share: Any,
+    panel: dict[str, Any],
+) -> None:
+    """A missed view is read without a session, its sorts, filters and column names in one
+    statement: the same representation (and ETag) as the session's list builds, for whoever
+    may read it, and a 404 for whoever may not."""
+    view = await create_view(client, member, panel, metadata={"b": 1, "a": {"z": None, "y": 2}})
+    url = f"/api/views/{view['id']}"
+    sorts = [{"columnName": "Opened"}, {"columnName": "Age", "direction": "desc", "order": 0}]
+    filters = [
+        {"columnName": "Age", "operator": "gt", "value": 5},
+        {"columnName": "Status", "operator": "in", "value": ["a", "b"], "logicalOperator": "or"},
+    ]
+    for part, body in (("sorts", sorts), ("filters", filters)):
+        response = await client.put(f"{url}/{part}", json={part: body}, headers=member.headers)
+        assert response.status_code == 200, response.text
+    read = await client.get(url, headers=member.headers)
+    assert read.status_code == 200
+    assert [s["columnName"] for s in read.json()["sort"]] == ["Opened", "Age"]  # (order, id)
+    assert [f["value"] for f in read.json()["filters"]] == [5, ["a", "b"]]
+    listed = await client.get(f"/api/views?panelId={panel['id']}", headers=member.headers)
+    assert listed.json()["views"] == [read.json()]
+    changed = await client.put(url, json={"name": "Renamed"}, headers=member.headers)
+    assert changed.status_code == 200
+    again = await client.get(url, headers=member.headers)
+    assert again.json() == changed.json()
+    assert again.headers["etag"] == changed.headers["etag"]
+    colleague = make_caller("dave", "user")
+    assert (await client.get(url, headers=colleague.headers)).status_code == 404
+    await share(member, "view", view["id"], user=colleague.email)
+    seen = await client.get(url, headers=colleague.headers)
+    assert seen.status_code == 200
+    assert seen.json() == again.json()

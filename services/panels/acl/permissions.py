@@ -15,15 +15,31 @@
 `access` answers for one resource; `readable_panels` / `readable_views` are the same rules as
 SQL conditions, so that lists filter in the database and never load what they would hide.
 SQL expressions are immutable, so the conditions are built once per principal and shared:
-building them costs more than a cached read.
+building them costs more than a cached read. `readable_panels_bound` is the same condition with
+the caller as bound parameters (`caller_parameters`), for statements compiled once for everyone.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -43,6 +59,9 @@ class Access(IntEnum):
 
 
 IdColumn = ColumnElement[int] | InstrumentedAttribute[int]
+TENANT_PARAMETER = bindparam("tenant_id", type_=String)
+_USER_PARAMETER = bindparam("user_id", type_=String)
+_IDENTITIES_PARAMETER = bindparam("identities", type_=ARRAY(Text))
 
 
 def identities(principal: Principal) -> list[str]:
@@ -53,22 +72,54 @@ def identities(principal: Principal) -> list[str]:
     return names
 
 
+def caller_parameters(principal: Principal) -> dict[str, Any]:
+    """The values of the bound parameters `readable_panels_bound` (and the others) stand on."""
+    return {
+        "tenant_id": principal.tenant_id,
+        "user_id": principal.user_id,
+        "identities": identities(principal),
+    }
+
+
 def _grants_of(
     principal: Principal, resource_type: str, resource_id: IdColumn
 ) -> ColumnElement[bool]:
-    return and_(
-        Grant.tenant_id == principal.tenant_id,
-        Grant.resource_type == resource_type,
-        Grant.resource_id == resource_id,
+    return _grants_named(
+        principal.tenant_id,
         Grant.user_email.in_(identities(principal)),
+        resource_type,
+        resource_id,
     )
 
 
-def _published_view_of(principal: Principal, panel_id: IdColumn) -> ColumnElement[bool]:
+def _grants_named(
+    tenant: str | ColumnElement[str],
+    named: ColumnElement[bool],
+    resource_type: str,
+    resource_id: IdColumn,
+) -> ColumnElement[bool]:
+    return and_(
+        Grant.tenant_id == tenant,
+        Grant.resource_type == resource_type,
+        Grant.resource_id == resource_id,
+        named,
+    )
+
+
+def _published_view_of(tenant: str | ColumnElement[str], panel_id: IdColumn) -> ColumnElement[bool]:
     return exists().where(
-        PanelView.tenant_id == principal.tenant_id,
+        PanelView.tenant_id == tenant,
         PanelView.panel_id == panel_id,
         PanelView.is_published.is_(True),
+    )
+
+
+def _readable_panel(
+    tenant: str | ColumnElement[str], named: ColumnElement[bool], panel_id: IdColumn
+) -> ColumnElement[bool]:
+    return or_(
+        exists().where(_grants_named(tenant, named, "panel", panel_id)),
+        _published_view_of(tenant, panel_id),
     )
 
 
@@ -80,11 +131,27 @@ def readable_panels(
     if principal.is_admin:
         return ()
     column = Panel.id if panel_id is None else panel_id
-    return (
-        or_(
-            exists().where(_grants_of(principal, "panel", column)),
-            _published_view_of(principal, column),
-        ),
+    named = Grant.user_email.in_(identities(principal))
+    return (_readable_panel(principal.tenant_id, named, column),)
+
+
+@cache
+def readable_panels_bound(admin: bool) -> tuple[ColumnElement[bool], ...]:
+    """`readable_panels` with the caller as the bound parameters `tenant_id` and `identities`
+    (`caller_parameters`): one statement for every caller who is (or is not) an admin."""
+    if admin:
+        return ()
+    named = Grant.user_email == any_(_IDENTITIES_PARAMETER)
+    return (_readable_panel(TENANT_PARAMETER, named, Panel.id),)
+
+
+def _readable_view(
+    tenant: str | ColumnElement[str], user: str | ColumnElement[str], named: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    return or_(
+        PanelView.is_published.is_(True),
+        PanelView.owner_user_id == user,
+        exists().where(_grants_named(tenant, named, "view", PanelView.id)),
     )
 
 
@@ -92,13 +159,17 @@ def readable_panels(
 def readable_views(principal: Principal) -> tuple[ColumnElement[bool], ...]:
     if principal.is_admin:
         return ()
-    return (
-        or_(
-            PanelView.is_published.is_(True),
-            PanelView.owner_user_id == principal.user_id,
-            exists().where(_grants_of(principal, "view", PanelView.id)),
-        ),
-    )
+    named = Grant.user_email.in_(identities(principal))
+    return (_readable_view(principal.tenant_id, principal.user_id, named),)
+
+
+@cache
+def readable_views_bound(admin: bool) -> tuple[ColumnElement[bool], ...]:
+    """`readable_views` with the caller as bound parameters, as `readable_panels_bound`."""
+    if admin:
+        return ()
+    named = Grant.user_email == any_(_IDENTITIES_PARAMETER)
+    return (_readable_view(TENANT_PARAMETER, _USER_PARAMETER, named),)
 
 
 @lru_cache(maxsize=4096)
@@ -170,9 +241,27 @@ async def panel_access(session: AsyncSession, principal: Principal, panel_id: in
         select(func.max(_LEVEL))
         .where(_grants_of(principal, "panel", literal(panel_id)))
         .scalar_subquery(),
-        select(_published_view_of(principal, literal(panel_id))).scalar_subquery(),
+        select(_published_view_of(principal.tenant_id, literal(panel_id))).scalar_subquery(),
     )
     level, published = (await session.execute(statement)).one()
+    return access_of(level, published)
+
+
+@cache
+def panel_access_bound() -> tuple[ColumnElement[int | None], ColumnElement[bool]]:
+    """What `panel_access` reads, as columns of a statement about `Panel` rows, with the caller
+    as the bound parameters of `caller_parameters`; `access_of` answers from their values."""
+    named = Grant.user_email == any_(_IDENTITIES_PARAMETER)
+    level = (
+        select(func.max(_LEVEL))
+        .where(_grants_named(TENANT_PARAMETER, named, "panel", Panel.id))
+        .scalar_subquery()
+    )
+    return level, _published_view_of(TENANT_PARAMETER, Panel.id)
+
+
+def access_of(level: int | None, published: bool) -> Access:
+    """A non-admin's access to a panel from its strongest grant and whether it is published."""
     if level:
         return Access(level)
     return Access.VIEWER if published else Access.NONE

@@ -55,7 +55,7 @@ async def record(
 
 
 def new_record(ctx: RequestContext, **fields: Unpack[ChangeFields]) -> PanelChange:
-    """The change record `record` writes, not yet written (see `insert_for_new_panel`)."""
+    """The change record `record` writes, not yet written (see `insert_for_panel`)."""
     old_values, new_values = field_diff(fields.get("old") or {}, fields.get("new") or {})
     return PanelChange(
         tenant_id=ctx.tenant_id,
@@ -79,14 +79,14 @@ _RECORD_ATTRIBUTES = [a for a in inspect(PanelChange).column_attrs if a.key != "
 _RECORD_PARAMETER = "record_{}"
 
 
-def insert_for_new_panel(new_panel: CTE) -> Insert:
-    """The INSERT of a change record about a panel that the same statement creates: its panel
-    and entity ids are `new_panel.c.id` (a data-modifying CTE), so the panel, its record and
-    whatever else belongs with it are written in one round trip. The statement holds bind
+def insert_for_panel(written: CTE) -> Insert:
+    """The INSERT of a change record about a panel that the same statement creates or changes:
+    its panel and entity ids are `written.c.id` (a data-modifying CTE), so the panel, its record
+    and whatever else belongs with it are written in one round trip. The statement holds bind
     parameters only, so it can be built once; execute it with `record_parameters(change)`,
     then set the change's ids and pass it to `recorded`."""
     values = [
-        new_panel.c.id
+        written.c.id
         if a.key in _PANEL_ID_COLUMNS
         else bindparam(_RECORD_PARAMETER.format(a.key), type_=a.columns[0].type)
         for a in _RECORD_ATTRIBUTES
@@ -97,7 +97,7 @@ def insert_for_new_panel(new_panel: CTE) -> Insert:
 
 
 def record_parameters(change: PanelChange) -> dict[str, Any]:
-    """The values of `insert_for_new_panel`'s parameters for this change."""
+    """The values of `insert_for_panel`'s parameters for this change."""
     return {
         _RECORD_PARAMETER.format(a.key): getattr(change, a.key)
         for a in _RECORD_ATTRIBUTES
@@ -117,7 +117,7 @@ __all__ = [
     "ChangeType",
     "EntityType",
     "field_diff",
-    "insert_for_new_panel",
+    "insert_for_panel",
     "new_record",
     "record",
     "record_parameters",

@@ -6,8 +6,9 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
+from panels.panel.reads import PanelReads
 from panels.panel.schemas import PanelCreate, PanelRead, PanelUpdate, SortDirection, SortField
-from panels.panel.services import PanelReads, PanelService
+from panels.panel.services import PanelService
 from panels.platform.http import IfMatch, json_response
 from panels.platform.openapi import POST_CODES, documented_headers, error_responses
 from panels.platform.ratelimit import COUNTED_BY_CACHE
@@ -28,9 +29,8 @@ def provide_panel_service(
 def provide_panel_reads(
     request: Request[Any, Any, Any], ctx: NamedDependency[RequestContext]
 ) -> PanelReads:
-    return PanelReads(
-        ctx, request.app.state.runtime.cache, lambda: provide_panel_service(request, ctx)
-    )
+    runtime = request.app.state.runtime
+    return PanelReads(ctx, runtime.cache, runtime.db.get_engine())
 
 
 class PanelController(Controller):

@@ -1,45 +1,51 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
-from hashlib import blake2b
 from typing import Any
 
 import msgspec
-from advanced_alchemy.filters import SearchFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from msgspec import UnsetType
-from sqlalchemy import Row, Select, bindparam, func, insert, inspect, select, true
+from sqlalchemy import (
+    Executable,
+    Select,
+    bindparam,
+    insert,
+    inspect,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.acl.grants import insert_owner_grant, owner_grant_parameters, revoke_all
 from panels.acl.permissions import (
     Access,
     access,
+    access_of,
+    caller_parameters,
+    panel_access_bound,
     readable_panels,
     require,
     require_panel_creator,
 )
 from panels.change import recording as changes
-from panels.change.invalidation import PANEL_LISTS_SCOPE
+from panels.change.entities import PanelChange
 from panels.change.notifications import notify_owners, views_of_panel
 from panels.panel.entities import Panel
+from panels.panel.reads import readable_by_caller
 from panels.panel.schemas import (
-    CohortRule,
     PanelCreate,
     PanelRead,
     PanelUpdate,
-    SortDirection,
-    SortField,
     panel_snapshot,
 )
 from panels.platform.cache import Authorization, VersionedCache
 from panels.platform.errors import NotFound
-from panels.platform.http import JsonBody, check_if_match, encode_json, encoded
+from panels.platform.http import JsonBody, check_if_match, encoded
 from panels.platform.metadata import merge_metadata
-from panels.platform.schemas import iso_timestamp
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.view.entities import PanelView
 
@@ -58,14 +64,44 @@ def _create_statement() -> Select[tuple[int, int]]:
         .returning(Panel.id)
         .cte("created_panel")
     )
-    recorded = changes.insert_for_new_panel(created).cte("change_record")
+    recorded = changes.insert_for_panel(created).cte("change_record")
     owner = insert_owner_grant("panel", created).cte("owner_grant")
     # One row each: joined on true, said so, rather than a cartesian product SQLAlchemy warns of.
     both = created.join(recorded, true())
     return select(created.c.id, recorded.c.id).select_from(both).add_cte(owner)
 
 
-_SORT_COLUMNS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
+_KEYS = [a.key for a in inspect(Panel).column_attrs]
+# What a PUT may change.
+_CHANGING = ("name", "description", "meta", "cohort_rule", "updated_at")
+
+
+@cache
+def _locked_panel(admin: bool) -> Select[Any]:
+    """The panel the caller may read, locked, with what `access_of` needs for a non-admin."""
+    columns = [getattr(Panel, key) for key in _KEYS]
+    if not admin:
+        columns += panel_access_bound()
+    panel = Panel.id == bindparam("panel_id")
+    return select(*columns).where(*readable_by_caller(admin), panel).with_for_update(of=Panel)
+
+
+@cache
+def _update_statement(*, recorded: bool) -> Executable:
+    """The UPDATE of what a PUT may change; `recorded`, with its change record (as
+    `_create_statement` writes a new panel's)."""
+    updated = (
+        update(Panel)
+        .where(Panel.tenant_id == bindparam("panel_tenant_id"), Panel.id == bindparam("panel_id"))
+        .values(
+            {key: bindparam(f"panel_{key}", type_=getattr(Panel, key).type) for key in _CHANGING}
+        )
+    )
+    if not recorded:
+        return updated
+    changed = updated.returning(Panel.id).cte("updated_panel")
+    record = changes.insert_for_panel(changed).cte("change_record")
+    return select(record.c.id).select_from(changed.join(record, true()))
 
 
 class PanelRepository(SQLAlchemyAsyncRepository[Panel]):
@@ -87,50 +123,6 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
     def read_authorization(self, panel_id: int) -> Authorization:
         """The check that guards shared cached reads about this panel (its columns, sources)."""
         return Authorization("read-panel", lambda: self.get_readable(panel_id))
-
-    async def load_panel(self, panel_id: int) -> JsonBody:
-        """The panel's representation, if the caller may read it (else 404): its columns
-        straight into the wire struct, as `encode` would make it from the entity."""
-        statement = select(*_READ_COLUMNS).where(
-            Panel.tenant_id == self.ctx.tenant_id,
-            Panel.id == panel_id,
-            *readable_panels(self.ctx.principal),
-        )
-        row = (await self.session.execute(statement)).first()
-        if row is None:
-            raise NotFound("Panel not found")
-        return encoded(_panel_read(row))
-
-    async def page(
-        self, *, limit: int, offset: int, sort: SortField, order: SortDirection, q: str | None
-    ) -> JsonBody:
-        """One page of the panels the caller may read, with the count before paging riding on
-        its rows (a window count): columns straight into the wire struct, no ORM objects."""
-        conditions = [Panel.tenant_id == self.ctx.tenant_id, *readable_panels(self.ctx.principal)]
-        if q:
-            search = SearchFilter(
-                field_name="name", value=q, ignore_case=True, escape_wildcards=True
-            )
-            conditions += search.get_search_clauses(Panel)
-        column = getattr(Panel, _SORT_COLUMNS[sort])
-        order_by = (
-            [column.asc(), Panel.id.asc()] if order == "asc" else [column.desc(), Panel.id.desc()]
-        )
-        statement = (
-            select(*_READ_COLUMNS, func.count().over())
-            .where(*conditions)
-            .order_by(*order_by)
-            .limit(limit)
-            .offset(offset)
-        )
-        rows = (await self.session.execute(statement)).all()
-        if rows:
-            total = rows[0][-1]
-        elif offset:  # past the end: no row to carry the count
-            total = await self.session.scalar(select(func.count()).where(*conditions)) or 0
-        else:
-            total = 0
-        return JsonBody(encode_json([_panel_read(row) for row in rows]), total=total)
 
     async def get_readable(self, panel_id: int, *, for_update: bool = False) -> Panel:
         """The panel if the caller may read it; 404 alike when it is missing or hidden."""
@@ -183,9 +175,11 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         return panel
 
     async def update_panel(self, panel_id: int, data: PanelUpdate, if_match: str | None) -> Panel:
-        panel = await self.require_access(
-            panel_id, Access.EDITOR, "change this panel", for_update=True
-        )
+        """The change in one statement with its record (two round trips with the read that
+        locks the panel and checks the caller's right); a new cohort rule also warns the owners
+        of the panel's views, through the session."""
+        panel, granted = await self._locked(panel_id)
+        require(granted, Access.EDITOR, "change this panel")
         check_if_match(if_match, self.encode(panel).etag)
         before = panel_snapshot(panel)
         if not isinstance(data.name, UnsetType):
@@ -199,9 +193,41 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
         after = panel_snapshot(panel)
         if after == before:
             return panel
-        panel = await self.update(panel)
-        await self._record_update(panel, before, after)
+        panel.updated_at = datetime.now(UTC)
+        values = {
+            "panel_id": panel.id,
+            "panel_tenant_id": panel.tenant_id,
+            **{f"panel_{key}": getattr(panel, key) for key in _CHANGING},
+        }
+        fields = self._fields_record(panel, before, after)
+        if before["cohortRule"] != after["cohortRule"] or fields is None:
+            await self.session.execute(_update_statement(recorded=False), values)
+            await self._record_cohort_change(panel, before, after)
+            if fields is not None:
+                self.session.add(fields)
+                changes.recorded(self.session, fields)
+            return panel
+        parameters = {**values, **changes.record_parameters(fields)}
+        result = await self.session.execute(_update_statement(recorded=True), parameters)
+        fields.id = result.scalar_one()
+        fields.panel_id = fields.entity_id = panel.id
+        changes.recorded(self.session, fields)
         return panel
+
+    async def _locked(self, panel_id: int) -> tuple[Panel, Access]:
+        """The panel if the caller may read it (else 404), locked for a change, as an object
+        outside the session (the change is written by statement), and the caller's access."""
+        principal = self.ctx.principal
+        parameters = {**caller_parameters(principal), "panel_id": panel_id}
+        found = await self.session.execute(_locked_panel(principal.is_admin), parameters)
+        row = found.first()
+        if row is None:
+            raise NotFound("Panel not found")
+        panel = Panel(**dict(zip(_KEYS, row, strict=False)))
+        if principal.is_admin:
+            return panel, Access.OWNER
+        level, published = row[len(_KEYS) :]
+        return panel, access_of(level, published)
 
     async def delete_panel(self, panel_id: int, if_match: str | None) -> None:
         panel = await self.require_access(
@@ -231,104 +257,43 @@ class PanelService(SQLAlchemyAsyncRepositoryService[Panel, PanelRepository]):
     def encode(panel: Panel) -> JsonBody:
         return encoded(PanelRead.from_entity(panel))
 
-    async def _record_update(
+    async def _record_cohort_change(
         self, panel: Panel, before: dict[str, Any], after: dict[str, Any]
     ) -> None:
+        if before["cohortRule"] == after["cohortRule"]:
+            return
         session = self.session
-        if before["cohortRule"] != after["cohortRule"]:
-            change = await changes.record(
-                session,
-                self.ctx,
-                panel_id=panel.id,
-                change_type="cohort_changed",
-                entity_type="panel",
-                entity_id=panel.id,
-                description=f'Cohort rule of panel "{panel.name}" changed',
-                old={"cohortRule": before["cohortRule"]},
-                new={"cohortRule": after["cohortRule"]},
-            )
-            views = await views_of_panel(session, self.ctx, panel.id)
-            message = f'the cohort rule of panel "{panel.name}" changed'
-            await notify_owners(session, self.ctx, change, views, "warning", message)
+        change = await changes.record(
+            session,
+            self.ctx,
+            panel_id=panel.id,
+            change_type="cohort_changed",
+            entity_type="panel",
+            entity_id=panel.id,
+            description=f'Cohort rule of panel "{panel.name}" changed',
+            old={"cohortRule": before["cohortRule"]},
+            new={"cohortRule": after["cohortRule"]},
+        )
+        views = await views_of_panel(session, self.ctx, panel.id)
+        message = f'the cohort rule of panel "{panel.name}" changed'
+        await notify_owners(session, self.ctx, change, views, "warning", message)
+
+    def _fields_record(
+        self, panel: Panel, before: dict[str, Any], after: dict[str, Any]
+    ) -> PanelChange | None:
+        """The record of the fields other than the cohort rule that changed, if any did."""
         old_fields = {k: v for k, v in before.items() if k != "cohortRule"}
         new_fields = {k: v for k, v in after.items() if k != "cohortRule"}
-        if old_fields != new_fields:
-            changed = [k for k in new_fields if old_fields[k] != new_fields[k]]
-            await changes.record(
-                session,
-                self.ctx,
-                panel_id=panel.id,
-                change_type="panel_updated",
-                entity_type="panel",
-                entity_id=panel.id,
-                description=f'Panel "{panel.name}" updated: {", ".join(changed)}',
-                old=old_fields,
-                new=new_fields,
-            )
-
-
-class PanelReads:
-    """The panel reads served through the cache. The service (a session, a repository) is
-    built only when the cache misses: a hit needs neither."""
-
-    def __init__(
-        self, ctx: RequestContext, cache: VersionedCache, service: Callable[[], PanelService]
-    ) -> None:
-        self.ctx = ctx
-        self.cache = cache
-        self._service = service
-
-    async def read_panel(self, panel_id: int) -> JsonBody:
-        async def load() -> JsonBody:
-            return await self._service().load_panel(panel_id)
-
-        return await self.cache.read_through(self.ctx, str(panel_id), "panel", load)
-
-    async def list_panels(
-        self,
-        *,
-        limit: int,
-        offset: int,
-        sort: SortField,
-        direction: SortDirection | None,
-        q: str | None,
-    ) -> JsonBody:
-        order: SortDirection = direction or ("asc" if sort == "name" else "desc")
-        query_key = blake2b(f"{limit}|{offset}|{sort}|{order}|{q}".encode(), digest_size=12)
-
-        async def load() -> JsonBody:
-            return await self._service().page(
-                limit=limit, offset=offset, sort=sort, order=order, q=q
-            )
-
-        name = f"list:{query_key.hexdigest()}"
-        return await self.cache.read_through(self.ctx, PANEL_LISTS_SCOPE, name, load)
-
-
-_READ_COLUMNS = (
-    Panel.id,
-    Panel.name,
-    Panel.description,
-    Panel.tenant_id,
-    Panel.user_id,
-    Panel.cohort_rule,
-    Panel.meta,
-    Panel.created_at,
-    Panel.updated_at,
-)
-
-
-def _panel_read(row: Row[Any]) -> PanelRead:
-    """`PanelRead.from_entity` for a row of `_READ_COLUMNS`."""
-    id_, name, description, tenant_id, user_id, cohort_rule, meta, created, updated = tuple(row)[:9]
-    return PanelRead(
-        id=id_,
-        name=name,
-        description=description,
-        tenant_id=tenant_id,
-        user_id=user_id,
-        cohort_rule=msgspec.convert(cohort_rule, CohortRule),
-        metadata=meta,
-        created_at=iso_timestamp(created),
-        updated_at=iso_timestamp(updated),
-    )
+        if old_fields == new_fields:
+            return None
+        changed = [k for k in new_fields if old_fields[k] != new_fields[k]]
+        return changes.new_record(
+            self.ctx,
+            panel_id=panel.id,
+            change_type="panel_updated",
+            entity_type="panel",
+            entity_id=panel.id,
+            description=f'Panel "{panel.name}" updated: {", ".join(changed)}',
+            old=old_fields,
+            new=new_fields,
+        )

@@ -128,6 +128,17 @@ def _forget_deferred_setup(dbapi_connection: Any, _record: Any) -> None:
         driver.set_up_at_begin(None)
 
 
+def entering(tenant: str | None, *, read_only: bool = False) -> str:
+    """The statement that enters the request role (and tenant) for the rest of a transaction,
+    for the simple query protocol (no parameters)."""
+    entering = f"SELECT set_config('role', '{APP_ROLE}', true)"
+    if read_only:
+        entering += ", set_config('transaction_read_only', 'on', true)"
+    if tenant is not None:
+        entering += f", set_config('app.tenant_id', {sql_literal(tenant)}, true)"
+    return entering
+
+
 def sql_literal(value: str) -> str:
     """`value` as a PostgreSQL string literal, for the one statement sent without parameters
     (the simple query protocol of `BEGIN`): an escape string, read the same whatever
@@ -185,10 +196,7 @@ def _enter_request_role(session: Session, _transaction: Any, connection: Connect
         and getattr(adapter, "isolation_level", "autocommit") != "autocommit"
     )
     if isinstance(driver, RequestConnection) and not_begun:
-        entering = f"SELECT set_config('role', '{APP_ROLE}', true)"
-        if tenant is not None:
-            entering += f", set_config('app.tenant_id', {sql_literal(tenant)}, true)"
-        driver.set_up_at_begin(entering)
+        driver.set_up_at_begin(entering(tenant))
         return
     if tenant is None:
         connection.execute(_ENTER_ROLE)

@@ -12,6 +12,7 @@ from panels.platform.ratelimit import COUNTED_BY_CACHE
 from panels.platform.runtime import provide_tenant_session
 from panels.platform.schemas import MAX_ID, Offset, PathId
 from panels.platform.tenancy import RequestContext
+from panels.view.reads import ViewReads
 from panels.view.schemas import (
     FiltersRead,
     FiltersWrite,
@@ -22,7 +23,7 @@ from panels.view.schemas import (
     ViewRead,
     ViewUpdate,
 )
-from panels.view.services import ViewReads, ViewService
+from panels.view.services import ViewService
 
 Views = NamedDependency[ViewService]
 Reads = NamedDependency[ViewReads]

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from hashlib import blake2b
 from typing import Any, Literal
 
 from advanced_alchemy.filters import OrderBy, StatementFilter
@@ -22,7 +20,6 @@ from panels.acl.permissions import (
     require_publish_right,
 )
 from panels.change import recording as changes
-from panels.change.invalidation import VIEWS_SCOPE
 from panels.column.entities import PanelColumn
 from panels.panel.services import PanelService
 from panels.platform.errors import BadRequest, NotFound
@@ -86,10 +83,6 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         return JsonBody(
             encode_json(ViewPage(views=[view_read(v, names) for v in views], total=total))
         )
-
-    async def load_view(self, view_id: int) -> JsonBody:
-        view = await self.get_readable(view_id)
-        return encoded(view_read(view, await self._column_names({view.panel_id})))
 
     async def sorts(self, view_id: int) -> SortsRead:
         view = await self.get_readable(view_id)
@@ -339,34 +332,3 @@ def _sort_keys(sorts: list[ViewSort]) -> list[tuple[int, int, str]]:
 def _filter_keys(filters: list[ViewFilter]) -> list[tuple[int, str, Any, str]]:
     ordered = sorted(filters, key=lambda f: f.position)
     return [(f.column_id, f.operator, f.value, f.logical_operator) for f in ordered]
-
-
-class ViewReads:
-    """The view reads served through the cache. The service (a session, a repository) is
-    built only when the cache misses: a hit needs neither."""
-
-    def __init__(
-        self, ctx: RequestContext, runtime: Runtime, service: Callable[[], ViewService]
-    ) -> None:
-        self.ctx = ctx
-        self.cache = runtime.cache
-        self._service = service
-
-    async def list_views(
-        self, *, panel_id: int | None, published: bool | None, limit: int, offset: int
-    ) -> JsonBody:
-        query = f"{panel_id}|{published}|{limit}|{offset}"
-        name = f"list:{blake2b(query.encode(), digest_size=12).hexdigest()}"
-
-        async def load() -> JsonBody:
-            return await self._service().page(
-                panel_id=panel_id, published=published, limit=limit, offset=offset
-            )
-
-        return await self.cache.read_through(self.ctx, VIEWS_SCOPE, name, load)
-
-    async def read_view(self, view_id: int) -> JsonBody:
-        async def load() -> JsonBody:
-            return await self._service().load_view(view_id)
-
-        return await self.cache.read_through(self.ctx, VIEWS_SCOPE, f"view:{view_id}", load)
