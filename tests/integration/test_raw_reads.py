@@ -1,6 +1,5 @@
-"""Reads without a session (`read_in_tenant`, and `read_at_once` in one round trip): row-level
-security still binds each statement to the request's role and tenant, and nothing of the read
-outlives it on the pooled connection."""
+"""Reads without a session (`read_in_tenant`): row-level security still binds each statement to
+the request's role and tenant, and nothing of the read outlives it on the pooled connection."""
 
 from __future__ import annotations
 
@@ -14,14 +13,12 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from panels.platform.db import APP_ROLE, request_engine
-from panels.platform.reads import read_at_once, read_in_tenant
+from panels.platform.reads import read_in_tenant
 from tests.conftest import Caller, CallerFactory, Services
 
 Client = AsyncTestClient[Litestar]
 # No tenant condition of its own: what it sees, row-level security let through.
 SEEN = "SELECT current_user, count(*) FROM panel WHERE id = $1"
-SEEN_AT_ONCE = "SELECT current_user || ' ' || count(*) FROM panel WHERE id = {}"
-READS = ["in_tenant", "at_once"]
 
 
 @pytest.fixture
@@ -32,41 +29,32 @@ async def engine(services: Services) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def seen(
-    engine: AsyncEngine, tenant: str, panel_id: int, read: str = "in_tenant"
-) -> tuple[str, int]:
-    if read == "at_once":
-        [row] = await read_at_once(engine, tenant, SEEN_AT_ONCE.format(int(panel_id)))
-        user, count = row.decode().split(" ")
-        return user, int(count)
+async def seen(engine: AsyncEngine, tenant: str, panel_id: int) -> tuple[str, int]:
     found = await read_in_tenant(engine, tenant, lambda c: c.fetchrow(SEEN, panel_id))
     return found[0], found[1]
 
 
-@pytest.mark.parametrize("read", READS)
 async def test_a_read_sees_its_own_tenant_as_the_request_role(
-    read: str, client: Client, create_panel: Any, builder: Caller, engine: AsyncEngine
+    client: Client, create_panel: Any, builder: Caller, engine: AsyncEngine
 ) -> None:
     panel = await create_panel()
-    assert await seen(engine, builder.tenant, panel["id"], read) == (APP_ROLE, 1)
+    assert await seen(engine, builder.tenant, panel["id"]) == (APP_ROLE, 1)
 
 
-@pytest.mark.parametrize("read", READS)
 async def test_a_read_with_another_tenants_setting_sees_nothing(
-    read: str, client: Client, create_panel: Any, outsider: Caller, engine: AsyncEngine
+    client: Client, create_panel: Any, outsider: Caller, engine: AsyncEngine
 ) -> None:
     panel = await create_panel()
-    assert await seen(engine, outsider.tenant, panel["id"], read) == (APP_ROLE, 0)
+    assert await seen(engine, outsider.tenant, panel["id"]) == (APP_ROLE, 0)
 
 
-@pytest.mark.parametrize("read", READS)
 async def test_a_read_without_the_setting_sees_nothing(
-    read: str, client: Client, create_panel: Any, builder: Caller, engine: AsyncEngine
+    client: Client, create_panel: Any, builder: Caller, engine: AsyncEngine
 ) -> None:
     """As the request role, on the same pooled connection right after a read in the panel's
     tenant: the read's tenant ended with its transaction, and without it nothing is seen."""
     panel = await create_panel()
-    assert await seen(engine, builder.tenant, panel["id"], read) == (APP_ROLE, 1)
+    assert await seen(engine, builder.tenant, panel["id"]) == (APP_ROLE, 1)
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         driver: asyncpg.Connection = raw.driver_connection
@@ -89,9 +77,6 @@ async def test_a_read_that_fails_is_rolled_back_and_the_connection_serves_the_ne
     with pytest.raises(asyncpg.DivisionByZeroError):
         await read_in_tenant(engine, builder.tenant, fail)
     assert await seen(engine, builder.tenant, panel["id"]) == (APP_ROLE, 1)
-    with pytest.raises(asyncpg.DivisionByZeroError):
-        await read_at_once(engine, builder.tenant, "SELECT (1 / 0)::text")
-    assert await seen(engine, builder.tenant, panel["id"], "at_once") == (APP_ROLE, 1)
 
 
 async def test_a_read_is_read_only(client: Client, builder: Caller, engine: AsyncEngine) -> None:
@@ -100,9 +85,6 @@ async def test_a_read_is_read_only(client: Client, builder: Caller, engine: Asyn
 
     with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
         await read_in_tenant(engine, builder.tenant, write)
-    deleting = "WITH gone AS (DELETE FROM panel RETURNING id) SELECT count(*)::text FROM gone"
-    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
-        await read_at_once(engine, builder.tenant, deleting)
 
 
 async def test_reads_answer_as_before_for_every_kind_of_caller(

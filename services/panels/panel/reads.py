@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from hashlib import blake2b
@@ -23,14 +22,15 @@ from panels.platform.cache import VersionedCache
 from panels.platform.db import decode_jsonb
 from panels.platform.errors import NotFound
 from panels.platform.http import JsonBody, encode_json, encoded
-from panels.platform.reads import RawQuery, read_at_once, read_in_tenant
+from panels.platform.reads import RawQuery, read_in_tenant, read_rows
 from panels.platform.schemas import iso_timestamp
 from panels.platform.tenancy import RequestContext
 
 
 class PanelReads:
     """The panel reads served through the cache. A miss reads on a pooled connection without
-    a session (`read_in_tenant`): one statement each, compiled once for every caller."""
+    a session (`read_in_tenant`): one statement each, compiled once for every caller and
+    prepared once per connection."""
 
     def __init__(self, ctx: RequestContext, cache: VersionedCache, engine: AsyncEngine) -> None:
         self.ctx = ctx
@@ -65,7 +65,7 @@ class PanelReads:
         principal = self.ctx.principal
         query = _one_panel(principal.is_admin)
         values = {**caller_parameters(principal), "panel_id": panel_id}
-        rows = await read_at_once(self.engine, self.ctx.tenant_id, query.written_out(values))
+        rows = await read_rows(self.engine, self.ctx.tenant_id, query, values)
         if not rows:
             raise NotFound("Panel not found")
         return encoded(_panel_read(_decoded(rows[0], _PANEL_ROW)))
@@ -74,32 +74,22 @@ class PanelReads:
         self, *, limit: int, offset: int, sort: SortField, order: SortDirection, q: str | None
     ) -> JsonBody:
         """One page of the panels the caller may read, with the count before paging riding on
-        its rows (a window count). In one round trip, but for a name search: the text the
-        caller typed goes as a bound parameter."""
+        its rows (a window count); only a page past the end counts apart."""
         principal = self.ctx.principal
         page, count = _panel_page(principal.is_admin, sort, order, q is not None)
         values = {**caller_parameters(principal), "limit": limit, "offset": offset}
-        tenant = self.ctx.tenant_id
-        if q is None:
-            rows: Sequence[bytes | str] = await read_at_once(
-                self.engine, tenant, page.written_out(values)
-            )
-            if not rows and offset:  # past the end: no row to carry the count
-                [counted] = await read_at_once(self.engine, tenant, count.written_out(values))
-                return JsonBody(b"[]", total=int(counted))
-        else:
+        if q is not None:
             values["name_pattern"] = f"%{escape_like_value(q)}%"
 
-            async def search(connection: Connection) -> tuple[list[str], str | None]:
-                found = await connection.fetch(page.sql, *page.args(values))
-                if not found and offset:
-                    return [], await connection.fetchval(count.sql, *count.args(values))
-                return [row[0] for row in found], None
+        async def read(connection: Connection) -> tuple[list[str], str | None]:
+            found = await connection.fetch(page.sql, *page.args(values))
+            if not found and offset:
+                return [], await connection.fetchval(count.sql, *count.args(values))
+            return [row[0] for row in found], None
 
-            found, total_past_the_end = await read_in_tenant(self.engine, tenant, search)
-            if total_past_the_end is not None:
-                return JsonBody(b"[]", total=int(total_past_the_end))
-            rows = found
+        rows, total_past_the_end = await read_in_tenant(self.engine, self.ctx.tenant_id, read)
+        if total_past_the_end is not None:
+            return JsonBody(b"[]", total=int(total_past_the_end))
         panels = [_decoded(row, _PAGE_ROW) for row in rows]
         total = panels[0].total if panels else 0
         return JsonBody(encode_json([_panel_read(p) for p in panels]), total=total)
@@ -140,12 +130,11 @@ _READ_COLUMNS = (
 _SORT_COLUMNS = {"name": Panel.name, "createdAt": Panel.created_at, "updatedAt": Panel.updated_at}
 
 
-def _decoded(row: bytes | str, decoder: msgspec.json.Decoder[_R]) -> _R:
+def _decoded(row: str, decoder: msgspec.json.Decoder[_R]) -> _R:
     try:
         return decoder.decode(row)
     except msgspec.DecodeError:  # a number beyond a float's range: as `decode_jsonb` reads it
-        text = row if isinstance(row, str) else row.decode()
-        converted: _R = msgspec.convert(decode_jsonb(text), decoder.type)
+        converted: _R = msgspec.convert(decode_jsonb(row), decoder.type)
         return converted
 
 

@@ -3,13 +3,18 @@ machinery cost several times the statement itself there.
 
 `RawQuery` compiles a Core statement once for asyncpg. `read_in_tenant` runs reads on a pooled
 connection of the request engine in a read-only transaction as the request role in a tenant
-(three round trips: BEGIN with the settings, the reads, COMMIT); `read_at_once` reads in one.
-Row-level security binds every statement of both to the tenant, as it does a session's.
+(three round trips: BEGIN with the settings, the reads, COMMIT); `read_rows` is its usual
+read. Row-level security binds every statement to the tenant, as it does a session's.
+
+Measured and not kept (benchmarks/README.md, "Round trips and sessions on the hot routes"):
+the settings and the read as one simple query, its rows through a binary COPY, in one round
+trip. The service saved about 40 µs per read, but PostgreSQL planned the statement on every
+read (0.25-0.3 ms with the permission conditions) where prepared statements plan once, it
+needed asyncpg's private COPY entry point, and it wrote the caller's ids into the SQL text.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -19,7 +24,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from panels.platform.db import entering, sql_literal
+from panels.platform.db import entering
 
 T = TypeVar("T")
 
@@ -43,90 +48,6 @@ class RawQuery:
     def args(self, values: dict[str, Any]) -> list[Any]:
         defaults = self._defaults
         return [values[n] if n in values else defaults[n] for n in self._names]
-
-    def written_out(self, values: dict[str, Any]) -> str:
-        """The SQL with these values written in as literals, for `read_at_once`."""
-        args = self.args(values)
-        return _PARAMETER.sub(lambda m: _sql_value(args[int(m[1]) - 1]), self.sql)
-
-
-_PARAMETER = re.compile(r"\$(\d+)")
-
-
-def _sql_value(value: Any) -> str:
-    """A bound value as a literal: integers, booleans, text and lists of text only (the
-    statements compiled here hold no others)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, str):
-        return sql_literal(value)
-    if isinstance(value, list | tuple):
-        return "ARRAY[" + ",".join(_sql_value(v) for v in value) + "]"
-    raise TypeError(f"no literal for {type(value).__name__}")
-
-
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
-_COPY_HEADER_SIZE = 19  # signature, flags, header extension length
-
-
-async def read_at_once(engine: AsyncEngine, tenant_id: str, query: str) -> list[bytes]:
-    """The rows of `query` (one text column each, say JSON), read as the request role in this
-    tenant in ONE round trip, where `read_in_tenant` takes three (BEGIN, the read, COMMIT).
-
-    The role and tenant settings and the read go as one simple query: PostgreSQL runs its
-    statements as one implicit transaction, each planned after the one before has run, so
-    row-level security binds the read to the tenant and the settings end with it (also behind
-    a transaction pooler). The simple query protocol takes no parameters: `query` carries its
-    values written in (`RawQuery.written_out`: integers, and text from the verified token as
-    escape strings); text a caller typed stays a bound parameter (`read_in_tenant`). A simple
-    query returns rows to asyncpg only through COPY, in its binary format, parsed here.
-    """
-    chunks: list[bytes] = []
-
-    async def collect(data: bytes) -> None:
-        chunks.append(bytes(data))
-
-    statement = f"{entering(tenant_id, read_only=True)};COPY ({query}) TO STDOUT (FORMAT binary)"
-    proxied = await greenlet_spawn(engine.sync_engine.raw_connection)
-    connection: asyncpg.Connection = proxied.driver_connection
-    ended = False
-    try:
-        # asyncpg's COPY of a query takes parameters only by interpolating them on the server
-        # (a round trip of its own); its statement-level COPY is what it runs underneath.
-        # Logged, when the connection has query loggers, as asyncpg logs its own queries.
-        if connection._query_loggers:
-            with connection._time_and_log(statement, (), None):
-                await connection._copy_out(statement, collect, None)
-        else:
-            await connection._copy_out(statement, collect, None)
-        ended = True
-    except asyncpg.PostgresError:
-        ended = True  # the implicit transaction has ended with the error
-        raise
-    finally:
-        if not ended:  # cancelled or broken mid-read: never reused
-            await greenlet_spawn(proxied.invalidate)
-        await greenlet_spawn(proxied.close)
-    return _copy_rows(b"".join(chunks))
-
-
-def _copy_rows(data: bytes) -> list[bytes]:
-    """The values of a one-column binary COPY (none may be NULL)."""
-    if not data.startswith(_COPY_HEADER):
-        raise ValueError("not a binary COPY")
-    rows = []
-    at = _COPY_HEADER_SIZE
-    while data[at : at + 2] != b"\xff\xff":  # the trailer
-        size = int.from_bytes(data[at + 2 : at + 6], "big", signed=True)
-        if size < 0:
-            raise ValueError("a NULL where a value was expected")
-        rows.append(data[at + 6 : at + 6 + size])
-        at += 6 + size
-    return rows
 
 
 async def read_in_tenant(
@@ -158,3 +79,15 @@ async def read_in_tenant(
         if not ended:  # cancelled or broken mid-transaction: never reused
             await greenlet_spawn(proxied.invalidate)
         await greenlet_spawn(proxied.close)
+
+
+async def read_rows(
+    engine: AsyncEngine, tenant_id: str, query: RawQuery, values: dict[str, Any]
+) -> list[str]:
+    """The first column of each row of `query` (a JSON text, say), read in this tenant; the
+    statement is prepared once per pooled connection (asyncpg's statement cache)."""
+
+    async def fetch(connection: asyncpg.Connection) -> list[str]:
+        return [row[0] for row in await connection.fetch(query.sql, *query.args(values))]
+
+    return await read_in_tenant(engine, tenant_id, fetch)

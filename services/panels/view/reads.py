@@ -1,5 +1,5 @@
-"""The view reads served through the cache, and how a missed view is read: in one round trip,
-with its sorts, filters and their column names (`read_at_once`)."""
+"""The view reads served through the cache, and how a missed view is read: in one statement,
+with its sorts, filters and their column names (`read_rows`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from panels.column.entities import PanelColumn
 from panels.platform.db import decode_jsonb
 from panels.platform.errors import NotFound
 from panels.platform.http import JsonBody, encoded
-from panels.platform.reads import RawQuery, read_at_once
+from panels.platform.reads import RawQuery, read_rows
 from panels.platform.runtime import Runtime
 from panels.platform.schemas import iso_timestamp
 from panels.platform.tenancy import RequestContext
@@ -64,13 +64,13 @@ class ViewReads:
         principal = self.ctx.principal
         query = _one_view(principal.is_admin)
         values = {**caller_parameters(principal), "view_id": view_id}
-        rows = await read_at_once(self.engine, self.ctx.tenant_id, query.written_out(values))
+        rows = await read_rows(self.engine, self.ctx.tenant_id, query, values)
         if not rows:
             raise NotFound("View not found")
         try:
             row = _VIEW_ROW.decode(rows[0])
         except msgspec.DecodeError:  # a number beyond a float's range: as `decode_jsonb` reads it
-            row = msgspec.convert(decode_jsonb(rows[0].decode()), _ViewRow)
+            row = msgspec.convert(decode_jsonb(rows[0]), _ViewRow)
         return encoded(_view_read(row))
 
 
