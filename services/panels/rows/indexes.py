@@ -48,7 +48,7 @@ from panels.platform.jobs import JobKind, enqueue, postgres_dsn
 from panels.platform.runtime import Runtime
 
 from .compiler.conversion import BYTE_ORDER, from_json
-from .compiler.pivot import source_record_of
+from .compiler.pivot import PANEL_ROW, source_record_of
 from .compiler.spec import BaseColumn
 from .compiler.statement import record_value
 
@@ -144,7 +144,7 @@ def _value_sql(column: BaseColumn, live: Sequence[int]) -> str:
     column's expression; converting a placeholder column and putting the expression in its
     place gives the same expression (converting the expression itself would bind it in a
     subquery, `conversion.bind_once`, which no index can hold)."""
-    records = {source_id: source_record_of(source_id) for source_id in live}
+    records = {source_id: source_record_of(source_id, PANEL_ROW) for source_id in live}
     raw = record_value(records, column.source_field, column.data_source_id)
     value: ColumnElement[Any] = from_json(sql_column(_PLACEHOLDER, JSONB()), column.type)
     if value_type_of(column.type) == "text":  # text sorts by code point (`ordering`)

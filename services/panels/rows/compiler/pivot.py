@@ -1,5 +1,9 @@
 """A panel's rows from the `panel_row` table, as the `RowSource` the compiler reads.
 
+Rows are read through `panel_row_visible`, the view of the rows of the transaction's tenant
+(migration 20261201_0012): there row-level security does not keep the query's conditions out
+of the indexes (`rows.indexes`). The tenant is also named here, as on every other table.
+
 One `panel_row` per key holds `{"<source id>": record}` for every source of the panel with a
 record for that key, kept up to date at ingest by the records writer (migration
 20261201_0011). Merging at read time instead (a `GROUP BY key` over `source_record`) cost
@@ -30,27 +34,36 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.expression import TableClause
 
 from .spec import RowSource, source_column
 
-PANEL_ROW = table(
-    "panel_row",
-    column("tenant_id", Text()),
-    column("panel_id", BigInteger()),
-    column("key", Text()),
-    column("sources", JSONB()),
-)
+
+def _rows_table(name: str) -> TableClause:
+    return table(
+        name,
+        column("tenant_id", Text()),
+        column("panel_id", BigInteger()),
+        column("key", Text()),
+        column("sources", JSONB()),
+    )
 
 
-def source_record_of(source_id: int) -> Any:
-    """`sources -> '<id>'`: the record of one source in a `panel_row`."""
-    return type_coerce(PANEL_ROW.c.sources.op("->")(literal_column(f"'{int(source_id)}'")), JSONB())
+# What indexes are built on, and what rows queries read (the same columns).
+PANEL_ROW = _rows_table("panel_row")
+PANEL_ROW_VISIBLE = _rows_table("panel_row_visible")
+
+
+def source_record_of(source_id: int, rows: TableClause = PANEL_ROW_VISIBLE) -> Any:
+    """`sources -> '<id>'`: the record of one source in a row of `rows`."""
+    record = rows.c.sources.op("->")(literal_column(f"'{int(source_id)}'"))
+    return type_coerce(record, JSONB())
 
 
 def panel_rows(tenant_id: str, panel_id: int, live_source_ids: Sequence[int]) -> RowSource:
     """The rows of a panel whose live sources are `live_source_ids` (records of a deleted
     source are left out even before they are purged)."""
-    rows = PANEL_ROW
+    rows = PANEL_ROW_VISIBLE
     sources = tuple(sorted(live_source_ids))
     records = [source_record_of(source_id) for source_id in sources]
     # "Has a record of a live source" written as a null test, which the planner estimates
