@@ -1,11 +1,13 @@
-"""Sort indexes on demand: a view's sorts queue a job that builds the panel's expression index
-concurrently; the request role's page query uses it; the index goes once no view needs it."""
+"""Indexes on demand: a view's sorts and filters queue a job that builds the panel's expression
+indexes concurrently; the request role's page, count and cursor queries use them; an index
+goes once no view needs it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -20,7 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.platform.db import APP_ROLE, bind_tenant, owner_engine, request_engine
 from panels.platform.jobs import postgres_dsn
 from panels.records.writer import RecordBatch, write_records
-from panels.rows.compiler import BaseColumn, RowQuery, Sort, compile_rows, panel_rows
+from panels.rows.compiler import (
+    BaseColumn,
+    Condition,
+    RowQuery,
+    Sort,
+    compile_rows,
+    encode_cursor,
+    panel_rows,
+)
 from panels.rows.indexes import INDEX_ENTRYPOINT, INDEX_PREFIX, update_indexes
 from tests.conftest import Caller, Services
 
@@ -287,3 +297,94 @@ async def test_two_updates_at_once_take_turns_and_agree(
     finally:
         await other.close()
     assert len(await _panel_indexes(owner, panel["id"])) == 1
+
+
+async def test_a_views_filter_gets_an_index_that_counts_its_rows_until_it_is_dropped(
+    client: Client,
+    services: Services,
+    builder: Caller,
+    create_panel: Any,
+    owner: asyncpg.Connection,
+) -> None:
+    panel = await _panel_with_records(client, services, builder, create_panel)
+    panel_id, ward = panel["id"], panel["columns"]["Ward"]
+    view = await client.post(
+        "/api/views", json={"panelId": panel_id, "name": "W3"}, headers=builder.headers
+    )
+    assert view.status_code == 201, view.text
+    filters_url = f"/api/views/{view.json()['id']}/filters"
+    queued = await _queued_index_jobs(services, panel_id)
+    response = await client.put(
+        filters_url,
+        json={"filters": [{"columnName": "Ward", "operator": "eq", "value": "W3"}]},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert await _queued_index_jobs(services, panel_id) == queued + 1
+
+    query = RowQuery(
+        columns=[ward],
+        shown=[ward.id],
+        now=datetime.now(UTC),
+        filters=[Condition("eq", "W3", column_id=ward.id)],
+    )
+    count = compile_rows(panel_rows(builder.tenant, panel_id, [panel["source_id"]]), query).count
+    await owner.execute("ANALYZE panel_row")
+    assert INDEX_PREFIX not in await _plan(owner, builder.tenant, count)
+
+    await update_indexes(owner, builder.tenant, panel_id)
+    [index] = await _panel_indexes(owner, panel_id)
+    await owner.execute("ANALYZE panel_row")
+    # The filter is the index's condition: the total counts the index's matches.
+    assert f"Bitmap Index Scan on {index}" in await _plan(owner, builder.tenant, count)
+
+    # A filter no index serves (it holds for most rows) replaces it: the index goes.
+    response = await client.put(
+        filters_url,
+        json={"filters": [{"columnName": "Ward", "operator": "ne", "value": "W3"}]},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert await _queued_index_jobs(services, panel_id) == queued + 2
+    await update_indexes(owner, builder.tenant, panel_id)
+    assert await _panel_indexes(owner, panel_id) == []
+
+
+async def test_a_page_by_cursor_starts_from_its_sorts_index(
+    client: Client,
+    services: Services,
+    builder: Caller,
+    create_panel: Any,
+    owner: asyncpg.Connection,
+) -> None:
+    panel = await _panel_with_records(client, services, builder, create_panel)
+    panel_id, risk = panel["id"], panel["columns"]["Risk"]
+    view = await client.post(
+        "/api/views", json={"panelId": panel_id, "name": "V"}, headers=builder.headers
+    )
+    response = await client.put(
+        f"/api/views/{view.json()['id']}/sorts",
+        json={"sorts": [{"columnName": "Risk", "direction": "desc"}]},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    await update_indexes(owner, builder.tenant, panel_id)
+    [index] = await _panel_indexes(owner, panel_id)
+    await owner.execute("ANALYZE panel_row")
+    sorts = [Sort(risk.id, descending=True)]
+    source = panel_rows(builder.tenant, panel_id, [panel["source_id"]])
+    first = compile_rows(
+        source, RowQuery(columns=[risk], shown=[risk.id], now=datetime.now(UTC), sorts=sorts)
+    )
+    cursor = encode_cursor(first.sort_keys, [Decimal("50.00")], "2500")
+    query = RowQuery(
+        columns=[risk], shown=[risk.id], now=datetime.now(UTC), sorts=sorts, cursor=cursor, limit=5
+    )
+    plan = await _plan(owner, builder.tenant, compile_rows(source, query).page)
+    # Both ranges after the cursor (the values up to 50, then the nulls) are found in the
+    # index, the first read in its order from 50 down: no scan of the panel.
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert f"Index Scan using {index}" in plan, plan
+    assert any(line.endswith("<= 50.00)") for line in conditions), plan
+    assert any(line.endswith("IS NULL))") for line in conditions), plan
+    assert "Seq Scan" not in plan, plan

@@ -38,6 +38,11 @@ table without FORCE); through `panel_row_visible` it sees only the tenant it set
 default. The owner's other tables keep FORCE. `panel_row` holds no data that is not derived
 from `source_record` (still forced), which the records writer rebuilds it from.
 
+Where the server offers `pg_trgm` (a trusted extension: the database's owner may install it),
+it is installed here, for the trigram indexes of `contains` filters (`rows/indexes.py`); the
+embedded PostgreSQL has none, and everything works without it. The downgrade leaves it
+(indexes built on it may remain until the index job drops them).
+
 Revision ID: 20261201_0012
 Revises: 20261201_0011
 Create Date: 2026-12-01
@@ -52,15 +57,27 @@ down_revision: str | None = "20261201_0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The `tenant_isolation` policy's expression (20261201_0011).
-TENANT = "current_setting('app.tenant_id', true)"
-
 
 def upgrade() -> None:
     op.execute(
-        f"""
+        """
+        DO $$
+        BEGIN
+          IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm;
+          END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+          RAISE NOTICE 'pg_trgm not installed (%): contains filters use no index', SQLERRM;
+        END
+        $$
+        """
+    )
+    # The tenant condition is the `tenant_isolation` policy's expression (20261201_0011).
+    op.execute(
+        """
         CREATE VIEW panel_row_visible AS
-          SELECT tenant_id, panel_id, key, sources FROM panel_row WHERE tenant_id = {TENANT}
+          SELECT tenant_id, panel_id, key, sources FROM panel_row
+          WHERE tenant_id = current_setting('app.tenant_id', true)
         """
     )
     op.execute("GRANT SELECT ON panel_row_visible TO panels_app")

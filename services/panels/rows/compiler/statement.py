@@ -9,6 +9,9 @@ Layers, each reading only the ones before it:
    is computed once per row and read by name by the columns after it, so a chain of formulas
    stays linear (the `OFFSET 0` keeps the planner from pasting formulas into each other).
 
+A page by cursor also names the first sort's ranges after the cursor (`ordering.AfterCursor`),
+which an index on that sort can start from.
+
 Only the columns the query needs (shown, sorted, filtered, in the cohort, and what their
 formulas read) are computed; the count statement computes only what its conditions read.
 """
@@ -94,7 +97,7 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
     if query.cursor is not None:
         after = after_cursor(sort_keys, key, query.cursor)
         where, ranges = where & after.condition, after.ranges
-    columns = (
+    selected = (
         key.label("key"),
         *(page_layers.values[id][0].label(value_label(id)) for id in query.shown),
         *(k.value.label(sort_label(i)) for i, k in enumerate(sort_keys)),
@@ -105,7 +108,7 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
         # as if any order would do, and computed whole before the merge's sort.
         reach = None if query.limit is None else query.offset + query.limit
         parts = [
-            select(*columns)
+            select(*selected)
             .select_from(page_layers.joined)
             .where(where & part)
             .order_by(*order_by(sort_keys, key))
@@ -119,9 +122,9 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
         page = select(*merged.c).order_by(*order_by(merged_keys, merged.c.key))
     else:
         page = (
-            select(*columns)
+            select(*selected)
             .select_from(page_layers.joined)
-            .where(where.self_group() & ranges[0] if ranges else where)
+            .where(where & ranges[0] if ranges else where)
             .order_by(*order_by(sort_keys, key))
         )
     page = page.offset(query.offset)
