@@ -15,10 +15,11 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import Select, text
+from sqlalchemy import Select, event, text
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.app import create_app
 from panels.platform.db import APP_ROLE, bind_tenant, owner_engine, request_engine
 from panels.platform.jobs import postgres_dsn
 from panels.records.writer import RecordBatch, write_records
@@ -32,7 +33,8 @@ from panels.rows.compiler import (
     panel_rows,
 )
 from panels.rows.indexes import INDEX_ENTRYPOINT, INDEX_PREFIX, update_indexes
-from tests.conftest import Caller, Services
+from panels.rows.services import CUSTOM_PLANS
+from tests.conftest import Caller, Services, build_settings
 
 Client = AsyncTestClient[Litestar]
 RECORDS = 5000
@@ -388,3 +390,63 @@ async def test_a_page_by_cursor_starts_from_its_sorts_index(
     assert any(line.endswith("<= 50.00)") for line in conditions), plan
     assert any(line.endswith("IS NULL))") for line in conditions), plan
     assert "Seq Scan" not in plan, plan
+
+
+async def test_rows_statements_are_planned_for_their_values_every_time(
+    client: Client, services: Services, builder: Caller, create_panel: Any
+) -> None:
+    """A generic plan (PostgreSQL's choice after five runs of a prepared statement) cannot use
+    the panel's indexes, whose expressions hold what the statement binds as parameters: the
+    rows service asks for custom plans before its statements."""
+    panel = await _panel_with_records(client, services, builder, create_panel)
+    risk = panel["columns"]["Risk"]
+    source = panel_rows(builder.tenant, panel["id"], [panel["source_id"]])
+
+    async def plans_after_eight_pages(custom: bool) -> list[tuple[int, int]]:
+        engine = request_engine(services.database_url, pool_size=1)
+        try:
+            async with AsyncSession(engine) as session:
+                bind_tenant(session, builder.tenant)
+                for offset in range(8):
+                    query = RowQuery(
+                        columns=[risk],
+                        shown=[risk.id],
+                        now=datetime.now(UTC),
+                        sorts=[Sort(risk.id, descending=True)],
+                        limit=1,
+                        offset=offset,
+                    )
+                    if custom:
+                        await session.execute(CUSTOM_PLANS)
+                    await session.execute(compile_rows(source, query).page)
+                found = await session.execute(
+                    text(
+                        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                        " WHERE statement LIKE 'SELECT base.key%panel_row_visible%'"
+                    )
+                )
+                return [(row[0], row[1]) for row in found]
+        finally:
+            await engine.dispose()
+
+    # No index yet: PostgreSQL soon finds the generic plan as good, and would keep it.
+    [(generic, _custom)] = await plans_after_eight_pages(custom=False)
+    assert generic > 0
+    assert await plans_after_eight_pages(custom=True) == [(0, 8)]
+
+    statements: list[str] = []
+
+    def sent(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    app = create_app(build_settings(services))
+    sync_engine = app.state.runtime.db.get_engine().sync_engine
+    async with AsyncTestClient(app=app) as own:
+        event.listen(sync_engine, "before_cursor_execute", sent)
+        try:
+            response = await own.get(f"/api/panels/{panel['id']}/rows", headers=builder.headers)
+        finally:
+            event.remove(sync_engine, "before_cursor_execute", sent)
+    assert response.status_code == 200, response.text
+    [reading] = [i for i, s in enumerate(statements) if "FROM panel_row_visible" in s]
+    assert statements[reading - 1] == str(CUSTOM_PLANS)
