@@ -6,8 +6,9 @@ Pages are cached under the panel's scope, shared by every reader allowed at that
 check runs before any cached byte is served), and bumped by what changes rows: pushes and
 syncs, columns, the cohort rule, the view's shape (`change.invalidation`). A page's `total`
 is cached apart, under the same scope and behind the same check, keyed by what decides it
-(`_count_key`): it scans the whole panel, so it is counted once per version and filters rather
-than again for every page and sort. (Like the pages, a count whose filters read `TODAY()` or
+(`_count_key`): it reads every matching row (all the panel's, unless an index serves the
+filters), so it is counted once per version and filters rather than again for every page and
+sort. (Like the pages, a count whose filters read `TODAY()` or
 `NOW()` holds until the next bump or the cache TTL.) The CSV is never cached: it streams from
 PostgreSQL.
 
@@ -183,7 +184,7 @@ class RowService:
         # One row more than asked says whether there is a next page.
         compiled = self._compile(shape, shown, sorts, filters, page, page.limit + 1)
         # The count does not depend on the paging or the sorts: cached apart, it is computed
-        # once per panel version and filters (it costs a scan of the panel, see
+        # once per panel version and filters (it reads every matching row, see
         # benchmarks/README.md), not again for each page. On its miss the page comes in the
         # same round trip.
         with_total: list[Any] = []

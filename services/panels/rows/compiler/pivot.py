@@ -13,8 +13,9 @@ Each live source's record is `sources -> '<id>'`; a row shows only while one of 
 sources has a record for its key, so the entries of a deleted source are never read, even
 before the purge removes them. The panel and source ids are written into the SQL as constants
 (integers from the database, never client text): the partial expression indexes built for
-views hold the same constants, and the planner matches them only to identical expressions,
-whether or not it plans the statement generically.
+views hold the same constants, and the planner matches them only to identical expressions.
+(A column's path and the conversions' constants are parameters: only a plan made for their
+values can use those indexes, `rows.services.CUSTOM_PLANS`.)
 """
 
 from __future__ import annotations
