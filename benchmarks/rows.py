@@ -189,8 +189,12 @@ async def plans(reader: Reader, source: RowSource, records: int) -> None:
     )
     cursor = await deep_cursor(reader, source, [VIEW_SORT], records // 2)
     deep = compile_rows(source, query(reader.panel, sorts=[VIEW_SORT], cursor=cursor))
+    page_20 = compile_rows(
+        source, query(reader.panel, filters=[VIEW_FILTER], sorts=[VIEW_SORT], offset=950)
+    )
     for label, statement in (
         ("view page with its total", _page_with_total(view)),
+        ("view page 20 (offset 950)", page_20.page),
         ("deep page by cursor", deep.page),
         ("ad-hoc page", adhoc.page),
         ("ad-hoc count", adhoc.count),
@@ -218,6 +222,10 @@ async def scenarios(
     await measure("view page 50 (filter Ward = W3, sort Risk desc)", view.page)
     await measure("view count (total of that page)", view.count)
     await measure("view page with its total, one statement (a count miss)", _page_with_total(view))
+    page_20 = compile_rows(
+        source, query(reader.panel, filters=[VIEW_FILTER], sorts=[VIEW_SORT], offset=950)
+    )
+    await measure("view page 20 (offset 950)", page_20.page)
     await measure("ad-hoc filter Band = high (calculated, chain of 3) + sort", adhoc.page)
     await measure("ad-hoc count", adhoc.count)
     await measure("panel count (no filter)", whole.count)
