@@ -265,7 +265,7 @@ async def build_view_indexes(dsn: str, panel: Panel) -> None:
     base_columns = [column for column in panel.columns if isinstance(column, BaseColumn)]
     view = ViewShape(
         [(VIEW_SORT.column_id, VIEW_SORT.descending)],
-        [(VIEW_FILTER.column_id, VIEW_FILTER.operator)],
+        [(VIEW_FILTER.column_id, VIEW_FILTER.operator, VIEW_FILTER.logical_operator)],
     )
     owner = await asyncpg.connect(dsn, server_settings={"app.maintenance": "on"})
     try:

@@ -18,10 +18,17 @@ are immutable SQL. Per view:
   filters on the rows it passes; a page by cursor starts at the cursor's value
   (`compiler.ordering.AfterCursor`). When a view's later sorts are on calculated columns, the
   index of its leading base-column sorts still serves (an incremental sort).
-- each filter on a base column by `eq`, a comparison, `between`, `in` or `isNull`: a b-tree
-  `(value)` (none when a sort index of the panel already leads with that value). The filter
-  is then an index condition: a `total` is a bitmap count of the index's matches instead of
-  a scan of the panel, and a page whose sort has no index sorts only the matching rows.
+- its sorts after the `eq` filters every row must pass (`ViewShape.required_equalities`):
+  `(eq value, …, value₁ DESC NULLS LAST, …, key)`, the view's rows in its order. A page at an
+  offset reads only them, and its `total` counts them off the leading column. With a b-tree
+  for the filter beside the sort index instead, the planner sorted every matching row for a
+  page at offset 950 (267 ms instead of 63 at 1,000,000 rows): it has no statistics for a
+  partial index's expressions, guesses that an equality holds for 0.5 % of the rows, and so
+  believed the page lay past the end of the sort index's matches.
+- each other filter on a base column by `eq`, a comparison, `between`, `in` or `isNull`: a
+  b-tree `(value)` (none when an index above already leads with that value). The filter is
+  then an index condition: a `total` is a bitmap count of the index's matches instead of a
+  scan of the panel, and a page whose sort has no index sorts only the matching rows.
 - each `contains`, `startsWith` or `endsWith` filter on a text column: a trigram index
   `USING gin (value gin_trgm_ops)`, for the compiler's `ILIKE`, only where the database has
   `pg_trgm` (migration 20261201_0012 installs it where the server offers it; the embedded
@@ -108,10 +115,21 @@ class IndexJob(msgspec.Struct, rename="camel"):
 @dataclass(frozen=True, slots=True)
 class ViewShape:
     """What of a view its indexes depend on: (column id, descending) per sort, most
-    significant first, and (column id, operator) per filter."""
+    significant first, and (column id, operator, logical operator) per filter, in order."""
 
     sorts: Sequence[tuple[int, bool]]
-    filters: Sequence[tuple[int, str]] = ()
+    filters: Sequence[tuple[int, str, str]] = ()
+
+    def required_equalities(self) -> list[int]:
+        """The columns of `eq` filters every row of the view must pass (filters combine left
+        to right, `predicates.combine`: a filter is required when it and every filter after
+        it are joined by `and`; the first one's join is ignored)."""
+        required = []
+        for index, (column_id, operator, _join) in enumerate(self.filters):
+            later = self.filters[max(index, 1) :]
+            if operator == "eq" and all(join == "and" for _c, _o, join in later):
+                required.append(column_id)
+        return required
 
 
 async def queue_index_update(
@@ -153,6 +171,7 @@ def wanted_indexes(
     matched: set[int] = set()
     for view in views:
         leading = []
+        sorted_ids = {column_id for column_id, _descending in view.sorts}
         for column_id, descending in view.sorts:
             if column_id not in by_id:
                 break
@@ -164,7 +183,12 @@ def wanted_indexes(
             ]
             definitions.add(f"({', '.join(parts)}, key)")
             sort_leads.add(_value_sql(leading[0][0], live))
-        for column_id, operator in view.filters:
+            equal = sorted({c for c in view.required_equalities() if c in by_id} - sorted_ids)
+            if equal:
+                values = [_value_sql(by_id[column_id], live) for column_id in equal]
+                definitions.add(f"({', '.join([*values, *parts])}, key)")
+                sort_leads.add(values[0])
+        for column_id, operator, _join in view.filters:
             column = by_id.get(column_id)
             if column is None:
                 continue
@@ -215,7 +239,8 @@ _VIEWS = """
       (SELECT json_agg(json_build_array(s.column_id, s.direction = 'desc')
          ORDER BY s.sort_order, s.column_id)
        FROM view_sort s WHERE s.tenant_id = v.tenant_id AND s.view_id = v.id),
-      (SELECT json_agg(json_build_array(f.column_id, f.operator) ORDER BY f.position, f.id)
+      (SELECT json_agg(json_build_array(f.column_id, f.operator, f.logical_operator)
+         ORDER BY f.position, f.id)
        FROM view_filter f WHERE f.tenant_id = v.tenant_id AND f.view_id = v.id)
     FROM panel_view v WHERE v.tenant_id = $1 AND v.panel_id = $2
 """
@@ -244,7 +269,7 @@ async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_i
         views = [
             ViewShape(
                 [(int(c), bool(d)) for c, d in msgspec.json.decode(sorts or "[]")],
-                [(int(c), str(o)) for c, o in msgspec.json.decode(filters or "[]")],
+                [(int(c), str(o), str(j)) for c, o, j in msgspec.json.decode(filters or "[]")],
             )
             for sorts, filters in await connection.fetch(_VIEWS, tenant_id, panel_id)
         ]
