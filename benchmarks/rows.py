@@ -47,7 +47,9 @@ from panels.rows.compiler import (
     panel_rows,
     sort_label,
 )
+from panels.rows.compiler.pivot import PANEL_ROW
 from panels.rows.indexes import ViewShape, wanted_indexes
+from panels.rows.services import _page_with_total
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 VIEW_FILTER = Condition("eq", "W3", column_id=3)
@@ -85,7 +87,9 @@ class Reader:
         async with self.connection.transaction():
             await self.connection.execute(
                 f"SELECT set_config('role', '{APP_ROLE}', true),"
-                " set_config('app.tenant_id', $1, true)",
+                " set_config('app.tenant_id', $1, true),"
+                # As the rows service does (`rows.services.CUSTOM_PLANS`).
+                " set_config('plan_cache_mode', 'force_custom_plan', true)",
                 self.panel.tenant_id,
             )
             yield self.connection
@@ -172,8 +176,36 @@ async def export(reader: Reader, source: RowSource, as_text: bool) -> dict[str, 
     }
 
 
+# The plan lines worth reading: the nodes, not their conditions.
+_PLAN_NODES = ("Scan", "Limit", "Append", "Aggregate", "Sort  ", "Execution Time", "Gather")
+
+
+async def plans(reader: Reader, source: RowSource, records: int) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) node lines of the page with its total, the deep cursor
+    page and the ad-hoc page, as the request role."""
+    view = compile_rows(source, query(reader.panel, filters=[VIEW_FILTER], sorts=[VIEW_SORT]))
+    adhoc = compile_rows(
+        source, query(reader.panel, filters=[CALCULATED_FILTER], sorts=[VIEW_SORT])
+    )
+    cursor = await deep_cursor(reader, source, [VIEW_SORT], records // 2)
+    deep = compile_rows(source, query(reader.panel, sorts=[VIEW_SORT], cursor=cursor))
+    page_20 = compile_rows(
+        source, query(reader.panel, filters=[VIEW_FILTER], sorts=[VIEW_SORT], offset=950)
+    )
+    for label, statement in (
+        ("view page with its total", _page_with_total(view)),
+        ("view page 20 (offset 950)", page_20.page),
+        ("deep page by cursor", deep.page),
+        ("ad-hoc page", adhoc.page),
+        ("ad-hoc count", adhoc.count),
+    ):
+        plan = await reader.explain(statement)
+        nodes = [line for line in plan.splitlines() if any(n in line for n in _PLAN_NODES)]
+        print(f"\nplan of the {label}:\n" + "\n".join(line[:160] for line in nodes))
+
+
 async def scenarios(
-    reader: Reader, source: RowSource, repeats: int, records: int
+    reader: Reader, source: RowSource, repeats: int, records: int, with_export: bool
 ) -> list[tuple[str, Any]]:
     view = compile_rows(source, query(reader.panel, filters=[VIEW_FILTER], sorts=[VIEW_SORT]))
     adhoc = compile_rows(
@@ -189,6 +221,11 @@ async def scenarios(
 
     await measure("view page 50 (filter Ward = W3, sort Risk desc)", view.page)
     await measure("view count (total of that page)", view.count)
+    await measure("view page with its total, one statement (a count miss)", _page_with_total(view))
+    page_20 = compile_rows(
+        source, query(reader.panel, filters=[VIEW_FILTER], sorts=[VIEW_SORT], offset=950)
+    )
+    await measure("view page 20 (offset 950)", page_20.page)
     await measure("ad-hoc filter Band = high (calculated, chain of 3) + sort", adhoc.page)
     await measure("ad-hoc count", adhoc.count)
     await measure("panel count (no filter)", whole.count)
@@ -196,7 +233,7 @@ async def scenarios(
     cursor = await deep_cursor(reader, source, [VIEW_SORT], depth)
     deep = compile_rows(source, query(reader.panel, sorts=[VIEW_SORT], cursor=cursor))
     await measure(f"deep page by cursor (after row {depth:,}, sort Risk desc)", deep.page)
-    for as_text in (False, True):
+    for as_text in (False, True) if with_export else ():
         exported = await export(reader, source, as_text)
         log(f"export{' as text' if as_text else ''}: {exported}")
         results.append(("export as text" if as_text else "export", exported))
@@ -223,9 +260,13 @@ def print_table(title: str, results: list[tuple[str, Any]]) -> None:
 
 
 async def build_view_indexes(dsn: str, panel: Panel) -> None:
-    """The indexes the index job builds for a view sorted by VIEW_SORT, then ANALYZE."""
+    """The indexes the index job builds for a view filtered by VIEW_FILTER and sorted by
+    VIEW_SORT, then ANALYZE."""
     base_columns = [column for column in panel.columns if isinstance(column, BaseColumn)]
-    view = ViewShape([(VIEW_SORT.column_id, VIEW_SORT.descending)])
+    view = ViewShape(
+        [(VIEW_SORT.column_id, VIEW_SORT.descending)],
+        [(VIEW_FILTER.column_id, VIEW_FILTER.operator, VIEW_FILTER.logical_operator)],
+    )
     owner = await asyncpg.connect(dsn, server_settings={"app.maintenance": "on"})
     try:
         for statement in wanted_indexes(
@@ -239,7 +280,9 @@ async def build_view_indexes(dsn: str, panel: Panel) -> None:
         await owner.close()
 
 
-async def run(url: str, records: int, repeats: int, read_time_merge: bool) -> None:
+async def run(
+    url: str, records: int, repeats: int, read_time_merge: bool, with_export: bool
+) -> None:
     dsn = postgres_dsn(url)
     owner = await asyncpg.connect(dsn, server_settings={"app.maintenance": "on"})
     try:
@@ -253,14 +296,20 @@ async def run(url: str, records: int, repeats: int, read_time_merge: bool) -> No
         reader = Reader(connection, panel)
         if read_time_merge:
             merged = merged_at_read(panel)
-            results = await scenarios(reader, merged, repeats, records)
+            results = await scenarios(reader, merged, repeats, records, with_export)
             print_table("rows merged at read time (GROUP BY key over source_record)", results)
         source = panel_rows(panel.tenant_id, panel.panel_id, panel.source_ids)
-        results = await scenarios(reader, source, repeats, records)
-        print_table("rows merged at ingest (panel_row), no index built", results)
+        # The table itself, under its row-level security policies: how rows were read before
+        # panel_row_visible (migration 20261201_0012).
+        policed = panel_rows(panel.tenant_id, panel.panel_id, panel.source_ids, PANEL_ROW)
+        results = await scenarios(reader, source, repeats, records, with_export)
+        print_table("panel_row_visible, no index built", results)
         await build_view_indexes(dsn, panel)
-        results = await scenarios(reader, source, repeats, records)
-        print_table("rows merged at ingest (panel_row), with the view's sort index", results)
+        results = await scenarios(reader, policed, repeats, records, False)
+        print_table("panel_row under row-level security, the view's indexes built", results)
+        results = await scenarios(reader, source, repeats, records, False)
+        print_table("panel_row_visible, the view's indexes built", results)
+        await plans(reader, source, records)
     finally:
         await connection.close()
 
@@ -274,11 +323,14 @@ def main() -> None:
         action="store_true",
         help="also measure rows merged at read time (slow: about a minute more)",
     )
+    parser.add_argument("--no-export", action="store_true", help="skip the CSV exports")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="pbench-rows-"))
     try:
         with database(workdir, os.environ.get("DATABASE_URL") or None) as url:
-            asyncio.run(run(url, args.records, args.repeats, args.read_time_merge))
+            asyncio.run(
+                run(url, args.records, args.repeats, args.read_time_merge, not args.no_export)
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

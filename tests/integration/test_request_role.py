@@ -1,10 +1,12 @@
-"""The request role holds in every transaction, and row-level security binds the owner too."""
+"""The request role holds in every transaction, and row-level security binds the owner too
+(but for `panel_row`, which the request role reads through a view that filters the tenant)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -14,12 +16,15 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
 from panels.app import create_app
 from panels.platform.db import APP_ROLE, async_url, owner_engine, sql_literal
+from panels.platform.jobs import postgres_dsn
+from panels.rows.compiler import BaseColumn, RowQuery, compile_rows, panel_rows
 from tests.conftest import Caller, CallerFactory, Services, build_settings
 from tests.integration.databases import as_user, fresh_database, migrate
 
@@ -90,7 +95,10 @@ async def test_every_tenant_table_forces_row_level_security(services: Services) 
     finally:
         await engine.dispose()
     assert len(tables) >= 10
-    assert [t for t in tables if not (t.relrowsecurity and t.relforcerowsecurity)] == []
+    assert all(t.relrowsecurity for t in tables)
+    # panel_row only: its owner reads it for the request role through panel_row_visible,
+    # which filters the tenant itself (migration 20261201_0012, tested below).
+    assert [t.relname for t in tables if not t.relforcerowsecurity] == ["panel_row"]
 
 
 @pytest.fixture
@@ -134,6 +142,77 @@ async def test_the_owner_is_bound_by_the_policies_unless_it_deliberately_maintai
     finally:
         await plain.dispose()
         await maintenance.dispose()
+
+
+async def _rows_of_two_tenants(owner: asyncpg.Connection) -> None:
+    # Without FORCE the owner writes panel_row without the maintenance switch.
+    await owner.execute(
+        "INSERT INTO panel_row (tenant_id, panel_id, key, sources) VALUES"
+        """ ('t-a', 1, 'a1', '{"1": {"n": "1e999999"}}'), ('t-a', 1, 'a2', '{"1": {"n": 2}}'),"""
+        """ ('t-b', 2, 'b1', '{"2": {"n": "secret"}}'), ('t-b', 2, 'b2', '{"2": {"n": 3}}')"""
+    )
+
+
+async def test_the_request_role_reaches_no_other_tenants_rows_through_the_view_or_the_table(
+    owned_database: tuple[str, str],
+) -> None:
+    url, _owner = owned_database
+    owner = await asyncpg.connect(postgres_dsn(url))
+    try:
+        await _rows_of_two_tenants(owner)
+        # The owner bypasses panel_row's policies now (the departure from 20261130_0007),
+        # but not the view's tenant condition.
+        assert await owner.fetchval("SELECT count(*) FROM panel_row") == 4
+        assert await owner.fetchval("SELECT count(*) FROM panel_row_visible") == 0
+
+        async def as_request_role(tenant: str | None, statement: str, *args: Any) -> Any:
+            async with owner.transaction():
+                await owner.execute(f"SET LOCAL ROLE {APP_ROLE}")
+                if tenant is not None:
+                    await owner.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+                return await owner.fetch(statement, *args)
+
+        for rows in ("panel_row_visible", "panel_row"):
+            assert await as_request_role(None, f"SELECT key FROM {rows}") == []
+            found = await as_request_role("t-a", f"SELECT key FROM {rows} ORDER BY key")
+            assert [row["key"] for row in found] == ["a1", "a2"]
+            other = f"SELECT key FROM {rows} WHERE tenant_id = 't-b' OR panel_id = 2"
+            assert await as_request_role("t-a", other) == []
+
+        # The compiler naming the other tenant and its panel changes nothing: the database
+        # enforces the transaction's tenant.
+        number = BaseColumn(1, "N", "number", "n", 2)
+        query = RowQuery(columns=[number], shown=[1], now=datetime.now(UTC))
+        compiled = compile_rows(panel_rows("t-b", 2, [2]), query)
+        for statement in (compiled.page, compiled.count):
+            sql, args = _sql(statement)
+            assert [tuple(row) for row in await as_request_role("t-a", sql, *args)] in (
+                [],
+                [(0,)],
+            )
+        sql, args = _sql(compiled.page)
+        assert len(await as_request_role("t-b", sql, *args)) == 2
+
+        # The view is for reading: writing through it would write as its owner.
+        for write in (
+            "INSERT INTO panel_row_visible VALUES ('t-b', 2, 'x', '{}')",
+            "UPDATE panel_row_visible SET sources = '{}'",
+            "DELETE FROM panel_row_visible",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await as_request_role("t-a", write)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+            await as_request_role("t-a", "INSERT INTO panel_row VALUES ('t-b', 2, 'x', '{}')")
+    finally:
+        await owner.close()
+
+
+def _sql(statement: Any) -> tuple[str, list[Any]]:
+    compiled = statement.compile(
+        dialect=asyncpg_dialect.dialect(),  # type: ignore[no-untyped-call]
+        compile_kwargs={"render_postcompile": True},
+    )
+    return compiled.string, [compiled.params[name] for name in compiled.positiontup or ()]
 
 
 async def test_a_login_role_that_only_holds_the_request_role_serves_requests(

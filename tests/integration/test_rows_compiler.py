@@ -36,22 +36,23 @@ def database(services: Services) -> Iterator[RowsDatabase]:
 
 
 def _store_records(database: RowsDatabase, records: list[tuple[str, int, int, str, Any]]) -> None:
-    """A temporary `panel_row` (it hides any real one in this session) holding `records`
-    as (tenant, panel, source, key, record), merged by key as the records writer does."""
-    database.run(text("DROP TABLE IF EXISTS pg_temp.panel_row"))
+    """A temporary `panel_row_visible` (it hides the real view in this session) holding
+    `records` as (tenant, panel, source, key, record), merged by key as the records writer
+    does."""
+    database.run(text("DROP TABLE IF EXISTS pg_temp.panel_row_visible"))
     database.run(
         text(
-            "CREATE TEMPORARY TABLE panel_row (tenant_id text, panel_id bigint,"
+            "CREATE TEMPORARY TABLE panel_row_visible (tenant_id text, panel_id bigint,"
             ' key text COLLATE "C", sources jsonb NOT NULL, PRIMARY KEY (tenant_id, panel_id, key))'
         )
     )
     for tenant, panel, source, key, record in records:
         database.run(
             text(
-                "INSERT INTO panel_row VALUES (:tenant, :panel, :key,"
+                "INSERT INTO panel_row_visible VALUES (:tenant, :panel, :key,"
                 " jsonb_build_object(CAST(:source AS text), CAST(:record AS jsonb)))"
                 " ON CONFLICT (tenant_id, panel_id, key)"
-                " DO UPDATE SET sources = panel_row.sources || excluded.sources"
+                " DO UPDATE SET sources = panel_row_visible.sources || excluded.sources"
             ).bindparams(
                 tenant=tenant, panel=panel, source=source, key=key, record=json_text(record)
             )

@@ -1,11 +1,13 @@
-"""Sort indexes on demand: a view's sorts queue a job that builds the panel's expression index
-concurrently; the request role's page query uses it; the index goes once no view needs it."""
+"""Indexes on demand: a view's sorts and filters queue a job that builds the panel's expression
+indexes concurrently; the request role's page, count and cursor queries use them; an index
+goes once no view needs it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -13,16 +15,26 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import Select, text
+from sqlalchemy import Select, event, text
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from panels.app import create_app
 from panels.platform.db import APP_ROLE, bind_tenant, owner_engine, request_engine
 from panels.platform.jobs import postgres_dsn
 from panels.records.writer import RecordBatch, write_records
-from panels.rows.compiler import BaseColumn, RowQuery, Sort, compile_rows, panel_rows
+from panels.rows.compiler import (
+    BaseColumn,
+    Condition,
+    RowQuery,
+    Sort,
+    compile_rows,
+    encode_cursor,
+    panel_rows,
+)
 from panels.rows.indexes import INDEX_ENTRYPOINT, INDEX_PREFIX, update_indexes
-from tests.conftest import Caller, Services
+from panels.rows.services import CUSTOM_PLANS
+from tests.conftest import Caller, Services, build_settings
 
 Client = AsyncTestClient[Litestar]
 RECORDS = 5000
@@ -287,3 +299,154 @@ async def test_two_updates_at_once_take_turns_and_agree(
     finally:
         await other.close()
     assert len(await _panel_indexes(owner, panel["id"])) == 1
+
+
+async def test_a_views_filter_gets_an_index_that_counts_its_rows_until_it_is_dropped(
+    client: Client,
+    services: Services,
+    builder: Caller,
+    create_panel: Any,
+    owner: asyncpg.Connection,
+) -> None:
+    panel = await _panel_with_records(client, services, builder, create_panel)
+    panel_id, ward = panel["id"], panel["columns"]["Ward"]
+    view = await client.post(
+        "/api/views", json={"panelId": panel_id, "name": "W3"}, headers=builder.headers
+    )
+    assert view.status_code == 201, view.text
+    filters_url = f"/api/views/{view.json()['id']}/filters"
+    queued = await _queued_index_jobs(services, panel_id)
+    response = await client.put(
+        filters_url,
+        json={"filters": [{"columnName": "Ward", "operator": "eq", "value": "W3"}]},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert await _queued_index_jobs(services, panel_id) == queued + 1
+
+    query = RowQuery(
+        columns=[ward],
+        shown=[ward.id],
+        now=datetime.now(UTC),
+        filters=[Condition("eq", "W3", column_id=ward.id)],
+    )
+    count = compile_rows(panel_rows(builder.tenant, panel_id, [panel["source_id"]]), query).count
+    await owner.execute("ANALYZE panel_row")
+    assert INDEX_PREFIX not in await _plan(owner, builder.tenant, count)
+
+    await update_indexes(owner, builder.tenant, panel_id)
+    [index] = await _panel_indexes(owner, panel_id)
+    await owner.execute("ANALYZE panel_row")
+    # The filter is the index's condition: the total counts the index's matches.
+    assert f"Bitmap Index Scan on {index}" in await _plan(owner, builder.tenant, count)
+
+    # A filter no index serves (it holds for most rows) replaces it: the index goes.
+    response = await client.put(
+        filters_url,
+        json={"filters": [{"columnName": "Ward", "operator": "ne", "value": "W3"}]},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert await _queued_index_jobs(services, panel_id) == queued + 2
+    await update_indexes(owner, builder.tenant, panel_id)
+    assert await _panel_indexes(owner, panel_id) == []
+
+
+async def test_a_page_by_cursor_starts_from_its_sorts_index(
+    client: Client,
+    services: Services,
+    builder: Caller,
+    create_panel: Any,
+    owner: asyncpg.Connection,
+) -> None:
+    panel = await _panel_with_records(client, services, builder, create_panel)
+    panel_id, risk = panel["id"], panel["columns"]["Risk"]
+    view = await client.post(
+        "/api/views", json={"panelId": panel_id, "name": "V"}, headers=builder.headers
+    )
+    response = await client.put(
+        f"/api/views/{view.json()['id']}/sorts",
+        json={"sorts": [{"columnName": "Risk", "direction": "desc"}]},
+        headers=builder.headers,
+    )
+    assert response.status_code == 200, response.text
+    await update_indexes(owner, builder.tenant, panel_id)
+    [index] = await _panel_indexes(owner, panel_id)
+    await owner.execute("ANALYZE panel_row")
+    sorts = [Sort(risk.id, descending=True)]
+    source = panel_rows(builder.tenant, panel_id, [panel["source_id"]])
+    first = compile_rows(
+        source, RowQuery(columns=[risk], shown=[risk.id], now=datetime.now(UTC), sorts=sorts)
+    )
+    cursor = encode_cursor(first.sort_keys, [Decimal("50.00")], "2500")
+    query = RowQuery(
+        columns=[risk], shown=[risk.id], now=datetime.now(UTC), sorts=sorts, cursor=cursor, limit=5
+    )
+    plan = await _plan(owner, builder.tenant, compile_rows(source, query).page)
+    # Both ranges after the cursor (the values up to 50, then the nulls) are found in the
+    # index, the first read in its order from 50 down: no scan of the panel.
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert f"Index Scan using {index}" in plan, plan
+    assert any(line.endswith("<= 50.00)") for line in conditions), plan
+    assert any(line.endswith("IS NULL))") for line in conditions), plan
+    assert "Seq Scan" not in plan, plan
+
+
+async def test_rows_statements_are_planned_for_their_values_every_time(
+    client: Client, services: Services, builder: Caller, create_panel: Any
+) -> None:
+    """A generic plan (PostgreSQL's choice after five runs of a prepared statement) cannot use
+    the panel's indexes, whose expressions hold what the statement binds as parameters: the
+    rows service asks for custom plans before its statements."""
+    panel = await _panel_with_records(client, services, builder, create_panel)
+    risk = panel["columns"]["Risk"]
+    source = panel_rows(builder.tenant, panel["id"], [panel["source_id"]])
+
+    async def plans_after_eight_pages(custom: bool) -> list[tuple[int, int]]:
+        engine = request_engine(services.database_url, pool_size=1)
+        try:
+            async with AsyncSession(engine) as session:
+                bind_tenant(session, builder.tenant)
+                for offset in range(8):
+                    query = RowQuery(
+                        columns=[risk],
+                        shown=[risk.id],
+                        now=datetime.now(UTC),
+                        sorts=[Sort(risk.id, descending=True)],
+                        limit=1,
+                        offset=offset,
+                    )
+                    if custom:
+                        await session.execute(CUSTOM_PLANS)
+                    await session.execute(compile_rows(source, query).page)
+                found = await session.execute(
+                    text(
+                        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                        " WHERE statement LIKE 'SELECT base.key%panel_row_visible%'"
+                    )
+                )
+                return [(row[0], row[1]) for row in found]
+        finally:
+            await engine.dispose()
+
+    # No index yet: PostgreSQL soon finds the generic plan as good, and would keep it.
+    [(generic, _custom)] = await plans_after_eight_pages(custom=False)
+    assert generic > 0
+    assert await plans_after_eight_pages(custom=True) == [(0, 8)]
+
+    statements: list[str] = []
+
+    def sent(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    app = create_app(build_settings(services))
+    sync_engine = app.state.runtime.db.get_engine().sync_engine
+    async with AsyncTestClient(app=app) as own:
+        event.listen(sync_engine, "before_cursor_execute", sent)
+        try:
+            response = await own.get(f"/api/panels/{panel['id']}/rows", headers=builder.headers)
+        finally:
+            event.remove(sync_engine, "before_cursor_execute", sent)
+    assert response.status_code == 200, response.text
+    [reading] = [i for i, s in enumerate(statements) if "FROM panel_row_visible" in s]
+    assert statements[reading - 1] == str(CUSTOM_PLANS)

@@ -149,9 +149,9 @@ class ColumnService(SQLAlchemyAsyncRepositoryService[PanelColumn, ColumnReposito
         if after != before:
             await self.update(column)
             if any(before.get(f) != after.get(f) for f in ("type", "sourceField", "dataSourceId")):
-                # The value the column's sort indexes hold is another expression now.
+                # The value the column's indexes hold is another expression now.
                 await queue_index_update(
-                    self.session, self.ctx.tenant_id, panel_id, only_if_sorted=True
+                    self.session, self.ctx.tenant_id, panel_id, only_if_indexed=True
                 )
             change = await self._record(
                 column,

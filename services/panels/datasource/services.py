@@ -159,9 +159,9 @@ class DataSourceService(SQLAlchemyAsyncRepositoryService[DataSource, DataSourceR
     ) -> PanelChange:
         if change_type in ("source_added", "source_removed"):
             # A column without a source of its own reads every live source, and one of the
-            # removed source now reads them all: the expressions its sort indexes hold change.
+            # removed source now reads them all: the expressions its indexes hold change.
             await queue_index_update(
-                self.session, self.ctx.tenant_id, source.panel_id, only_if_sorted=True
+                self.session, self.ctx.tenant_id, source.panel_id, only_if_indexed=True
             )
         return await changes.record(
             self.session,

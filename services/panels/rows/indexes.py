@@ -1,29 +1,61 @@
-"""Expression indexes on `panel_row` for the sorts a panel's views keep.
+"""Expression indexes on `panel_row` for the sorts and filters a panel's views keep.
 
-A change of a view's sorts (or the view's creation or deletion), and of what the sorted
-values' expressions are made of (a base column's type, field or source; the panel's sources)
-queues a job (`queue_index_update`, in the same transaction) that brings the panel's indexes
-in line with all its views: it creates the missing ones with `CREATE INDEX CONCURRENTLY`
-(writes go on meanwhile) and drops those no view uses any more, and those of panels that no
-longer exist.
+A change of a view's sorts or filters (or the view's creation or deletion), and of what the
+indexed values' expressions are made of (a base column's type, field or source; the panel's
+sources) queues a job (`queue_index_update`, in the same transaction) that brings the panel's
+indexes in line with all its views: it creates the missing ones with `CREATE INDEX
+CONCURRENTLY` (writes go on meanwhile) and drops those no view uses any more, and those of
+panels that no longer exist.
 A query that runs before its index exists is the same query, only slower.
 
 Every index is partial on its panel (`WHERE panel_id = <id>`) and built on exactly the
-expressions the compiler emits for base columns' values (`record_value`, then `from_json`),
-with the sort's directions and the key last: `(value₁ DESC NULLS LAST, …, key)`. The planner
-then reads a view's page in order from the index and stops after the page, checking the
-view's filters on the rows it passes; it uses an expression index only for an identical
-expression, so the conversions are immutable SQL. When a view's later sorts are on calculated
-columns, the index of its leading base-column sorts still serves (an incremental sort).
+expressions the compiler emits for base columns' values (`record_value`, then `from_json`);
+the planner uses an expression index only for an identical expression, so the conversions
+are immutable SQL. Per view:
 
-Why sorts only: rows are read under row-level security, and PostgreSQL evaluates a query's own
-conditions after the policy's unless every function in them is LEAKPROOF, which the JSON
-conversions are not (and only a superuser can declare). A filter's expression index (or a
-`pg_trgm` index for `contains`) can therefore never be used as an index condition by the
-request role: measured, the planner falls back to a full scan of the panel, or to a full
-scan of such an index with the condition checked on every row. Ordering is not a condition,
-so sort indexes serve. Calculated columns are computed in fenced lateral subqueries
-(`compiler.statement`), which no index can serve; nor can multi-select and custom columns.
+- its sorts: `(value₁ DESC NULLS LAST, …, key)`, with the sorts' directions and the key last.
+  The planner reads a page in order from the index and stops after it, checking the view's
+  filters on the rows it passes; a page by cursor starts at the cursor's value
+  (`compiler.ordering.AfterCursor`). When a view's later sorts are on calculated columns, the
+  index of its leading base-column sorts still serves (an incremental sort).
+- its sorts after the `eq` filters every row must pass (`ViewShape.required_equalities`):
+  `(eq value, …, value₁ DESC NULLS LAST, …, key)`, the view's rows in its order. A page at an
+  offset reads only them, and its `total` counts them off the leading column. With a b-tree
+  for the filter beside the sort index instead, the planner sorted every matching row for a
+  page at offset 950 (267 ms instead of 63 at 1,000,000 rows): it has no statistics for a
+  partial index's expressions, guesses that an equality holds for 0.5 % of the rows, and so
+  believed the page lay past the end of the sort index's matches.
+- each other filter on a base column by `eq`, a comparison, `between`, `in` or `isNull`: a
+  b-tree `(value)` (none when an index above already leads with that value). The filter is
+  then an index condition: a `total` is a bitmap count of the index's matches instead of a
+  scan of the panel, and a page whose sort has no index sorts only the matching rows.
+- each `contains`, `startsWith` or `endsWith` filter on a text column: a trigram index
+  `USING gin (value gin_trgm_ops)`, for the compiler's `ILIKE`, only where the database has
+  `pg_trgm` (migration 20261201_0012 installs it where the server offers it; the embedded
+  PostgreSQL does not). Without it those filters are checked on every row, still correct.
+- `ne`, `notIn`, `notContains` and `isNotNull` usually hold for most rows: no index.
+
+Why filters can use indexes at all: under row-level security PostgreSQL evaluates a query's
+own conditions after the policy's unless every function in them is LEAKPROOF, which the JSON
+conversions are not (and only a superuser can declare), so no condition of a rows query could
+be an index condition (measured: a full scan of the panel, or of an index with the condition
+checked on every entry). Rows queries therefore read `panel_row_visible` (migration
+20261201_0012), a plain view owned by the tables' owner that keeps the rows of the
+transaction's tenant, by the policy's own expression; the owner's reads of `panel_row`
+bypass its policies (no longer forced there), so no policy condition comes first.
+
+What that rests on: the view is not a security barrier, so the planner may evaluate the
+query's conditions on rows of other tenants before the view's tenant condition (that is what
+an index condition is). A condition could tell something about such a row only by failing, or
+by a message naming a value, or a side effect, and nothing the compiler emits can: a record's
+value is converted inside CASE arms whose conditions have already proven the text
+well-formed (`compiler.conversion`; `panels_utc_timestamp` checks before it casts), the
+comparisons and `ILIKE` take bound parameters (wildcards escaped), and the request role runs
+no other SQL. Formulas, where arithmetic could overflow (a data error, a 400 naming no
+value), are computed in fenced lateral subqueries (`compiler.statement`) on the rows the scan
+has already passed, the tenant's condition included; so no index can serve a filter on a
+calculated column, nor on a multi-select or custom one. A compiler change that emits a cast
+that can fail on a record's value breaks this argument, not only a query.
 """
 
 from __future__ import annotations
@@ -48,7 +80,7 @@ from panels.platform.jobs import JobKind, enqueue, postgres_dsn
 from panels.platform.runtime import Runtime
 
 from .compiler.conversion import BYTE_ORDER, from_json
-from .compiler.pivot import source_record_of
+from .compiler.pivot import PANEL_ROW, source_record_of
 from .compiler.spec import BaseColumn
 from .compiler.statement import record_value
 
@@ -65,7 +97,13 @@ TURN_POLL_SECONDS = 0.5
 _END_TURN = "SELECT pg_advisory_unlock(hashtext('panel_row indexes'))"
 _PLACEHOLDER = "panels_raw_value"
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
-_ANY_SORT = text("SELECT 1 FROM view_sort WHERE tenant_id = :tenant AND panel_id = :panel LIMIT 1")
+_ANY_SHAPE = text(
+    "SELECT 1 FROM view_sort WHERE tenant_id = :tenant AND panel_id = :panel"
+    " UNION ALL SELECT 1 FROM view_filter WHERE tenant_id = :tenant AND panel_id = :panel LIMIT 1"
+)
+# The filters an index serves (module docstring).
+BTREE_OPERATORS = frozenset({"eq", "gt", "gte", "lt", "lte", "between", "in", "isNull"})
+TRIGRAM_OPERATORS = frozenset({"contains", "startsWith", "endsWith"})
 log = structlog.get_logger("panels.rows")
 
 
@@ -77,22 +115,34 @@ class IndexJob(msgspec.Struct, rename="camel"):
 @dataclass(frozen=True, slots=True)
 class ViewShape:
     """What of a view its indexes depend on: (column id, descending) per sort, most
-    significant first."""
+    significant first, and (column id, operator, logical operator) per filter, in order."""
 
     sorts: Sequence[tuple[int, bool]]
+    filters: Sequence[tuple[int, str, str]] = ()
+
+    def required_equalities(self) -> list[int]:
+        """The columns of `eq` filters every row of the view must pass (filters combine left
+        to right, `predicates.combine`: a filter is required when it and every filter after
+        it are joined by `and`; the first one's join is ignored)."""
+        required = []
+        for index, (column_id, operator, _join) in enumerate(self.filters):
+            later = self.filters[max(index, 1) :]
+            if operator == "eq" and all(join == "and" for _c, _o, join in later):
+                required.append(column_id)
+        return required
 
 
 async def queue_index_update(
-    session: AsyncSession, tenant_id: str, panel_id: int, *, only_if_sorted: bool = False
+    session: AsyncSession, tenant_id: str, panel_id: int, *, only_if_indexed: bool = False
 ) -> None:
     """Queue the update of the panel's indexes in the session's (flushed) transaction;
-    `only_if_sorted`: only when a view of the panel has sorts (a change of a source or a
-    column matters to no index otherwise).
+    `only_if_indexed`: only when a view of the panel has sorts or filters (a change of a
+    source or a column matters to no index otherwise).
 
     No dedupe key: a job already running may have read the views before this change."""
-    if only_if_sorted:
-        sorted_views = await session.execute(_ANY_SORT, {"tenant": tenant_id, "panel": panel_id})
-        if sorted_views.first() is None:
+    if only_if_indexed:
+        shaped = await session.execute(_ANY_SHAPE, {"tenant": tenant_id, "panel": panel_id})
+        if shaped.first() is None:
             return
     payload = msgspec.json.encode(IndexJob(tenant_id, panel_id))
     await enqueue(session, INDEX_ENTRYPOINT, payload)
@@ -108,14 +158,20 @@ def wanted_indexes(
     source_ids: Sequence[int],
     columns: Iterable[BaseColumn],
     views: Iterable[ViewShape],
+    *,
+    trigram: bool = False,
 ) -> dict[str, str]:
     """Index name to its `CREATE INDEX CONCURRENTLY` statement, for every index the views
-    need (see the module docstring)."""
+    need (see the module docstring); `trigram`: whether the database has `pg_trgm`."""
     by_id = {column.id: column for column in columns if column.type in INDEXABLE_TYPES}
     live = sorted(source_ids)
     definitions: set[str] = set()
+    sort_leads: set[str] = set()
+    compared: set[int] = set()
+    matched: set[int] = set()
     for view in views:
         leading = []
+        sorted_ids = {column_id for column_id, _descending in view.sorts}
         for column_id, descending in view.sorts:
             if column_id not in by_id:
                 break
@@ -126,6 +182,28 @@ def wanted_indexes(
                 for column, descending in leading
             ]
             definitions.add(f"({', '.join(parts)}, key)")
+            sort_leads.add(_value_sql(leading[0][0], live))
+            equal = sorted({c for c in view.required_equalities() if c in by_id} - sorted_ids)
+            if equal:
+                values = [_value_sql(by_id[column_id], live) for column_id in equal]
+                definitions.add(f"({', '.join([*values, *parts])}, key)")
+                sort_leads.add(values[0])
+        for column_id, operator, _join in view.filters:
+            column = by_id.get(column_id)
+            if column is None:
+                continue
+            if operator in BTREE_OPERATORS:
+                compared.add(column.id)
+            elif trigram and operator in TRIGRAM_OPERATORS and value_type_of(column.type) == "text":
+                matched.add(column.id)
+    for column_id in compared:
+        value = _value_sql(by_id[column_id], live)
+        if value not in sort_leads:  # a sort index serves the comparisons already
+            definitions.add(f"({value})")
+    for column_id in matched:
+        # `ILIKE` compares under the default collation, not the code point order of `=`.
+        value = _value_sql(by_id[column_id], live, byte_order=False)
+        definitions.add(f"USING gin ({value} gin_trgm_ops)")
     statements = {}
     for definition in definitions:
         name = index_name(panel_id, definition)
@@ -136,7 +214,7 @@ def wanted_indexes(
     return statements
 
 
-def _value_sql(column: BaseColumn, live: Sequence[int]) -> str:
+def _value_sql(column: BaseColumn, live: Sequence[int], *, byte_order: bool = True) -> str:
     """The column's value as the compiler computes it, in parentheses, with its constants
     written out (a path is client text: rendered as a quoted literal by SQLAlchemy).
 
@@ -144,10 +222,10 @@ def _value_sql(column: BaseColumn, live: Sequence[int]) -> str:
     column's expression; converting a placeholder column and putting the expression in its
     place gives the same expression (converting the expression itself would bind it in a
     subquery, `conversion.bind_once`, which no index can hold)."""
-    records = {source_id: source_record_of(source_id) for source_id in live}
+    records = {source_id: source_record_of(source_id, PANEL_ROW) for source_id in live}
     raw = record_value(records, column.source_field, column.data_source_id)
     value: ColumnElement[Any] = from_json(sql_column(_PLACEHOLDER, JSONB()), column.type)
-    if value_type_of(column.type) == "text":  # text sorts by code point (`ordering`)
+    if byte_order and value_type_of(column.type) == "text":  # text compares by code point
         value = value.collate(BYTE_ORDER)
     return "(" + _literal_sql(value).replace(_PLACEHOLDER, f"({_literal_sql(raw)})") + ")"
 
@@ -157,10 +235,14 @@ def _literal_sql(expression: ColumnElement[Any]) -> str:
 
 
 _VIEWS = """
-    SELECT json_agg(json_build_array(s.column_id, s.direction = 'desc')
-      ORDER BY s.sort_order, s.column_id)
-    FROM view_sort s WHERE s.tenant_id = $1 AND s.panel_id = $2
-    GROUP BY s.view_id
+    SELECT
+      (SELECT json_agg(json_build_array(s.column_id, s.direction = 'desc')
+         ORDER BY s.sort_order, s.column_id)
+       FROM view_sort s WHERE s.tenant_id = v.tenant_id AND s.view_id = v.id),
+      (SELECT json_agg(json_build_array(f.column_id, f.operator, f.logical_operator)
+         ORDER BY f.position, f.id)
+       FROM view_filter f WHERE f.tenant_id = v.tenant_id AND f.view_id = v.id)
+    FROM panel_view v WHERE v.tenant_id = $1 AND v.panel_id = $2
 """
 _COLUMNS = """
     SELECT id, name, type, source_field, data_source_id FROM panel_column
@@ -173,6 +255,7 @@ _EXISTING = """
     WHERE i.indrelid = 'panel_row'::regclass AND c.relname LIKE $1
 """
 _LIVE_PANELS = "SELECT id FROM panel WHERE id = ANY($1::bigint[])"
+_TRIGRAM = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')"
 
 
 async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_id: int) -> None:
@@ -184,8 +267,11 @@ async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_i
     await _take_turn(connection)
     try:
         views = [
-            ViewShape([(int(c), bool(d)) for c, d in msgspec.json.decode(sorts)])
-            for (sorts,) in await connection.fetch(_VIEWS, tenant_id, panel_id)
+            ViewShape(
+                [(int(c), bool(d)) for c, d in msgspec.json.decode(sorts or "[]")],
+                [(int(c), str(o), str(j)) for c, o, j in msgspec.json.decode(filters or "[]")],
+            )
+            for sorts, filters in await connection.fetch(_VIEWS, tenant_id, panel_id)
         ]
         columns = [
             BaseColumn(
@@ -194,7 +280,8 @@ async def update_indexes(connection: asyncpg.Connection, tenant_id: str, panel_i
             for row in await connection.fetch(_COLUMNS, tenant_id, panel_id)
         ]
         sources = [row["id"] for row in await connection.fetch(_SOURCES, tenant_id, panel_id)]
-        wanted = wanted_indexes(panel_id, sources, columns, views)
+        trigram = bool(await connection.fetchval(_TRIGRAM))
+        wanted = wanted_indexes(panel_id, sources, columns, views, trigram=trigram)
         existing = {
             row["relname"]: row["indisvalid"]
             for row in await connection.fetch(_EXISTING, INDEX_PREFIX.replace("_", "\\_") + "%")

@@ -232,7 +232,9 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
             .with_for_update(of=PanelView)
         )
         views = list((await self.session.scalars(statement)).all())
-        if any(s.column_id == column_id for view in views for s in view.sorts):
+        if any(
+            item.column_id == column_id for view in views for item in (*view.sorts, *view.filters)
+        ):
             await queue_index_update(self.session, self.ctx.tenant_id, panel_id)
         for view in views:
             view.visible_columns = [c for c in view.visible_columns if c != column_id]
@@ -309,8 +311,8 @@ class ViewService(SQLAlchemyAsyncRepositoryService[PanelView, ViewRepository]):
         self, view: PanelView, change_type: changes.ChangeType, description: str, **values: Any
     ) -> None:
         old, new = values.get("old") or {}, values.get("new") or {}
-        if (old.get("sort") or []) != (new.get("sort") or []):
-            # The panel's sort indexes follow its views' sorts (built in the background).
+        if any((old.get(shape) or []) != (new.get(shape) or []) for shape in ("sort", "filters")):
+            # The panel's indexes follow its views' sorts and filters (built in the background).
             await queue_index_update(self.session, self.ctx.tenant_id, view.panel_id)
         await changes.record(
             self.session,

@@ -49,9 +49,25 @@ def encode_cursor(keys: Sequence[SortKey], values: Sequence[Any], row_key: str) 
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def after_cursor(keys: Sequence[SortKey], key: Any, token: str) -> Any:
-    """The condition that a row orders after the cursor `token`; ValueError for a token that
-    is malformed or was made for other sorts."""
+@dataclass(frozen=True, slots=True)
+class AfterCursor:
+    """The rows after a cursor: `condition` exactly, and `ranges`, conditions on the first
+    sort's value alone that an index on it can serve, each row after the cursor in exactly
+    one of them (`condition & range` for each range selects the rows after the cursor).
+
+    The exact condition is an OR across the sorts and the key, which no index scan can start
+    from: without the ranges, a page deep in the order reads every index entry before it.
+    One range is not enough with nulls last: the rows after a value `v` of a descending sort
+    are those `<= v` *and* the nulls, which no single index condition covers, so the page is
+    read from both ranges, each in index order, merged."""
+
+    condition: Any
+    ranges: tuple[Any, ...]
+
+
+def after_cursor(keys: Sequence[SortKey], key: Any, token: str) -> AfterCursor:
+    """The rows that order after the cursor `token`; ValueError for a token that is
+    malformed or was made for other sorts."""
     values, row_key = _decode(keys, token)
     after: list[Any] = []
     ties: list[Any] = []
@@ -66,7 +82,19 @@ def after_cursor(keys: Sequence[SortKey], key: Any, token: str) -> Any:
         after.append(and_(*ties, or_(beyond, column.is_(None))))
         ties.append(column == parameter)
     after.append(and_(*ties, key.collate(BYTE_ORDER) > bindparam(None, row_key)))
-    return or_(false(), *after)
+    return AfterCursor(or_(false(), *after), _ranges(keys, values))
+
+
+def _ranges(keys: Sequence[SortKey], values: Sequence[Any]) -> tuple[Any, ...]:
+    if not keys:
+        return ()
+    leading, value = keys[0], values[0]
+    column = leading.value
+    if value is None:
+        return (column.is_(None),)
+    parameter = bindparam(None, value, type_=SQL_TYPES[leading.value_type])
+    bounded = column <= parameter if leading.sort.descending else column >= parameter
+    return (bounded, column.is_(None))
 
 
 def _signature(keys: Sequence[SortKey]) -> list[list[int]]:

@@ -9,6 +9,9 @@ Layers, each reading only the ones before it:
    is computed once per row and read by name by the columns after it, so a chain of formulas
    stays linear (the `OFFSET 0` keeps the planner from pasting formulas into each other).
 
+A page by cursor also names the first sort's ranges after the cursor (`ordering.AfterCursor`),
+which an index on that sort can start from.
+
 Only the columns the query needs (shown, sorted, filtered, in the cohort, and what their
 formulas read) are computed; the count statement computes only what its conditions read.
 """
@@ -35,6 +38,7 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -89,19 +93,41 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
     sort_keys = tuple(_sort_key(sort, page_layers.values[sort.column_id]) for sort in query.sorts)
     key = page_layers.key
     where = page_layers.where()
+    ranges: tuple[Any, ...] = ()
     if query.cursor is not None:
-        where = where & after_cursor(sort_keys, key, query.cursor)
-    page = (
-        select(
-            key.label("key"),
-            *(page_layers.values[id][0].label(value_label(id)) for id in query.shown),
-            *(k.value.label(sort_label(i)) for i, k in enumerate(sort_keys)),
-        )
-        .select_from(page_layers.joined)
-        .where(where)
-        .order_by(*order_by(sort_keys, key))
-        .offset(query.offset)
+        after = after_cursor(sort_keys, key, query.cursor)
+        where, ranges = where & after.condition, after.ranges
+    selected = (
+        key.label("key"),
+        *(page_layers.values[id][0].label(value_label(id)) for id in query.shown),
+        *(k.value.label(sort_label(i)) for i, k in enumerate(sort_keys)),
     )
+    if len(ranges) > 1:
+        # Each range read in index order, as far as the page can reach, and the two merged
+        # (`ordering.AfterCursor`); a range without its own order and limit would be planned
+        # as if any order would do, and computed whole before the merge's sort.
+        reach = None if query.limit is None else query.offset + query.limit
+        parts = [
+            select(*selected)
+            .select_from(page_layers.joined)
+            .where(where & part)
+            .order_by(*order_by(sort_keys, key))
+            .limit(reach)
+            for part in ranges
+        ]
+        merged = union_all(*parts).subquery("after_cursor")
+        merged_keys = [
+            SortKey(k.sort, merged.c[sort_label(i)], k.value_type) for i, k in enumerate(sort_keys)
+        ]
+        page = select(*merged.c).order_by(*order_by(merged_keys, merged.c.key))
+    else:
+        page = (
+            select(*selected)
+            .select_from(page_layers.joined)
+            .where(where & ranges[0] if ranges else where)
+            .order_by(*order_by(sort_keys, key))
+        )
+    page = page.offset(query.offset)
     if query.limit is not None:
         page = page.limit(query.limit)
     count = select(func.count()).select_from(count_layers.joined).where(count_layers.where())
