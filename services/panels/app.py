@@ -31,6 +31,7 @@ from panels.identity.routes import (
 )
 from panels.identity.verification import Credentials
 from panels.panel.routes import PanelController
+from panels.platform.access_log import access_log
 from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
 from panels.platform.cache import (
     CircuitBreaker,
@@ -203,7 +204,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
         request_max_body_size=settings.max_body_bytes,
         on_startup=[start_worker],
-        on_shutdown=[close_services],
+        on_shutdown=[close_services, access_log.flush],
         logging_config=None,
         debug=False,
     )

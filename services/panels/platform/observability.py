@@ -14,6 +14,8 @@ import structlog
 from litestar.enums import ScopeType
 from prometheus_client import Counter, Gauge, Histogram
 
+from panels.platform.access_log import access_log
+
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +31,8 @@ _SECURITY_HEADERS = (
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _REVALIDATE = (b"cache-control", b"private, no-cache")
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
-access_log = structlog.get_logger("panels.access")
+# The access log in the console format (development); JSON lines skip logging (see access_log).
+console_access_log = structlog.get_logger("panels.access")
 
 
 def request_id(scope: Scope) -> str:
@@ -90,8 +93,11 @@ def make_response_decorator(settings: Settings) -> Any:
 def _log_access(scope: Scope, status: int) -> None:
     state = scope.get("state", {})
     started = state.get("started_at")
+    if access_log.enabled:
+        access_log.record(scope, request_id(scope), status, started)
+        return
     principal = scope.get("user")
-    access_log.info(
+    console_access_log.info(
         "request",
         request_id=request_id(scope),
         method=scope.get("method"),
@@ -157,6 +163,9 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(level)
     for noisy in ("uvicorn.access", "sqlalchemy.engine", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    access_log.flush()
+    access_log.stream = handler.stream
+    access_log.enabled = settings.log_format == "json" and level <= logging.INFO
 
 
 _NOT_MEASURED = ("/metrics", "/health", "/liveness")
