@@ -110,6 +110,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         channels=channels,
     )
     credentials = runtime.credentials = Credentials(runtime)
+    rate_limiter = (
+        RateLimiter(hot_redis, breaker, settings.rate_limit_per_minute)
+        if settings.rate_limit_per_minute > 0
+        else None
+    )
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
     rate_limit = [rate_limit_middleware] if settings.rate_limit_per_minute > 0 else []
     api_middleware += [*rate_limit, request_shape_middleware, idempotency_middleware]
@@ -161,6 +166,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if worker is not None:
             await worker.close()
         await credentials.stop()
+        await runtime.cache.close()
+        if rate_limiter is not None:
+            await rate_limiter.close()
         await redis.aclose()
         await hot_redis.aclose()
         await pubsub_redis.aclose()
@@ -210,8 +218,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.runtime = runtime
     app.state.stytch_members = StytchMembers(settings.identity)
-    if settings.rate_limit_per_minute > 0:
-        app.state.rate_limiter = RateLimiter(hot_redis, breaker, settings.rate_limit_per_minute)
+    if rate_limiter is not None:
+        app.state.rate_limiter = rate_limiter
     finish_schema(app.openapi_schema)
     return app
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.platform.db import after_commit, transaction_state
 from panels.platform.http import JsonBody
 from panels.platform.ratelimit import COUNT_LUA, REDIS_TIMEOUT_SECONDS, RateCount
+from panels.platform.script_pipe import ScriptPipe
 from panels.platform.tenancy import RequestContext
 
 log = structlog.get_logger("panels.cache")
@@ -89,7 +90,7 @@ class VersionedCache:
         self._redis = redis
         self._ttl = ttl_seconds
         self.breaker = breaker
-        self._read = redis.register_script(_READ)
+        self._read = ScriptPipe(redis, _READ)
         # Bumps that could not reach Redis. They are sent before this process reads the cache
         # again, so entries written before an outage are not served once Redis is back.
         self._unsent_bumps: set[str] = set()
@@ -155,6 +156,9 @@ class VersionedCache:
         if rate is not None:
             rate.settle(*counted)
         return f"{base}:v{version.decode()}:", value, bool(checked)
+
+    async def close(self) -> None:
+        await self._read.close()
 
     async def bump(self, tenant: str, *scopes: str) -> None:
         """Invalidate everything cached under these scopes; call after commit."""

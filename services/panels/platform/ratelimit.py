@@ -25,6 +25,7 @@ from litestar.exceptions import TooManyRequestsException
 from redis.asyncio import Redis
 
 from panels.platform.auth import Principal
+from panels.platform.script_pipe import ScriptPipe
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -72,7 +73,7 @@ class RateLimiter:
     def __init__(self, redis: Redis, breaker: CircuitBreaker, limit: int) -> None:
         self.limit = limit
         self.breaker = breaker
-        self._count = redis.register_script(_COUNT)
+        self._count = ScriptPipe(redis, _COUNT)
         self._policy = f"{limit}; w={WINDOW_SECONDS}"
 
     def pending(self, scope: Scope) -> RateCount:
@@ -89,6 +90,9 @@ class RateLimiter:
             self.breaker.trip(exc)
             return
         rate.settle(count, ttl_ms)
+
+    async def close(self) -> None:
+        await self._count.close()
 
     def headers(self, count: int, ttl_ms: int) -> dict[str, str]:
         reset = str(max(1, -(-int(ttl_ms) // 1000)))  # whole seconds, rounded up
