@@ -28,7 +28,7 @@ async def redis(services: Services) -> AsyncIterator[Redis]:
 
 
 async def test_concurrent_calls_each_get_their_own_reply(redis: Redis) -> None:
-    pipe = ScriptPipe(redis, _ECHO)
+    pipe = ScriptPipe(redis, _ECHO, timeout=0.5)
     keys = [f"pipe-test:{uuid.uuid4().hex}" for _ in range(50)]
     replies = await asyncio.gather(*(pipe(keys=[key], args=[n]) for n, key in enumerate(keys)))
     await pipe.close()
@@ -36,7 +36,7 @@ async def test_concurrent_calls_each_get_their_own_reply(redis: Redis) -> None:
 
 
 async def test_a_script_redis_no_longer_knows_is_sent_again(redis: Redis) -> None:
-    pipe = ScriptPipe(redis, _ECHO)
+    pipe = ScriptPipe(redis, _ECHO, timeout=0.5)
     key = f"pipe-test:{uuid.uuid4().hex}"
     assert (await pipe(keys=[key], args=["a"]))[2] == 1
     await redis.script_flush()
@@ -45,7 +45,7 @@ async def test_a_script_redis_no_longer_knows_is_sent_again(redis: Redis) -> Non
 
 
 async def test_an_error_in_the_script_is_raised_and_the_next_call_works(redis: Redis) -> None:
-    pipe = ScriptPipe(redis, "return redis.call('INCR', KEYS[1])")
+    pipe = ScriptPipe(redis, "return redis.call('INCR', KEYS[1])", timeout=0.5)
     key = f"pipe-test:{uuid.uuid4().hex}"
     await redis.set(key, "not a number")
     with pytest.raises(ResponseError):
@@ -56,7 +56,7 @@ async def test_an_error_in_the_script_is_raised_and_the_next_call_works(redis: R
 
 
 async def test_a_call_given_up_on_leaves_no_reply_for_the_next_one(redis: Redis) -> None:
-    pipe = ScriptPipe(redis, _ECHO)
+    pipe = ScriptPipe(redis, _ECHO, timeout=0.5)
     first, second = f"pipe-test:{uuid.uuid4().hex}", f"pipe-test:{uuid.uuid4().hex}"
     await pipe(keys=[first], args=["warm"])
     await redis.execute_command("CLIENT", "PAUSE", "300", "WRITE")
@@ -69,8 +69,9 @@ async def test_a_call_given_up_on_leaves_no_reply_for_the_next_one(redis: Redis)
 
 
 async def test_a_connection_that_stopped_answering_is_replaced() -> None:
-    """A call that timed out drops its connection, so the next one does not queue behind a
-    reply that may never come (a half-open TCP connection would hold every call after it)."""
+    """A late reply fails every call waiting on the connection after `timeout` and drops it,
+    so later calls do not queue behind a reply that may never come (a half-open TCP
+    connection would otherwise hold every call after it)."""
     accepted: list[asyncio.StreamWriter] = []
 
     async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -78,11 +79,13 @@ async def test_a_connection_that_stopped_answering_is_replaced() -> None:
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    pipe = ScriptPipe(Redis.from_url(f"redis://127.0.0.1:{port}"), _ECHO)
+    pipe = ScriptPipe(Redis.from_url(f"redis://127.0.0.1:{port}"), _ECHO, timeout=0.1)
     for _ in range(2):
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.05):
-                await pipe(keys=["k"], args=["v"])
+        started = time.monotonic()
+        waiting = [pipe(keys=["k"], args=[n]) for n in range(3)]
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(outcome, TimeoutError) for outcome in outcomes)
+        assert time.monotonic() - started < 0.5
     await pipe.close()
     server.close()
     for writer in accepted:
@@ -91,7 +94,7 @@ async def test_a_connection_that_stopped_answering_is_replaced() -> None:
 
 
 async def test_an_unreachable_redis_raises_a_connection_error(services: Services) -> None:
-    pipe = ScriptPipe(Redis.from_url("redis://127.0.0.1:1"), _ECHO)
+    pipe = ScriptPipe(Redis.from_url("redis://127.0.0.1:1"), _ECHO, timeout=0.5)
     with pytest.raises(OSError):
         await pipe(keys=["k"], args=["v"])
 
@@ -124,12 +127,14 @@ def password_redis() -> Iterator[str]:
 
 
 async def test_a_tcp_url_with_password_and_database_is_honoured(password_redis: str) -> None:
-    pipe = ScriptPipe(Redis.from_url(password_redis), _ECHO)
+    pipe = ScriptPipe(Redis.from_url(password_redis), _ECHO, timeout=0.5)
     assert await pipe(keys=["counted"], args=["v"]) == [b"counted", b"v", 1]
     await pipe.close()
     same_db = Redis.from_url(password_redis)
     assert await same_db.get("counted") == b"1"
     await same_db.aclose()
-    wrong = ScriptPipe(Redis.from_url(password_redis.replace("s3cret", "wrong")), _ECHO)
+    wrong = ScriptPipe(
+        Redis.from_url(password_redis.replace("s3cret", "wrong")), _ECHO, timeout=0.5
+    )
     with pytest.raises(RedisConnectionError, match="WRONGPASS"):
         await wrong(keys=["counted"], args=["v"])

@@ -90,7 +90,7 @@ class VersionedCache:
         self._redis = redis
         self._ttl = ttl_seconds
         self.breaker = breaker
-        self._read = ScriptPipe(redis, _READ)
+        self._read = ScriptPipe(redis, _READ, timeout=REDIS_TIMEOUT_SECONDS)
         # Bumps that could not reach Redis. They are sent before this process reads the cache
         # again, so entries written before an outage are not served once Redis is back.
         self._unsent_bumps: set[str] = set()
@@ -147,9 +147,8 @@ class VersionedCache:
         if rate is not None:
             keys.append(rate.key)
             args.append(rate.window_ms)
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
-                version, value, checked, counted = await self._read(keys=keys, args=args)
+        try:  # bounded by the script's own timeout
+            version, value, checked, counted = await self._read(keys=keys, args=args)
         except Exception as exc:
             self.breaker.trip(exc)
             return None

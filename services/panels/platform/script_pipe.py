@@ -9,12 +9,12 @@ each is written as soon as it is made and its reply is matched in order (Redis a
 connection's commands in the order it received them), so there is no pool, no lock and no
 task per call; `hiredis` packs and parses.
 
-Only for that script (and the rate limiter's own count): everything else uses redis-py. The
-caller bounds each call as a whole (`asyncio.timeout`); a call cancelled while it waits drops
-the connection, because a reply that has not come by then means the connection cannot be
-trusted, and the next call connects again. Connection errors and Redis errors are raised to
-the caller, which trips the circuit breaker as for any Redis failure. TLS (`rediss://`) is
-not spoken here: such a URL uses redis-py's script object instead.
+Only for that script (and the rate limiter's own count): everything else uses redis-py. A
+call waits at most `timeout` for its reply (one timer per connection, see `_Replies`) and
+`CONNECT_TIMEOUT_SECONDS` to connect; a connection whose reply is late is dropped and the
+next call connects again. Timeouts, connection errors and Redis errors are raised to the
+caller, which trips the circuit breaker as for any Redis failure. TLS (`rediss://`) is not
+spoken here: such a URL uses redis-py's script object (within the same `timeout`).
 """
 
 from __future__ import annotations
@@ -37,13 +37,21 @@ Arg = str | bytes | int
 
 
 class _Replies(asyncio.Protocol):
-    """The connection: replies are handed to the waiting calls in the order they were sent."""
+    """The connection: replies are handed to the waiting calls in the order they were sent.
 
-    def __init__(self) -> None:
+    One timer watches the oldest call still waiting: when its reply is `timeout` seconds
+    late, every waiting call fails with `TimeoutError` and the connection is dropped (its
+    later replies could no longer be matched), so no call waits longer than that and no call
+    pays for a timer of its own.
+    """
+
+    def __init__(self, timeout: float) -> None:
         self.transport: asyncio.Transport | None = None
-        self.waiting: deque[asyncio.Future[Any]] = deque()
-        self._reader = hiredis.Reader()
+        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.closed = False
+        self._timeout = timeout
+        self._reader = hiredis.Reader()
+        self._watch: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
@@ -51,23 +59,44 @@ class _Replies(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
-            waiter = self.waiting.popleft()
+            waiter, _ = self.waiting.popleft()
             if not waiter.done():  # a cancelled call's reply is dropped
                 waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        while self.waiting:
-            waiter = self.waiting.popleft()
-            if not waiter.done():
-                waiter.set_exception(RedisConnectionError(f"Redis connection lost: {exc}"))
+        self._fail(RedisConnectionError(f"Redis connection lost: {exc}"))
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
         assert self.transport is not None
-        waiter = asyncio.get_running_loop().create_future()
-        self.waiting.append(waiter)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self.waiting.append((waiter, loop.time() + self._timeout))
         self.transport.write(command)
+        if self._watch is None:
+            self._watch = loop.call_at(self.waiting[0][1], self._check)
         return waiter
+
+    def _check(self) -> None:
+        self._watch = None
+        if not self.waiting:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self.waiting[0][1]
+        if deadline > loop.time():
+            self._watch = loop.call_at(deadline, self._check)
+            return
+        self._fail(TimeoutError("Redis did not answer in time"))
+        self.abort()
+
+    def _fail(self, error: Exception) -> None:
+        self.closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        while self.waiting:
+            waiter, _ = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def abort(self) -> None:
         self.closed = True
@@ -79,7 +108,8 @@ class ScriptPipe:
     """Calls one Lua script by its SHA (sending it whole on `NOSCRIPT`) on a shared connection;
     called as redis-py's script objects are (`keys=`, `args=`)."""
 
-    def __init__(self, redis: Redis, script: str) -> None:
+    def __init__(self, redis: Redis, script: str, *, timeout: float) -> None:
+        self._timeout = timeout
         self._script = script.encode()
         self._sha = sha1(self._script, usedforsecurity=False).hexdigest().encode()
         pool = redis.connection_pool
@@ -95,7 +125,8 @@ class ScriptPipe:
 
     async def __call__(self, *, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         if self._tls is not None:
-            return await self._tls(keys=keys, args=args)
+            async with asyncio.timeout(self._timeout):
+                return await self._tls(keys=keys, args=args)
         connection = await self._connected()
         reply = await self._wait(connection, _pack(b"EVALSHA", self._sha, len(keys), *keys, *args))
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
@@ -108,12 +139,7 @@ class ScriptPipe:
         return reply
 
     async def _wait(self, connection: _Replies, command: bytes) -> Any:
-        waiter = connection.send(command)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            connection.abort()  # its reply is overdue: see the module docstring
-            raise
+        return await connection.send(command)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -135,12 +161,16 @@ class ScriptPipe:
     async def _connect(self) -> _Replies:
         loop = asyncio.get_running_loop()
         p = self._params
+
+        def replies() -> _Replies:
+            return _Replies(self._timeout)
+
         async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
             if self._unix:
-                _, connection = await loop.create_unix_connection(_Replies, p["path"])
+                _, connection = await loop.create_unix_connection(replies, p["path"])
             else:
                 _, connection = await loop.create_connection(
-                    _Replies, p.get("host", "localhost"), p.get("port", 6379)
+                    replies, p.get("host", "localhost"), p.get("port", 6379)
                 )
             try:
                 for setup in _setup_commands(p):
