@@ -49,8 +49,7 @@ from panels.platform.idempotency import idempotency_middleware
 from panels.platform.observability import (
     configure_logging,
     make_response_decorator,
-    metrics_middleware,
-    request_context_middleware,
+    request_middleware,
 )
 from panels.platform.openapi import BEARER, finish_schema, openapi_config
 from panels.platform.ratelimit import RateLimiter, rate_limit_middleware
@@ -177,8 +176,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[api, unauthenticated_api, change_stream, *health_routes],
         plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
         middleware=[
-            request_context_middleware,
-            metrics_middleware,
+            request_middleware,
             transaction_middleware(db, read_db),
         ],
         before_send=[make_response_decorator(settings)],

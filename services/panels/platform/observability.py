@@ -53,18 +53,6 @@ def request_id(scope: Scope) -> str:
     return value
 
 
-def request_context_middleware(app: ASGIApp) -> ASGIApp:
-    """Outermost route middleware: fixes the request id and start time, binds log context."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP:
-            scope.setdefault("state", {})["started_at"] = time.perf_counter()
-            structlog.contextvars.bind_contextvars(request_id=request_id(scope))
-        await app(scope, receive, send)
-
-    return middleware
-
-
 def make_response_decorator(settings: Settings) -> Any:
     """A before-send hook: request id and security headers on every response, one access log."""
     hsts = settings.is_production
@@ -217,13 +205,18 @@ class _Metrics:
 _metrics: _Metrics | None = None
 
 
-def metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Count and time every request but the probes, by route template and status (what
-    `/metrics` serves: Litestar's controller reads the same registry)."""
+def request_middleware(app: ASGIApp) -> ASGIApp:
+    """Outermost route middleware: fixes the request id and start time, binds log context,
+    and counts and times every request but the probes, by route template and status (what
+    `/metrics` serves: Litestar's controller reads the same registry). One layer for both:
+    each layer costs a call and a wrapped `send` on every request."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         global _metrics  # one set of metrics per process, as the registry is
         kind = scope["type"]
+        if kind == ScopeType.HTTP:
+            scope.setdefault("state", {})["started_at"] = time.perf_counter()
+            structlog.contextvars.bind_contextvars(request_id=request_id(scope))
         if kind not in _MEASURED_SCOPES or scope["path"].startswith(_NOT_MEASURED):
             await app(scope, receive, send)
             return
