@@ -282,9 +282,10 @@ def redis_client(url: str) -> Redis:
 
 
 def hot_path_redis_client(url: str) -> Redis:
-    """The client of the cache and the rate limiter: without socket timeouts, because each of
-    their calls is bounded as a whole (`REDIS_TIMEOUT_SECONDS`, one `asyncio.timeout`), where a
-    socket timeout wraps every send in a task of its own."""
+    """The client of the cache's writes (bumps, stored entries): without socket timeouts,
+    because each of those calls is bounded as a whole (`REDIS_TIMEOUT_SECONDS`, one
+    `asyncio.timeout`), where a socket timeout wraps every send in a task of its own. The
+    cache read and the rate count go over `ScriptPipe` connections made from its URL."""
     return Redis.from_url(
         url, socket_connect_timeout=0.5, retry_on_timeout=False, health_check_interval=30
     )
