@@ -31,6 +31,7 @@ from panels.identity.routes import (
 )
 from panels.identity.verification import Credentials
 from panels.panel.routes import PanelController
+from panels.platform.access_log import access_log
 from panels.platform.auth import JwtAuthenticationMiddleware, TokenVerifier
 from panels.platform.cache import (
     CircuitBreaker,
@@ -48,8 +49,7 @@ from panels.platform.idempotency import idempotency_middleware
 from panels.platform.observability import (
     configure_logging,
     make_response_decorator,
-    metrics_middleware,
-    request_context_middleware,
+    request_middleware,
 )
 from panels.platform.openapi import BEARER, finish_schema, openapi_config
 from panels.platform.ratelimit import RateLimiter, rate_limit_middleware
@@ -109,6 +109,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         channels=channels,
     )
     credentials = runtime.credentials = Credentials(runtime)
+    rate_limiter = (
+        RateLimiter(hot_redis, breaker, settings.rate_limit_per_minute)
+        if settings.rate_limit_per_minute > 0
+        else None
+    )
     api_middleware: list[Any] = [DefineMiddleware(JwtAuthenticationMiddleware)]
     rate_limit = [rate_limit_middleware] if settings.rate_limit_per_minute > 0 else []
     api_middleware += [*rate_limit, request_shape_middleware, idempotency_middleware]
@@ -160,6 +165,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if worker is not None:
             await worker.close()
         await credentials.stop()
+        await runtime.cache.close()
+        if rate_limiter is not None:
+            await rate_limiter.close()
         await redis.aclose()
         await hot_redis.aclose()
         await pubsub_redis.aclose()
@@ -168,8 +176,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[api, unauthenticated_api, change_stream, *health_routes],
         plugins=[SQLAlchemyPlugin(config=[c for c in (db, read_db) if c is not None]), channels],
         middleware=[
-            request_context_middleware,
-            metrics_middleware,
+            request_middleware,
             transaction_middleware(db, read_db),
         ],
         before_send=[make_response_decorator(settings)],
@@ -203,14 +210,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
         request_max_body_size=settings.max_body_bytes,
         on_startup=[start_worker],
-        on_shutdown=[close_services],
+        on_shutdown=[close_services, access_log.flush],
         logging_config=None,
         debug=False,
     )
     app.state.runtime = runtime
     app.state.stytch_members = StytchMembers(settings.identity)
-    if settings.rate_limit_per_minute > 0:
-        app.state.rate_limiter = RateLimiter(hot_redis, breaker, settings.rate_limit_per_minute)
+    if rate_limiter is not None:
+        app.state.rate_limiter = rate_limiter
     finish_schema(app.openapi_schema)
     return app
 

@@ -113,6 +113,7 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
         server_header=False,
         timeout_graceful_shutdown=20,
         timeout_keep_alive=30,
+        ws="panels.platform.websocket_server:PerMessageDeflateProtocol",
     )
     del embedded  # the embedded servers stop only after the server has shut down
 

@@ -69,3 +69,13 @@ async def test_the_tenant_check_comes_before_validation_and_sees_escaped_keys(
         headers={**builder.headers, "content-type": "application/json"},
     )
     assert escaped.status_code == 403
+
+
+@pytest.mark.parametrize("name", ["tenantId", "tenant%49d", "%74enantId"])
+async def test_a_foreign_tenant_in_the_query_is_refused_however_its_name_is_spelled(
+    client: Client, builder: Caller, ids: dict[str, Any], name: str
+) -> None:
+    url = f"/api/panels/{ids['panel']}?{name}=someone-else"
+    assert (await client.get(url, headers=builder.headers)).status_code == 403
+    own = f"/api/panels/{ids['panel']}?{name}={builder.tenant}"
+    assert (await client.get(own, headers=builder.headers)).status_code == 200

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import io
+import json
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from panels.app import create_app
+from panels.platform.access_log import access_log
 from panels.platform.db import MIGRATIONS_DIR, owner_engine
 from tests.conftest import ROOT, TEST_SECRET, Caller, Services, build_settings
 from tests.integration.clusters import Cluster
@@ -27,25 +29,28 @@ from tests.integration.databases import fresh_database, migrate
 Client = AsyncTestClient[Litestar]
 
 
-class Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.events: list[dict[str, Any]] = []
+class AccessLines:
+    """The JSON access log's lines, as the service writes them (see `platform.access_log`)."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, dict):
-            self.events.append(record.msg)
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        access_log.flush()
+        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
 
 
 @pytest.fixture
-def access_events() -> Iterator[list[dict[str, Any]]]:
-    logger = logging.getLogger("panels.access")
-    handler, level = Collect(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler.events
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+def access_lines(client: Client) -> Iterator[AccessLines]:
+    """The access log on (the tests' app logs warnings only) and written here instead."""
+    lines = AccessLines()
+    access_log.flush()
+    stream, enabled = access_log.stream, access_log.enabled
+    access_log.stream, access_log.enabled = lines.stream, True
+    yield lines
+    access_log.flush()
+    access_log.stream, access_log.enabled = stream, enabled
 
 
 @pytest.fixture
@@ -86,7 +91,7 @@ async def test_a_failed_commit_is_logged_and_counted_as_the_500_the_client_gets(
     client: Client,
     builder: Caller,
     name_that_fails_at_commit: str,
-    access_events: list[dict[str, Any]],
+    access_lines: AccessLines,
 ) -> None:
     errors, successes = requests_counted(500), requests_counted(201)
     response = await client.post(
@@ -94,8 +99,11 @@ async def test_a_failed_commit_is_logged_and_counted_as_the_500_the_client_gets(
     )
     assert response.status_code == 500
     assert "refused" not in response.text
-    logged = [e for e in access_events if e.get("request_id") == response.headers["x-request-id"]]
-    assert [e["status"] for e in logged] == [500]
+    request_id = response.headers["x-request-id"]
+    logged = [e for e in access_lines.events if e["request_id"] == request_id]
+    assert [(e["event"], e["logger"], e["status"]) for e in logged] == [
+        ("request", "panels.access", 500)
+    ]
     assert requests_counted(500) == errors + 1
     assert requests_counted(201) == successes
     assert (await client.get("/api/panels", headers=builder.headers)).json() == []

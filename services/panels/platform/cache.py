@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.platform.db import after_commit, transaction_state
 from panels.platform.http import JsonBody
 from panels.platform.ratelimit import COUNT_LUA, REDIS_TIMEOUT_SECONDS, RateCount
+from panels.platform.script_pipe import ScriptPipe
 from panels.platform.tenancy import RequestContext
 
 log = structlog.get_logger("panels.cache")
@@ -89,7 +90,7 @@ class VersionedCache:
         self._redis = redis
         self._ttl = ttl_seconds
         self.breaker = breaker
-        self._read = redis.register_script(_READ)
+        self._read = ScriptPipe(redis, _READ, timeout=REDIS_TIMEOUT_SECONDS)
         # Bumps that could not reach Redis. They are sent before this process reads the cache
         # again, so entries written before an outage are not served once Redis is back.
         self._unsent_bumps: set[str] = set()
@@ -146,15 +147,17 @@ class VersionedCache:
         if rate is not None:
             keys.append(rate.key)
             args.append(rate.window_ms)
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
-                version, value, checked, counted = await self._read(keys=keys, args=args)
+        try:  # bounded by the script's own timeout
+            version, value, checked, counted = await self._read(keys=keys, args=args)
         except Exception as exc:
             self.breaker.trip(exc)
             return None
         if rate is not None:
             rate.settle(*counted)
         return f"{base}:v{version.decode()}:", value, bool(checked)
+
+    async def close(self) -> None:
+        await self._read.close()
 
     async def bump(self, tenant: str, *scopes: str) -> None:
         """Invalidate everything cached under these scopes; call after commit."""
@@ -279,9 +282,10 @@ def redis_client(url: str) -> Redis:
 
 
 def hot_path_redis_client(url: str) -> Redis:
-    """The client of the cache and the rate limiter: without socket timeouts, because each of
-    their calls is bounded as a whole (`REDIS_TIMEOUT_SECONDS`, one `asyncio.timeout`), where a
-    socket timeout wraps every send in a task of its own."""
+    """The client of the cache's writes (bumps, stored entries): without socket timeouts,
+    because each of those calls is bounded as a whole (`REDIS_TIMEOUT_SECONDS`, one
+    `asyncio.timeout`), where a socket timeout wraps every send in a task of its own. The
+    cache read and the rate count go over `ScriptPipe` connections made from its URL."""
     return Redis.from_url(
         url, socket_connect_timeout=0.5, retry_on_timeout=False, health_check_interval=30
     )

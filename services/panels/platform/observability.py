@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 from litestar.enums import ScopeType
 from prometheus_client import Counter, Gauge, Histogram
+
+from panels.platform.access_log import access_log
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +31,8 @@ _SECURITY_HEADERS = (
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _REVALIDATE = (b"cache-control", b"private, no-cache")
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
-access_log = structlog.get_logger("panels.access")
+# The access log in the console format (development); JSON lines skip logging (see access_log).
+console_access_log = structlog.get_logger("panels.access")
 
 
 def request_id(scope: Scope) -> str:
@@ -45,21 +48,9 @@ def request_id(scope: Scope) -> str:
             if _REQUEST_ID.match(candidate):
                 value = candidate
             break
-    value = value or uuid.uuid4().hex
+    value = value or os.urandom(16).hex()  # as random as uuid4's hex, without the UUID
     state["request_id"] = value
     return value
-
-
-def request_context_middleware(app: ASGIApp) -> ASGIApp:
-    """Outermost route middleware: fixes the request id and start time, binds log context."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP:
-            scope.setdefault("state", {})["started_at"] = time.perf_counter()
-            structlog.contextvars.bind_contextvars(request_id=request_id(scope))
-        await app(scope, receive, send)
-
-    return middleware
 
 
 def make_response_decorator(settings: Settings) -> Any:
@@ -90,8 +81,11 @@ def make_response_decorator(settings: Settings) -> Any:
 def _log_access(scope: Scope, status: int) -> None:
     state = scope.get("state", {})
     started = state.get("started_at")
+    if access_log.enabled:
+        access_log.record(scope, request_id(scope), status, started)
+        return
     principal = scope.get("user")
-    access_log.info(
+    console_access_log.info(
         "request",
         request_id=request_id(scope),
         method=scope.get("method"),
@@ -157,6 +151,9 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(level)
     for noisy in ("uvicorn.access", "sqlalchemy.engine", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    access_log.flush()
+    access_log.stream = handler.stream
+    access_log.enabled = settings.log_format == "json" and level <= logging.INFO
 
 
 _NOT_MEASURED = ("/metrics", "/health", "/liveness")
@@ -208,13 +205,18 @@ class _Metrics:
 _metrics: _Metrics | None = None
 
 
-def metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Count and time every request but the probes, by route template and status (what
-    `/metrics` serves: Litestar's controller reads the same registry)."""
+def request_middleware(app: ASGIApp) -> ASGIApp:
+    """Outermost route middleware: fixes the request id and start time, binds log context,
+    and counts and times every request but the probes, by route template and status (what
+    `/metrics` serves: Litestar's controller reads the same registry). One layer for both:
+    each layer costs a call and a wrapped `send` on every request."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         global _metrics  # one set of metrics per process, as the registry is
         kind = scope["type"]
+        if kind == ScopeType.HTTP:
+            scope.setdefault("state", {})["started_at"] = time.perf_counter()
+            structlog.contextvars.bind_contextvars(request_id=request_id(scope))
         if kind not in _MEASURED_SCOPES or scope["path"].startswith(_NOT_MEASURED):
             await app(scope, receive, send)
             return

@@ -16,7 +16,6 @@ earlier, say) is counted by the middleware as its response starts.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from litestar.exceptions import TooManyRequestsException
 from redis.asyncio import Redis
 
 from panels.platform.auth import Principal
+from panels.platform.script_pipe import ScriptPipe
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,14 +65,14 @@ def rate_limit_identity(scope: Scope) -> str:
 class RateLimiter:
     """`limit` requests per user and `WINDOW_SECONDS`; see the module docstring.
 
-    `redis` is a client without socket timeouts: each call here is bounded by
-    `REDIS_TIMEOUT_SECONDS` as a whole, which costs less than a timeout per socket operation.
+    Counts go over the hot path's pipelined script connection (`ScriptPipe`), each call
+    bounded by `REDIS_TIMEOUT_SECONDS`.
     """
 
     def __init__(self, redis: Redis, breaker: CircuitBreaker, limit: int) -> None:
         self.limit = limit
         self.breaker = breaker
-        self._count = redis.register_script(_COUNT)
+        self._count = ScriptPipe(redis, _COUNT, timeout=REDIS_TIMEOUT_SECONDS)
         self._policy = f"{limit}; w={WINDOW_SECONDS}"
 
     def pending(self, scope: Scope) -> RateCount:
@@ -82,13 +82,15 @@ class RateLimiter:
         """Count the request in its own round trip (unless Redis is away): see `settle`."""
         if self.breaker.is_open:
             return
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
-                count, ttl_ms = await self._count(keys=[rate.key], args=[rate.window_ms])
+        try:  # bounded by the script's own timeout
+            count, ttl_ms = await self._count(keys=[rate.key], args=[rate.window_ms])
         except Exception as exc:  # unlimited rather than failed while Redis is away
             self.breaker.trip(exc)
             return
         rate.settle(count, ttl_ms)
+
+    async def close(self) -> None:
+        await self._count.close()
 
     def headers(self, count: int, ttl_ms: int) -> dict[str, str]:
         reset = str(max(1, -(-int(ttl_ms) // 1000)))  # whole seconds, rounded up
