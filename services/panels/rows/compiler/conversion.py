@@ -2,7 +2,7 @@
 
 A record's value becomes a column's value by these rules (a value that does not convert is
 NULL, and no input can make a cast raise, on PostgreSQL 15 as on 16: every cast runs inside a
-CASE arm whose condition has already proven the text well-formed):
+CASE arm whose condition has already proven the JSON kind, or the text well-formed):
 
 - number: a JSON number, or a string holding a plain decimal number (`-1.5`, `2e3`, at most 100
   characters, exponent of at most 3 digits); kept as an exact `numeric`.
