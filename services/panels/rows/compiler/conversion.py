@@ -2,7 +2,7 @@
 
 A record's value becomes a column's value by these rules (a value that does not convert is
 NULL, and no input can make a cast raise, on PostgreSQL 15 as on 16: every cast runs inside a
-CASE arm whose condition has already proven the text well-formed):
+CASE arm whose condition has already proven the JSON kind, or the text well-formed):
 
 - number: a JSON number, or a string holding a plain decimal number (`-1.5`, `2e3`, at most 100
   characters, exponent of at most 3 digits); kept as an exact `numeric`.
@@ -53,7 +53,8 @@ from sqlalchemy.sql.elements import (
 
 from panels.column.formula import ValueType, value_type_of
 
-NUMBER_PATTERN = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,3})?$"
+# Groups that capture nothing: PostgreSQL need not track what they matched.
+NUMBER_PATTERN = r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?$"
 MAX_NUMBER_TEXT = 100
 # The database function panels_utc_timestamp (migration 20261201_0011) checks a copy of it.
 DATETIME_PATTERN = (
@@ -111,27 +112,24 @@ def json_to(value: ColumnElement[Any], value_type: ValueType) -> ColumnElement[A
 
 
 def _json_to(value: ColumnElement[Any], value_type: ValueType) -> ColumnElement[Any]:
+    # `CASE jsonb_typeof(value) WHEN …` computes the kind once, and a JSON number or boolean is
+    # cast from the JSONB directly: no text made and parsed again (benchmarks/README.md).
     kind = _json_kind(value)
     text = _json_text(value)
     if value_type == "text":
         return typed(case((kind.in_(["string", "number", "boolean"]), text)), "text")
     if value_type == "number":
+        well_formed = and_(func.length(text) <= MAX_NUMBER_TEXT, text.regexp_match(NUMBER_PATTERN))
+        from_string = case((well_formed, cast(text, Numeric)))
         return typed(
-            case(
-                (kind == "number", cast(text, Numeric)),
-                (
-                    and_(kind == "string", func.length(text) <= MAX_NUMBER_TEXT),
-                    case((text.regexp_match(NUMBER_PATTERN), cast(text, Numeric))),
-                ),
-            ),
-            "number",
+            case({"number": cast(value, Numeric), "string": from_string}, value=kind), "number"
         )
     if value_type == "boolean":
-        lowered = func.lower(text)
+        words = {"true": True_(), "false": False_()}
         return typed(
             case(
-                (kind == "boolean", cast(text, Boolean)),
-                (and_(kind == "string", lowered.in_(["true", "false"])), lowered == "true"),
+                {"boolean": cast(value, Boolean), "string": case(words, value=func.lower(text))},
+                value=kind,
             ),
             "boolean",
         )
