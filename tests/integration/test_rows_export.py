@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import event
 
 from panels.app import create_app
+from panels.rows.planning import EXPORT_PLANS
 from panels.rows.routes import content_disposition
 from tests.conftest import Caller, CallerFactory, Services, build_settings
 from tests.integration.rows_world import Client, RowsWorld, rows_world
@@ -35,6 +37,29 @@ async def _world(client: Client, owner: Caller) -> RowsWorld:
     await world.base("Tags", "multi_select", "tags")
     await world.push(world.sources[0], AWKWARD)
     return world
+
+
+async def test_the_export_is_planned_for_its_values_and_its_whole_result(
+    client: Client, builder: Caller
+) -> None:
+    """As every rows statement (a generic plan can use none of the panel's indexes), and for
+    every row rather than a fast first one: the settings go just before the export's cursor."""
+    world = await _world(client, builder)
+    view = await world.view(["Age"], sorts=[{"columnName": "Age", "direction": "desc"}])
+    statements: list[str] = []
+
+    def sent(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sync_engine = client.app.state.runtime.db.get_engine().sync_engine
+    event.listen(sync_engine, "before_cursor_execute", sent)
+    try:
+        response = await client.get(f"/api/views/{view}/rows.csv", headers=builder.headers)
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", sent)
+    assert response.status_code == 200, response.text
+    [reading] = [i for i, s in enumerate(statements) if "FROM panel_row_visible" in s]
+    assert statements[reading - 1] == str(EXPORT_PLANS)
 
 
 def _read_csv(content: bytes) -> list[list[str]]:

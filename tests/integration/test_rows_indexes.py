@@ -33,7 +33,7 @@ from panels.rows.compiler import (
     panel_rows,
 )
 from panels.rows.indexes import INDEX_ENTRYPOINT, INDEX_PREFIX, update_indexes
-from panels.rows.services import CUSTOM_PLANS
+from panels.rows.planning import CUSTOM_PLANS
 from tests.conftest import Caller, Services, build_settings
 
 Client = AsyncTestClient[Litestar]

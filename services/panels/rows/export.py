@@ -30,7 +30,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    text,
     type_coerce,
 )
 
@@ -38,6 +37,7 @@ from panels.column.formula import value_type_of
 from panels.platform.runtime import Runtime, background_session
 from panels.rows.compiler import CompiledRows, sort_label, value_label
 from panels.rows.compiler.ordering import SortKey, order_by
+from panels.rows.planning import EXPORT_PLANS
 
 BATCH_ROWS = 5000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -150,8 +150,7 @@ async def _batches(
     runtime: Runtime, tenant_id: str, statement: Select[Any]
 ) -> AsyncGenerator[bytes, None]:
     async with background_session(runtime, tenant_id) as session:
-        # Every row will be read: plan for the whole result, not for a fast first row.
-        await session.execute(text("SET LOCAL cursor_tuple_fraction = 1"))
+        await session.execute(EXPORT_PLANS)
         result = await session.stream_scalars(statement.execution_options(yield_per=BATCH_ROWS))
         sent = False
         async for lines in result.partitions(BATCH_ROWS):

@@ -26,7 +26,7 @@ from hashlib import blake2b
 from typing import Any
 
 from litestar.exceptions import ClientException
-from sqlalchemy import Row, Select, select, text, true
+from sqlalchemy import Row, Select, select, true
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +55,7 @@ from panels.rows.compiler import (
 )
 from panels.rows.compiler.ordering import SortKey, order_by
 from panels.rows.export import csv_header, csv_lines, stream_csv
+from panels.rows.planning import CUSTOM_PLANS
 from panels.rows.query import compiler_columns, parse_filters, parse_sorts, view_shape
 from panels.rows.schemas import RowColumn, RowRead, RowsPage, encode_page, wire_datetime
 from panels.view.entities import PanelView
@@ -65,14 +66,6 @@ from panels.view.services import ViewService
 # about the data, never a 500.
 _DATA_ERRORS = ("22", "54")
 _SORTS_END = "\x1e"  # in a page's cache key, between the sorts and the filter
-# A rows statement is planned for its parameters every time. The driver prepares statements,
-# and after five runs PostgreSQL may keep a generic plan, one made without the parameters'
-# values: such a plan can use no index of `rows.indexes`, whose expressions hold the column's
-# path and the conversions' constants, which the statement binds as parameters. It does so
-# when the runs before an index existed cost as much as the generic plan, and then keeps it
-# (measured: a view's total at 200,000 rows took 355 ms with the generic plan, 50 ms with a
-# custom one, benchmarks/README.md).
-CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 class RowsNotComputable(ClientException):
