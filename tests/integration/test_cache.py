@@ -17,7 +17,10 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from panels.app import create_app
-from panels.platform.cache import CircuitBreaker, VersionedCache, redis_client
+from panels.platform.auth import Principal
+from panels.platform.cache import Authorization, CircuitBreaker, VersionedCache, redis_client
+from panels.platform.http import JsonBody
+from panels.platform.tenancy import RequestContext
 from tests.conftest import Caller, Services, build_settings
 
 Client = AsyncTestClient[Litestar]
@@ -211,3 +214,64 @@ async def test_concurrent_writes_through_the_api_bump_each_version_once(
     await redis.aclose()
     assert lists_after - lists_before == 8 + 4
     assert panel_after - panel_before == 4
+
+
+def _context(tenant: str, user: str) -> RequestContext:
+    return RequestContext(Principal(user_id=user, email=None, tenant_id=tenant, role="user"), "r")
+
+
+async def test_concurrent_misses_of_one_entry_share_one_load(services: Services) -> None:
+    """Readers who miss an entry while it loads wait for that load (a page many open after a
+    change is computed once per worker, not once per reader); a reader with an entry of its
+    own (not shared) never gets another's; a failed load leaves each waiter to load its own."""
+    client = redis_client(services.redis_url)
+    cache = VersionedCache(client, 60, CircuitBreaker())
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    loads: list[str] = []
+
+    def loader(content: bytes, fail: bool = False) -> Any:
+        async def load() -> JsonBody:
+            loads.append(content.decode())
+            await asyncio.sleep(0.2)
+            if fail:
+                raise RuntimeError("the database went away")
+            return JsonBody(content)
+
+        return load
+
+    async def allowed() -> None:
+        return None
+
+    shared = Authorization(rule="r", check=allowed)
+    readers = [_context(tenant, f"u{i}") for i in range(5)]
+    bodies = await asyncio.gather(
+        *(
+            cache.read_through(ctx, "s", "page", loader(b"[1]"), authorization=shared)
+            for ctx in readers
+        )
+    )
+    assert [b.content for b in bodies] == [b"[1]"] * 5
+    assert loads == ["[1]"]
+    again = await cache.read_through(readers[0], "s", "page", loader(b"[2]"), authorization=shared)
+    assert (again.content, again.cache_hit) == (b"[1]", True)
+
+    # Entries kept per caller (no authorization) are loaded per caller.
+    loads.clear()
+    own = await asyncio.gather(
+        cache.read_through(readers[0], "s", "mine", loader(b"[0]")),
+        cache.read_through(readers[1], "s", "mine", loader(b"[1]")),
+    )
+    assert [b.content for b in own] == [b"[0]", b"[1]"]
+    assert sorted(loads) == ["[0]", "[1]"]
+
+    loads.clear()
+    failing, waiting = await asyncio.gather(
+        cache.read_through(readers[0], "s", "flaky", loader(b"x", fail=True), authorization=shared),
+        cache.read_through(readers[1], "s", "flaky", loader(b"[3]"), authorization=shared),
+        return_exceptions=True,
+    )
+    assert isinstance(failing, RuntimeError)
+    assert isinstance(waiting, JsonBody)
+    assert waiting.content == b"[3]"
+    assert loads == ["x", "[3]"]
+    await client.aclose()
