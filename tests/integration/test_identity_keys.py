@@ -21,6 +21,7 @@ from panels.platform.auth import Principal
 from panels.platform.db import owner_engine
 from panels.settings import Settings
 from tests.conftest import Caller, CallerFactory, Services
+from tests.integration.databases import queries_sent
 from tests.integration.identity_helpers import add_user, bearer, login
 
 Client = AsyncTestClient[Litestar]
@@ -163,6 +164,24 @@ async def test_malformed_keys_are_401(client: Client) -> None:
     ):
         response = await client.get("/api/auth/me", headers=headers)
         assert response.status_code == 401, (headers, response.text)
+
+
+async def test_a_refused_key_is_refused_again_without_asking_the_database(
+    client: Client, app: Litestar, builder: Caller
+) -> None:
+    """A client that keeps sending a revoked key costs one lookup, not one per request; a key
+    the database knows is still looked up and accepted."""
+    created = await new_key(client, builder)
+    gone = await client.delete(f"/api/api-keys/{created['id']}", headers=builder.headers)
+    assert gone.status_code == 204, gone.text
+    engine = app.state.runtime.db.get_engine()
+    with queries_sent(engine) as queries:
+        for _ in range(5):
+            refused = await client.get("/api/auth/me", headers=bearer(created["key"]))
+            assert refused.status_code == 401
+    assert sum("api_key_by_hash" in q for q in queries) == 1, queries
+    other = await new_key(client, builder)
+    assert (await client.get("/api/auth/me", headers=bearer(other["key"]))).status_code == 200
 
 
 async def test_last_used_is_written_in_batches(client: Client, builder: Caller) -> None:

@@ -71,6 +71,11 @@ class Credentials:
         self._runtime = runtime
         self._accepts = runtime.settings.identity.accepts_builtin
         self._keys: dict[bytes, _Verified] = {}
+        # Well-formed keys the database did not know, by hash: when they were refused. A key's
+        # secret is made by the server when the key is created, so a hash refused once never
+        # becomes a key later; remembering it spares the database the lookup of a client that
+        # keeps sending a revoked or deleted key (or a scanner repeating guesses).
+        self._unknown_keys: dict[bytes, float] = {}
         self._sessions: dict[tuple[str, str, str], _Verified] = {}
         self._epoch: bytes | None = None
         self._epoch_read_at = -float("inf")
@@ -90,8 +95,17 @@ class Credentials:
         await self._revalidate()
         entry = self._fresh(self._keys.get(hashed))
         if entry is None:
+            refused_at = self._unknown_keys.get(hashed)
+            if refused_at is not None and time.monotonic() - refused_at < MAX_ENTRY_SECONDS:
+                raise NotAuthorizedException("Invalid API key")
             generation = self._generation
-            entry = await self._load_key(hashed)
+            try:
+                entry = await self._load_key(hashed)
+            except NotAuthorizedException:
+                if len(self._unknown_keys) >= _MAX_ENTRIES:
+                    self._unknown_keys.clear()
+                self._unknown_keys[hashed] = time.monotonic()
+                raise
             self._keep(self._keys, hashed, entry, generation)
         return self._use_key(entry)
 
