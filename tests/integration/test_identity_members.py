@@ -104,7 +104,9 @@ class _StytchStandIn(BaseHTTPRequestHandler):
                 "roles": [],
             },
         ]
-        payload = json.dumps({"members": members, "results_metadata": {"total": 2}}).encode()
+        # As Stytch: the first `limit` members in its own order (not by email).
+        found = {"members": members[: body["limit"]], "results_metadata": {"total": 2}}
+        payload = json.dumps(found).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -173,6 +175,22 @@ async def test_members_come_from_stytch_when_configured(
     )
     assert again.json() == listed.json()
     assert len(_StytchStandIn.searches) == 1  # cached briefly
+
+
+async def test_stytch_members_page_through_one_order(stytch_client: Client, member: Caller) -> None:
+    """Every page is a slice of one search ordered by email: each member once, none skipped
+    (asking Stytch for the first offset + limit and ordering only those repeated one)."""
+    emails = []
+    for offset in range(3):
+        page = await stytch_client.get(
+            "/api/organization/members",
+            params={"q": "paging", "limit": 1, "offset": offset},
+            headers=member.headers,
+        )
+        assert page.status_code == 200, page.text
+        assert page.json()["total"] == 2
+        emails += [m["email_address"] for m in page.json()["members"]]
+    assert emails == ["amy@example.com", "zoe@example.com"]
 
 
 async def test_an_unreachable_stytch_is_503(services: Services, member: Caller) -> None:

@@ -78,28 +78,33 @@ async def known_members(
 
 
 class StytchMembers:
-    """Stytch's B2B member search, one organization at a time, cached briefly."""
+    """Stytch's B2B member search, one organization at a time, cached briefly.
+
+    A search's members (at most `_STYTCH_MAX_RESULTS`, Stytch's own limit per call) are
+    fetched and ordered by email once, and every page is a slice of that one order: paging
+    by asking Stytch for the first `offset + limit` and ordering only those would let a
+    later page repeat or skip members."""
 
     def __init__(self, settings: IdentitySettings) -> None:
         self._settings = settings
-        self._cache: dict[tuple[str, str, int, int], tuple[float, JsonBody]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, list[Member], int]] = {}
 
     async def page(self, organization: str, q: str | None, limit: int, offset: int) -> JsonBody:
-        slot = (organization, q or "", limit, offset)
+        slot = (organization, q or "")
         cached = self._cache.get(slot)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        body = await self._search(organization, q, limit, offset)
-        if len(self._cache) > 1000:
-            self._cache.clear()
-        self._cache[slot] = (time.monotonic() + STYTCH_CACHE_SECONDS, body)
-        return body
+        if cached is None or cached[0] <= time.monotonic():
+            members, total = await self._search(organization, q)
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            cached = self._cache[slot] = (time.monotonic() + STYTCH_CACHE_SECONDS, members, total)
+        _, members, total = cached
+        return encoded(MemberPage(members=members[offset : offset + limit], total=total))
 
-    async def _search(self, organization: str, q: str | None, limit: int, offset: int) -> JsonBody:
+    async def _search(self, organization: str, q: str | None) -> tuple[list[Member], int]:
         s = self._settings
         query: dict[str, Any] = {
             "organization_ids": [organization],
-            "limit": min(offset + limit, _STYTCH_MAX_RESULTS),
+            "limit": _STYTCH_MAX_RESULTS,
         }
         if q:
             query["query"] = {
@@ -131,7 +136,7 @@ class StytchMembers:
         if total is None:
             total = len(members)
         members.sort(key=lambda m: (m.email_address or "", m.member_id))
-        return encoded(MemberPage(members=members[offset : offset + limit], total=total))
+        return members, total
 
 
 class _StytchRole(msgspec.Struct):
