@@ -121,3 +121,23 @@ async def test_a_reader_without_the_right_gets_no_cached_count(
     )
     assert response.status_code == 404
     assert "total" not in response.text
+
+
+async def test_a_page_miss_reads_the_view_and_the_panel_once_each(
+    world: RowsWorld, app: Litestar
+) -> None:
+    """The cache's permission check, the page's load and the count's own check need the same
+    readable view (or panel): one query serves them."""
+    view = await world.view(
+        ["Name"], filters=[{"columnName": "Ward", "operator": "eq", "value": "A"}]
+    )
+    async with statements(app) as seen:
+        page = await world.rows(f"/api/views/{view}/rows", limit=2)
+    assert page["total"] == 4
+    readable_views = [s for s in seen if "FROM panel_view" in s and "panel_view.id =" in s]
+    assert len(readable_views) == 2, readable_views  # the view's panel id, then the view
+    async with statements(app) as seen:
+        panel_page = await world.rows(f"/api/panels/{world.panel}/rows", limit=2)
+    assert panel_page["total"] == 8
+    readable_panels = [s for s in seen if "FROM panel " in s and "panel.id =" in s]
+    assert len(readable_panels) == 1, readable_panels

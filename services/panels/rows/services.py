@@ -19,11 +19,11 @@ are now, so records of a deleted source never appear, even before they are purge
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from hashlib import blake2b
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar.exceptions import ClientException
 from sqlalchemy import Row, Select, select, true
@@ -98,6 +98,23 @@ class _Shape:
         return [by_id[column_id] for column_id in column_ids]
 
 
+T = TypeVar("T")
+
+
+def _once(read: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """`read`, run at most once per request. A page miss needs the readable panel or view
+    three times: the cache's permission check, the loader, and the check of the count's own
+    entry (whose marker is stored only after the page's load); one query serves them all."""
+    found: list[T] = []
+
+    async def once() -> T:
+        if not found:
+            found.append(await read())
+        return found[0]
+
+    return once
+
+
 class RowService:
     def __init__(self, session: AsyncSession, ctx: RequestContext, runtime: Runtime) -> None:
         self.session = session
@@ -112,14 +129,16 @@ class RowService:
         """A page of the panel's rows, every column shown (in the columns listing's order),
         shaped by the ad-hoc `sort` and `filter`."""
 
+        readable = _once(lambda: self.panels.get_readable(panel_id))
+
         async def load() -> JsonBody:
-            shape = await self._shape(await self.panels.get_readable(panel_id))
+            shape = await self._shape(await readable())
             sorts = parse_sorts(sort, shape.columns)
             filters = parse_filters(filter_text, shape.columns)
             shown = [column.id for column in sorted(shape.columns, key=display_order)]
             return await self._page(shape, shown, sorts, filters, page, authorization)
 
-        authorization = self.panels.read_authorization(panel_id)
+        authorization = replace(self.panels.read_authorization(panel_id), check=readable)
         name = f"rows:{page.key(*sort, _SORTS_END, filter_text)}"
         return await self.runtime.cache.read_through(
             self.ctx, str(panel_id), name, load, authorization=authorization
@@ -130,15 +149,15 @@ class RowService:
         cohort."""
         panel_id = await self._panel_of_view(view_id)
 
+        readable = _once(lambda: self.views.get_readable(view_id))
+
         async def load() -> JsonBody:
-            view = await self.views.get_readable(view_id)
+            view = await readable()
             shape = await self._shape(await self._panel(view.panel_id))
             shown, sorts, filters = view_shape(view, shape.columns)
             return await self._page(shape, shown, sorts, filters, page, authorization)
 
-        authorization = Authorization(
-            f"read-view-{view_id}", lambda: self.views.get_readable(view_id)
-        )
+        authorization = Authorization(f"read-view-{view_id}", readable)
         return await self.runtime.cache.read_through(
             self.ctx,
             str(panel_id),
