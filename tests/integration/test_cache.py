@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from panels.app import create_app
 from panels.platform.auth import Principal
 from panels.platform.cache import Authorization, CircuitBreaker, VersionedCache, redis_client
+from panels.platform.errors import NotFound
 from panels.platform.http import JsonBody
 from panels.platform.tenancy import RequestContext
 from tests.conftest import Caller, Services, build_settings
@@ -242,6 +243,9 @@ async def test_concurrent_misses_of_one_entry_share_one_load(services: Services)
     async def allowed() -> None:
         return None
 
+    async def denied() -> None:
+        raise NotFound("Panel not found")
+
     shared = Authorization(rule="r", check=allowed)
     readers = [_context(tenant, f"u{i}") for i in range(5)]
     bodies = await asyncio.gather(
@@ -254,6 +258,19 @@ async def test_concurrent_misses_of_one_entry_share_one_load(services: Services)
     assert loads == ["[1]"]
     again = await cache.read_through(readers[0], "s", "page", loader(b"[2]"), authorization=shared)
     assert (again.content, again.cache_hit) == (b"[1]", True)
+    # A caller the rule refuses gets the refusal, never the shared body, loaded or loading.
+    refused = Authorization(rule="r", check=denied)
+    stranger = _context(tenant, "stranger")
+    outcomes = await asyncio.gather(
+        cache.read_through(stranger, "s", "other", loader(b"[9]"), authorization=refused),
+        cache.read_through(readers[0], "s", "other", loader(b"[9]"), authorization=shared),
+        cache.read_through(stranger, "s", "page", loader(b"[1]"), authorization=refused),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], NotFound)
+    assert isinstance(outcomes[2], NotFound)
+    assert isinstance(outcomes[1], JsonBody)
+    assert outcomes[1].content == b"[9]"
 
     # Entries kept per caller (no authorization) are loaded per caller.
     loads.clear()

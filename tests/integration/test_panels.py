@@ -356,11 +356,15 @@ async def test_a_put_is_two_statements_and_its_record(
     panel = await create_panel(builder, name="Before")
     await share(builder, "panel", panel["id"], user=member.email, permission="editor")
     url = f"/api/panels/{panel['id']}"
+    await client.get(url, headers=member.headers)
+    cached = await client.get(url, headers=member.headers)
+    assert cached.headers["x-cache"] == "HIT"
     with queries_sent(app.state.runtime.db.get_engine()) as queries:
         response = await client.put(url, json={"name": "After"}, headers=member.headers)
     assert response.status_code == 200, response.text
     assert len(queries) == 2, queries
     read = await client.get(url, headers=member.headers)
+    assert read.headers["x-cache"] == "MISS"  # the PUT's statements still bump the cache
     assert read.json() == response.json()
     assert read.headers["etag"] == response.headers["etag"]
     changes = (await client.get(f"{url}/changes", headers=builder.headers)).json()
