@@ -8,7 +8,6 @@ from hashlib import blake2b
 from typing import Any, TypeVar
 
 import msgspec
-from advanced_alchemy.filters import LIKE_ESCAPE_CHAR, escape_like_value
 from asyncpg import Connection
 from sqlalchemy import ColumnElement, Text, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,6 +18,7 @@ from panels.change.invalidation import PANEL_LISTS_SCOPE
 from panels.panel.entities import Panel
 from panels.panel.schemas import CohortRule, PanelRead, SortDirection, SortField
 from panels.platform.cache import VersionedCache
+from panels.platform.conditions import escape_like
 from panels.platform.db import decode_jsonb
 from panels.platform.errors import NotFound
 from panels.platform.http import JsonBody, encode_json, encoded
@@ -79,7 +79,7 @@ class PanelReads:
         page, count = _panel_page(principal.is_admin, sort, order, q is not None)
         values = {**caller_parameters(principal), "limit": limit, "offset": offset}
         if q is not None:
-            values["name_pattern"] = f"%{escape_like_value(q)}%"
+            values["name_pattern"] = f"%{escape_like(q)}%"
 
         async def read(connection: Connection) -> tuple[list[str], str | None]:
             found = await connection.fetch(page.sql, *page.args(values))
@@ -161,7 +161,7 @@ def _panel_page(
     """The page's statement and the count's, for this kind of caller and request."""
     conditions = readable_by_caller(admin)
     if searching:
-        conditions.append(Panel.name.ilike(bindparam("name_pattern"), escape=LIKE_ESCAPE_CHAR))
+        conditions.append(Panel.name.ilike(bindparam("name_pattern"), escape="\\"))
     column: InstrumentedAttribute[Any] = _SORT_COLUMNS[sort]
     ascending = order == "asc"
     order_by = (column.asc(), Panel.id.asc()) if ascending else (column.desc(), Panel.id.desc())
