@@ -133,6 +133,12 @@ async def make_panel(owner: Any, records: int) -> Panel:
         TENANT,
         panel_id,
     )
+    # The records writer raises the rows version in the same transaction (`rows.totals`).
+    await owner.execute(
+        "INSERT INTO panel_row_version (tenant_id, panel_id, version) VALUES ($1, $2, 1)",
+        TENANT,
+        panel_id,
+    )
     await owner.execute("ANALYZE source_record")
     await owner.execute("ANALYZE panel_row")
     return Panel(TENANT, panel_id, (patients, vitals), panel_columns(patients, vitals))

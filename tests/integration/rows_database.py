@@ -40,9 +40,9 @@ class RowsDatabase:
     def dialect(self) -> Any:
         return self._connection.dialect
 
-    def run(self, statement: Executable) -> list[Any]:
+    def run(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> list[Any]:
         async def execute() -> list[Any]:
-            result = await self._connection.execute(statement)
+            result = await self._connection.execute(statement, parameters)
             return list(result.all()) if result.returns_rows else []
 
         return self._loop.run_until_complete(execute())

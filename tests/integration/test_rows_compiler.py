@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from panels.rows.compiler import (
     Condition,
     RowQuery,
     Sort,
+    clock_values,
     compile_rows,
     panel_rows,
 )
@@ -193,4 +194,21 @@ def test_a_date_column_compares_with_dates(database: RowsDatabase) -> None:
     query = RowQuery(columns=columns, shown=[1, 2], now=NOW)
     assert [tuple(row[:3]) for row in database.run(compile_rows(source, query).page)] == [
         ("a", date(2026, 12, 1), True)
+    ]
+
+
+def test_a_statement_runs_at_the_time_its_clock_parameters_give(database: RowsDatabase) -> None:
+    """Statements are built once and run again later (`rows.shape.built`): `TODAY()` and
+    `NOW()` are the values given at execution, not those of when the statement was built."""
+    source = database.rows_table([2], {"a": {2: {"d": "2026-12-01"}}})
+    columns: list[Column] = [
+        BaseColumn(1, "d", "date", "d"),
+        CalculatedColumn(2, "due", "boolean", parse("d > TODAY()")),
+        CalculatedColumn(3, "at", "datetime", parse("NOW()")),
+    ]
+    page = compile_rows(source, RowQuery(columns=columns, shown=[2, 3], now=NOW)).page
+    assert [tuple(row[1:3]) for row in database.run(page)] == [(True, NOW)]
+    later = datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
+    assert [tuple(row[1:3]) for row in database.run(page, clock_values(later))] == [
+        (False, datetime(2026, 12, 2, 8, 30))
     ]

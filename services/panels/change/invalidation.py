@@ -49,6 +49,23 @@ INVALIDATES: dict[ChangeType, tuple[Scope, ...]] = {
 }
 
 
+# Changes that alter what a count of the panel's rows is made of (its sources, cohort,
+# columns, or its views' filters), or add a view to count: each queues the recount of the
+# panel's stored totals (`rows.totals`). The other changes leave every count as it was.
+RECOUNTS: frozenset[ChangeType] = frozenset(
+    {
+        "cohort_changed",
+        "source_added",
+        "source_removed",
+        "column_added",
+        "column_modified",
+        "column_removed",
+        "view_created",
+        "view_updated",
+    }
+)
+
+
 def scopes_to_bump(change_type: ChangeType, panel_id: int) -> Iterator[str]:
     """The cache scopes a change of this type to this panel makes stale."""
     for scope in INVALIDATES[change_type]:

@@ -3,7 +3,8 @@
 It writes `panel_change` in the caller's transaction, so a change and its record commit or
 roll back together, and keeps only the fields that differ in `oldValues`/`newValues`. It also
 queues what follows from the change once it commits: the realtime announcement and the cache
-invalidation that `panels.change.invalidation` assigns to its type.
+invalidation that `panels.change.invalidation` assigns to its type, and, for the types that
+alter counts of rows, the recount of the panel's stored totals (in the same transaction).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CTE
 
 from panels.change.entities import PanelChange
-from panels.change.invalidation import scopes_to_bump
+from panels.change.invalidation import RECOUNTS, scopes_to_bump
 from panels.change.realtime import queue_change
 from panels.change.schemas import ChangeType, EntityType
 from panels.platform.cache import bump_after_commit
 from panels.platform.tenancy import RequestContext
+from panels.rows.totals import queue_recount
 
 
 def field_diff(old: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -49,6 +51,8 @@ async def record(
     """`view_id` names the view a change is about (the view itself or its grants): such
     records are shown only to callers who may read that view."""
     change = new_record(ctx, **fields)
+    if change.change_type in RECOUNTS:
+        await queue_recount(session, change.tenant_id, change.panel_id)
     session.add(change)
     recorded(session, change)
     return change

@@ -20,8 +20,9 @@ Everything runs in the caller's transaction, so a failure anywhere (a record wit
 at position 90,000) writes nothing. In `replace` mode the keys seen are collected in a second
 temporary table and the source's other records are deleted only once every batch is in.
 
-A run that changed anything bumps the panel's cache scope once its transaction commits (a push
-is no change of the panel's definition, so it records no change).
+A run that changed anything raises the panel's rows version and queues the recount of its
+stored totals in its transaction (`rows.totals`), and bumps the panel's cache scope once it
+commits (a push is no change of the panel's definition, so it records no change).
 
 A key sent twice in one run: the last record wins (within a batch only the last is written;
 across batches the later one updates the earlier one). `recordsProcessed` counts every record
@@ -43,6 +44,7 @@ from panels.platform.cache import bump_after_commit
 from panels.platform.db import driver_connection
 from panels.platform.errors import BadRequest, NotFound
 from panels.platform.schemas import CamelStruct
+from panels.rows.totals import queue_recount, raise_rows_version
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -192,8 +194,10 @@ async def write_records(
             _DELETE_UNSEEN, tenant_id, source_id, panel_id
         )
     if counts.records_inserted or counts.records_updated or counts.records_deleted:
-        # The panel's rows are read through its cache scope; a run that changed nothing
-        # leaves the cache warm.
+        # The panel's rows are read through its cache scope, and its totals are stored at a
+        # version of its rows (`rows.totals`); a run that changed nothing leaves both warm.
+        await raise_rows_version(session, tenant_id, panel_id)
+        await queue_recount(session, tenant_id, panel_id)
         bump_after_commit(session, tenant_id, [str(panel_id)])
     return counts
 

@@ -6,11 +6,13 @@ Pages are cached under the panel's scope, shared by every reader allowed at that
 check runs before any cached byte is served), and bumped by what changes rows: pushes and
 syncs, columns, the cohort rule, the view's shape (`change.invalidation`). A page's `total`
 is cached apart, under the same scope and behind the same check, keyed by what decides it
-(`_count_key`): it reads every matching row (all the panel's, unless an index serves the
-filters), so it is counted once per version and filters rather than again for every page and
-sort. (Like the pages, a count whose filters read `TODAY()` or
-`NOW()` holds until the next bump or the cache TTL.) The CSV is never cached: it streams from
-PostgreSQL.
+(`RowsShape.count_key`): it reads every matching row (all the panel's, unless an index serves
+the filters), so it is counted once per version and filters rather than again for every page
+and sort, and the totals of saved views are counted ahead by a job and stored in the
+database (`rows.totals`), so that a page miss after a push or a sync reads its total rather
+than counting. (Like the pages, a cached count whose filters read `TODAY()` or `NOW()` holds
+until the next bump or the cache TTL; such a count is never stored.) The CSV is never cached:
+it streams from PostgreSQL.
 
 Only live sources are read: `panel_rows` is given the ids of the panel's data sources as they
 are now, so records of a deleted source never appear, even before they are purged.
@@ -18,22 +20,18 @@ are now, so records of a deleted source never appear, even before they are purge
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import Any, TypeVar
 
 from litestar.exceptions import ClientException
-from sqlalchemy import Row, Select, select, true
+from sqlalchemy import Row, Select, func, select, true
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.column.entities import PanelColumn
 from panels.column.formula import value_type_of
 from panels.column.services import display_order
-from panels.datasource.entities import DataSource
 from panels.panel.entities import Panel
 from panels.panel.services import PanelService
 from panels.platform.cache import Authorization
@@ -42,22 +40,19 @@ from panels.platform.http import JsonBody
 from panels.platform.runtime import Runtime
 from panels.platform.tenancy import RequestContext, tenant_statement
 from panels.rows.compiler import (
-    Column,
     CompiledRows,
     Condition,
-    RowQuery,
     Sort,
-    cohort_conditions,
-    compile_rows,
     encode_cursor,
-    panel_rows,
     sort_label,
 )
 from panels.rows.compiler.ordering import SortKey, order_by
 from panels.rows.export import csv_header, csv_lines, stream_csv
 from panels.rows.planning import CUSTOM_PLANS
-from panels.rows.query import compiler_columns, parse_filters, parse_sorts, view_shape
+from panels.rows.query import parse_filters, parse_sorts, view_shape
 from panels.rows.schemas import RowColumn, RowRead, RowsPage, encode_page, wire_datetime
+from panels.rows.shape import RowsShape, built, clock, load_shape
+from panels.rows.totals import stored_total
 from panels.view.entities import PanelView
 from panels.view.services import ViewService
 
@@ -81,21 +76,6 @@ class PageRequest:
     def key(self, *parts: object) -> str:
         text = "\x1f".join(str(part) for part in (self.limit, self.offset, self.cursor, *parts))
         return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """Everything a statement over a panel's rows needs."""
-
-    panel: Panel
-    columns: list[PanelColumn]
-    live_sources: list[int]
-    specs: list[Column]  # the columns as the compiler reads them (their formulas parsed)
-
-    def shown(self, column_ids: list[int]) -> list[PanelColumn]:
-        """The columns of `column_ids`, in that order."""
-        by_id = {column.id: column for column in self.columns}
-        return [by_id[column_id] for column_id in column_ids]
 
 
 T = TypeVar("T")
@@ -132,7 +112,7 @@ class RowService:
         readable = _once(lambda: self.panels.get_readable(panel_id))
 
         async def load() -> JsonBody:
-            shape = await self._shape(await readable())
+            shape = await load_shape(self.session, await readable())
             sorts = parse_sorts(sort, shape.columns)
             filters = parse_filters(filter_text, shape.columns)
             shown = [column.id for column in sorted(shape.columns, key=display_order)]
@@ -153,7 +133,7 @@ class RowService:
 
         async def load() -> JsonBody:
             view = await readable()
-            shape = await self._shape(await self._panel(view.panel_id))
+            shape = await load_shape(self.session, await self._panel(view.panel_id))
             shown, sorts, filters = view_shape(view, shape.columns)
             return await self._page(shape, shown, sorts, filters, page, authorization)
 
@@ -172,7 +152,7 @@ class RowService:
         The first batch is read here, so that a failing statement is an error response
         rather than a cut-off file."""
         view = await self.views.get_readable(view_id)
-        shape = await self._shape(await self._panel(view.panel_id))
+        shape = await load_shape(self.session, await self._panel(view.panel_id))
         shown, sorts, filters = view_shape(view, shape.columns)
         compiled = self._compile(shape, shown, sorts, filters, PageRequest(0, 0, None), None)
         shown_columns = shape.shown(shown)
@@ -186,7 +166,7 @@ class RowService:
 
     async def _page(
         self,
-        shape: _Shape,
+        shape: RowsShape,
         shown: list[int],
         sorts: list[Sort],
         filters: list[Condition],
@@ -195,20 +175,29 @@ class RowService:
     ) -> JsonBody:
         # One row more than asked says whether there is a next page.
         compiled = self._compile(shape, shown, sorts, filters, page, page.limit + 1)
+        statement_key = shape.statement_key(filters, shown, sorts, page)
         # The count does not depend on the paging or the sorts: cached apart, it is computed
         # once per panel version and filters (it reads every matching row, see
         # benchmarks/README.md), not again for each page. On its miss the page comes in the
-        # same round trip.
+        # same round trip, with the total the recount job stored (`rows.totals`) when it is
+        # current, else counted.
+        count_key = shape.count_key(filters)
         with_total: list[Any] = []
 
         async def count() -> JsonBody:
-            with_total.extend(await self._execute(_page_with_total(compiled), page))
+            statement = built(
+                (*statement_key, "with total"),
+                lambda: _page_with_total(
+                    compiled, stored_total(self.ctx.tenant_id, shape.panel.id, count_key)
+                ),
+            )
+            with_total.extend(await self._execute(statement, page))
             return JsonBody(b"%d" % with_total[0][0])
 
         counted = await self.runtime.cache.read_through(
             self.ctx,
             str(shape.panel.id),
-            f"rows-count:{_count_key(shape, filters)}",
+            f"rows-count:{count_key}",
             count,
             authorization=authorization,
         )
@@ -248,53 +237,30 @@ class RowService:
     async def _execute(self, statement: Select[Any], page: PageRequest) -> Sequence[Row[Any]]:
         try:
             await self.session.execute(CUSTOM_PLANS)
-            rows: Sequence[Row[Any]] = (await self.session.execute(statement)).all()
+            rows: Sequence[Row[Any]] = (await self.session.execute(statement, clock())).all()
             return rows
         except DBAPIError as error:
             raise _as_client_error(error, cursor=page.cursor) from None
 
     def _compile(
         self,
-        shape: _Shape,
+        shape: RowsShape,
         shown: list[int],
         sorts: list[Sort],
         filters: list[Condition],
         page: PageRequest,
         limit: int | None,
     ) -> CompiledRows:
-        cohort, logic = cohort_conditions(shape.specs, shape.panel.cohort_rule or {})
-        query = RowQuery(
-            columns=shape.specs,
-            shown=shown,
-            now=datetime.now(UTC),
-            cohort=cohort,
-            cohort_logic=logic,
-            filters=filters,
-            sorts=sorts,
-            limit=limit,
-            offset=page.offset,
-            cursor=page.cursor,
-        )
-        source = panel_rows(self.ctx.tenant_id, shape.panel.id, shape.live_sources)
         try:
-            return compile_rows(source, query)
+            return shape.compile(
+                shown, sorts, filters, limit=limit, offset=page.offset, cursor=page.cursor
+            )
         except ValueError:
             if page.cursor is None:
                 raise
             raise BadRequest(
                 "query.cursor", "is not a cursor of these rows (malformed, or made for other sorts)"
             ) from None
-
-    async def _shape(self, panel: Panel) -> _Shape:
-        columns = tenant_statement(PanelColumn, self.ctx).where(PanelColumn.panel_id == panel.id)
-        sources = (
-            select(DataSource.id)
-            .where(DataSource.tenant_id == self.ctx.tenant_id, DataSource.panel_id == panel.id)
-            .order_by(DataSource.id)
-        )
-        panel_columns = list((await self.session.scalars(columns)).all())
-        live_sources = list((await self.session.scalars(sources)).all())
-        return _Shape(panel, panel_columns, live_sources, compiler_columns(panel_columns))
 
     async def _panel(self, panel_id: int) -> Panel:
         """The panel of a view the caller may read (reading the view is the right needed)."""
@@ -317,26 +283,14 @@ class RowService:
         return panel_id
 
 
-def _count_key(shape: _Shape, filters: list[Condition]) -> str:
-    """What decides a count: the live sources, the cohort rule, the filters and the columns
-    (their definitions, which the cohort and filters read). Paging and sorts do not, so every
-    page of a view, in any order, shares one count; so do a view and the same ad-hoc filters
-    on its panel. (The tenant and the panel's version are in the cache key around it.)"""
-    decided_by = (
-        shape.live_sources,
-        json.dumps(shape.panel.cohort_rule, sort_keys=True, default=str),
-        filters,
-        sorted(shape.specs, key=lambda column: column.id),
-    )
-    text = repr(decided_by)
-    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def _page_with_total(compiled: CompiledRows) -> Select[Any]:
-    """The page and the count in one round trip: the count's one row, joined to the page's
-    rows (or to none: a page past the end still carries the total)."""
+def _page_with_total(compiled: CompiledRows, stored: Any) -> Select[Any]:
+    """The page and its total in one round trip: the total's one row, joined to the page's
+    rows (or to none: a page past the end still carries the total). The total is `stored`
+    (a scalar subquery) unless it is NULL; only then does PostgreSQL run the count (an
+    uncorrelated subquery is evaluated when first read, and `coalesce` reads no further than
+    its first non-null argument)."""
     page = compiled.page.subquery("page")
-    counted = compiled.count.subquery("counted")
+    counted = select(func.coalesce(stored, compiled.count.scalar_subquery())).subquery("counted")
     keys = [
         SortKey(key.sort, page.c[sort_label(index)], key.value_type)
         for index, key in enumerate(compiled.sort_keys)

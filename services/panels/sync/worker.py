@@ -30,6 +30,7 @@ from panels.platform.jobs import JobKind, Periodic, Worker
 from panels.platform.runtime import Runtime, background_session
 from panels.records.writer import PositionLabel, key_field_of, write_records
 from panels.rows.indexes import index_kind
+from panels.rows.recount import recount_kind
 from panels.sync.entities import SyncRun
 from panels.sync.fetch.api import fetch_api
 from panels.sync.fetch.common import Batches, FetchError, unsealed
@@ -55,7 +56,12 @@ def sync_worker(runtime: Runtime) -> Worker:
     scheduled = Periodic("scheduled syncs", SCHEDULE_SECONDS, lambda: queue_due_syncs(runtime))
     return Worker(
         settings.database_url,
-        [SyncRunner(runtime).kind(), purge_kind(runtime), index_kind(runtime)],
+        [
+            SyncRunner(runtime).kind(),
+            purge_kind(runtime),
+            index_kind(runtime),
+            recount_kind(runtime.db.get_engine()),
+        ],
         periodic=[scheduled],
         heartbeat_seconds=settings.job_heartbeat_seconds,
     )

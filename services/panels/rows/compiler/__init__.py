@@ -26,9 +26,17 @@ from .spec import (
     Sort,
     source_column,
 )
-from .statement import CompiledRows, compile_rows, sort_label, value_label
+from .statement import (
+    CLOCK_PARAMETERS,
+    CompiledRows,
+    clock_values,
+    compile_rows,
+    sort_label,
+    value_label,
+)
 
 __all__ = [
+    "CLOCK_PARAMETERS",
     "BaseColumn",
     "CalculatedColumn",
     "Column",
@@ -38,6 +46,7 @@ __all__ = [
     "RowQuery",
     "RowSource",
     "Sort",
+    "clock_values",
     "cohort_conditions",
     "compile_rows",
     "encode_cursor",

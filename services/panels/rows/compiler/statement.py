@@ -56,6 +56,17 @@ from .spec import source_column as source_column_name
 _NO_VALUE: Any = cast(null(), JSONB())
 
 
+# The names of the clock's parameters (`TODAY()`, `NOW()`): a statement built earlier runs
+# at the time it is executed when given `clock_values` then.
+CLOCK_PARAMETERS = ("today", "now")
+
+
+def clock_values(now: datetime) -> dict[str, Any]:
+    """The values of the clock's parameters at `now`."""
+    moment = utc_naive(now)
+    return dict(zip(CLOCK_PARAMETERS, (moment.date(), moment), strict=True))
+
+
 def value_label(column_id: int) -> str:
     """The name of a shown column's value in the page statement's rows."""
     return f"c{column_id}"
@@ -82,8 +93,9 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
     conditions = [*query.cohort, *query.filters]
     filtered = {c.column_id for c in conditions if c.column_id is not None}
     sorted_ids = {sort.column_id for sort in query.sorts}
-    today = bindparam("today", _now(query).date(), type_=Date())
-    now = bindparam("now", _now(query), type_=DateTime())
+    clock = clock_values(query.now)
+    today = bindparam(CLOCK_PARAMETERS[0], clock[CLOCK_PARAMETERS[0]], type_=Date())
+    now = bindparam(CLOCK_PARAMETERS[1], clock[CLOCK_PARAMETERS[1]], type_=DateTime())
 
     page_layers = _Layers(source, columns, by_name, query, today, now)
     page_layers.build({*query.shown, *filtered, *sorted_ids})
@@ -151,10 +163,6 @@ def record_value(records: Mapping[int, Any], path: str, source_id: int | None) -
     if not records:
         return _NO_VALUE
     return type_coerce(func.coalesce(*(at(source) for source in sorted(records))), JSONB())
-
-
-def _now(query: RowQuery) -> datetime:
-    return utc_naive(query.now)
 
 
 def _sort_key(sort: Sort, typed_value: tuple[Any, ValueType]) -> SortKey:
