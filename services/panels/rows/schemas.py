@@ -36,7 +36,15 @@ class RowRead(CamelStruct):
 
 class RowsPage(CamelStruct):
     rows: Annotated[list[RowRead], Meta(examples=[[ROW_EXAMPLE]])]
-    total: Annotated[int, Meta(description="Rows that match, before paging.")]
+    total: Annotated[
+        int,
+        Meta(
+            description=(
+                "Rows that match, before paging: exact for the rows as they are now (a saved "
+                "view's, and the panel's without `filter`, counted ahead after each change)."
+            )
+        ),
+    ]
     columns: Annotated[
         list[RowColumn],
         Meta(examples=[[{"id": 12, "name": "Name", "type": "text"}]]),
