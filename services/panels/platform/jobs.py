@@ -69,15 +69,17 @@ async def enqueue(
     *,
     dedupe_key: str | None = None,
     priority: int = 0,
+    delay: timedelta | None = None,
 ) -> int | None:
     """Queue a job in the session's transaction; None when `dedupe_key` is already queued or
-    running. Workers take queued jobs by `priority` (higher first), then in order. The
-    session must already be in a transaction (flush a row of your own first)."""
+    running. Workers take queued jobs by `priority` (higher first), then in order, once
+    `delay` has passed. The session must already be in a transaction (flush a row of your
+    own first)."""
     if not session.in_transaction():
         raise RuntimeError("enqueue needs an open transaction: flush a row first")
     queries = Queries(AsyncpgDriver(await driver_connection(session)))
     [job_id] = await queries.enqueue(
-        entrypoint, payload, priority, dedupe_key=dedupe_key, on_conflict="skip"
+        entrypoint, payload, priority, delay, dedupe_key=dedupe_key, on_conflict="skip"
     )
     return None if job_id is None else int(job_id)
 

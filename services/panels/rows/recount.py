@@ -20,7 +20,7 @@ from panels.platform.jobs import JobKind
 from panels.rows.compiler import CLOCK_PARAMETERS, Condition
 from panels.rows.planning import CUSTOM_PLANS
 from panels.rows.query import view_shape
-from panels.rows.shape import RowsShape, load_shape
+from panels.rows.shape import RowsShape, clock, load_shape
 from panels.rows.totals import RECOUNT_ENTRYPOINT, RecountJob
 from panels.view.entities import PanelView
 
@@ -54,8 +54,15 @@ _FORGET = text(
 
 async def recount_totals(engine: AsyncEngine, tenant_id: str, panel_id: int) -> int:
     """Count and store the panel's totals that are not current, on `engine` (the request
-    engine: as the request role, in the tenant); how many were stored."""
+    engine: as the request role, in the tenant); how many were stored.
+
+    Rounds go on until every total is current (at most MAX_ROUNDS): a change committed while
+    a round counted (whose own recount was not queued, this one running) is counted by the
+    next. A change that commits after the last look leaves its totals to the pages (they
+    count, as without stored totals) until the next change queues a recount."""
     where = {"tenant": tenant_id, "panel": panel_id}
+    stored_in_all = 0
+    failed: set[str] = set()  # counts that raised: not tried again by this job
     for _round in range(MAX_ROUNDS):
         async with AsyncSession(engine) as session:
             bind_tenant(session, tenant_id)
@@ -64,20 +71,22 @@ async def recount_totals(engine: AsyncEngine, tenant_id: str, panel_id: int) -> 
                 select(Panel).where(Panel.tenant_id == tenant_id, Panel.id == panel_id)
             )
             if version is None or panel is None:  # no rows written yet, or no panel
-                return 0
+                return stored_in_all
             shape = await load_shape(session, panel)
             stored: dict[str, int] = dict((await session.execute(_STORED, where)).all())
             wanted = {
                 key: filters
                 for key, filters in (await _counts_of(session, shape)).items()
-                if stored.get(key) != version
+                if stored.get(key) != version and key not in failed
             }
             if not wanted:
-                return 0
+                return stored_in_all
             totals = {}
             for key, filters in wanted.items():
                 total = await _count(session, shape, filters)
-                if total is not None:
+                if total is None:
+                    failed.add(key)
+                else:
                     totals[key] = total
             if await session.scalar(_VERSION, where) != version:
                 continue  # a writer changed the rows meanwhile: these counts are of before
@@ -88,13 +97,14 @@ async def recount_totals(engine: AsyncEngine, tenant_id: str, panel_id: int) -> 
             await session.execute(_FORGET, {**where, "version": version})
             await session.commit()
             log.info("panel totals counted", panel_id=panel_id, version=version, stored=len(totals))
-            return len(totals)
-    log.info("panel totals not stored: the rows kept changing", panel_id=panel_id)
-    return 0
+            stored_in_all += len(totals)
+    log.info("panel totals left to the pages: the panel kept changing", panel_id=panel_id)
+    return stored_in_all
 
 
 async def _counts_of(session: AsyncSession, shape: RowsShape) -> dict[str, list[Condition]]:
-    """Count key to filters, for the panel's unfiltered rows and each of its views."""
+    """Count key to filters, for the panel's unfiltered rows and each of its views, but for
+    counts that read the clock (never stored: they change with it, not with the rows)."""
     views = await session.scalars(
         select(PanelView)
         .where(PanelView.tenant_id == shape.panel.tenant_id, PanelView.panel_id == shape.panel.id)
@@ -104,19 +114,22 @@ async def _counts_of(session: AsyncSession, shape: RowsShape) -> dict[str, list[
     for view in views:
         _shown, _sorts, filters = view_shape(view, shape.columns)
         counts[shape.count_key(filters)] = filters
-    return counts
+    return {key: filters for key, filters in counts.items() if not _reads_clock(shape, filters)}
+
+
+def _reads_clock(shape: RowsShape, filters: list[Condition]) -> bool:
+    parameters = shape.compile([], [], filters, limit=None).count.compile().params
+    return any(name in parameters for name in CLOCK_PARAMETERS)
 
 
 async def _count(session: AsyncSession, shape: RowsShape, filters: list[Condition]) -> int | None:
-    """The number of rows passing the cohort and `filters`; None when it is not to be stored
-    (it reads the clock) or cannot be computed (a data error, as a page would report)."""
-    count = shape.compile([], [], filters, limit=None).count
-    if any(name in count.compile().params for name in CLOCK_PARAMETERS):
-        return None
+    """The number of rows passing the cohort and `filters`, or None when it cannot be
+    computed (a data error, as a page would report, or the statement timeout)."""
     try:
         async with session.begin_nested():
             await session.execute(CUSTOM_PLANS)
-            return int(await session.scalar(count) or 0)
+            count = shape.compile([], [], filters, limit=None).count
+            return int(await session.scalar(count, clock()) or 0)
     except DBAPIError as error:
         log.info("panel total not counted", panel_id=shape.panel.id, error=type(error).__name__)
         return None

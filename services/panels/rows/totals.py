@@ -24,6 +24,7 @@ How a stored total stays right (migration 20261201_0013):
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -36,6 +37,10 @@ RECOUNT_ENTRYPOINT = "panels.rows-recount"
 # Behind every other job: a recount only spares readers a count, where a sync brings them
 # their data (measured: queued after a burst of pushes, recounts held a sync past its wait).
 RECOUNT_PRIORITY = -1
+# One recount per panel queued at a time (a dedupe key), run this long after the change that
+# queued it: a burst of pushes (one per second, say) is counted once per round rather than
+# once per push, so the counts' cost stays bounded by time, not by the rate of changes.
+RECOUNT_DELAY = timedelta(seconds=2)
 
 PANEL_ROW_VERSION = table(
     "panel_row_version",
@@ -69,12 +74,18 @@ async def raise_rows_version(session: AsyncSession, tenant_id: str, panel_id: in
 
 
 async def queue_recount(session: AsyncSession, tenant_id: str, panel_id: int) -> None:
-    """Queue the recount of the panel's stored totals in the session's (flushed) transaction.
-
-    No dedupe key: a recount already running may have read the panel's shape before this
-    change. A queued recount that finds every total current costs two small reads."""
+    """Queue the recount of the panel's stored totals in the session's (flushed) transaction,
+    unless one is queued or running already: a running one counts again what changed while it
+    counted (`rows.recount.recount_totals`)."""
     payload = msgspec.json.encode(RecountJob(tenant_id, panel_id))
-    await enqueue(session, RECOUNT_ENTRYPOINT, payload, priority=RECOUNT_PRIORITY)
+    await enqueue(
+        session,
+        RECOUNT_ENTRYPOINT,
+        payload,
+        dedupe_key=f"{RECOUNT_ENTRYPOINT}:{tenant_id}:{panel_id}",
+        priority=RECOUNT_PRIORITY,
+        delay=RECOUNT_DELAY,
+    )
 
 
 def stored_total(tenant_id: str, panel_id: int, count_key: str) -> Any:
