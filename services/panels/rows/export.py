@@ -38,7 +38,7 @@ from panels.platform.runtime import Runtime, background_session
 from panels.rows.compiler import CompiledRows, sort_label, value_label
 from panels.rows.compiler.ordering import SortKey, order_by
 from panels.rows.planning import EXPORT_PLANS
-from panels.rows.shape import clock
+from panels.rows.shape import run_parameters
 
 BATCH_ROWS = 5000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -153,7 +153,7 @@ async def _batches(
     async with background_session(runtime, tenant_id) as session:
         await session.execute(EXPORT_PLANS)
         result = await session.stream_scalars(
-            statement.execution_options(yield_per=BATCH_ROWS), clock()
+            statement.execution_options(yield_per=BATCH_ROWS), run_parameters()
         )
         sent = False
         async for lines in result.partitions(BATCH_ROWS):

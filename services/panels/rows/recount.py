@@ -20,7 +20,7 @@ from panels.platform.jobs import JobKind
 from panels.rows.compiler import CLOCK_PARAMETERS, Condition
 from panels.rows.planning import CUSTOM_PLANS
 from panels.rows.query import view_shape
-from panels.rows.shape import RowsShape, clock, load_shape
+from panels.rows.shape import RowsShape, load_shape, run_parameters
 from panels.rows.totals import RECOUNT_ENTRYPOINT, RecountJob
 from panels.view.entities import PanelView
 
@@ -129,7 +129,7 @@ async def _count(session: AsyncSession, shape: RowsShape, filters: list[Conditio
         async with session.begin_nested():
             await session.execute(CUSTOM_PLANS)
             count = shape.compile([], [], filters, limit=None).count
-            return int(await session.scalar(count, clock()) or 0)
+            return int(await session.scalar(count, run_parameters()) or 0)
     except DBAPIError as error:
         log.info("panel total not counted", panel_id=shape.panel.id, error=type(error).__name__)
         return None

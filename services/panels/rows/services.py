@@ -51,7 +51,7 @@ from panels.rows.export import csv_header, csv_lines, stream_csv
 from panels.rows.planning import CUSTOM_PLANS
 from panels.rows.query import parse_filters, parse_sorts, view_shape
 from panels.rows.schemas import RowColumn, RowRead, RowsPage, encode_page, wire_datetime
-from panels.rows.shape import RowsShape, built, clock, load_shape
+from panels.rows.shape import RowsShape, built, load_shape, run_parameters
 from panels.rows.totals import stored_total
 from panels.view.entities import PanelView
 from panels.view.services import ViewService
@@ -175,7 +175,7 @@ class RowService:
     ) -> JsonBody:
         # One row more than asked says whether there is a next page.
         compiled = self._compile(shape, shown, sorts, filters, page, page.limit + 1)
-        statement_key = shape.statement_key(filters, shown, sorts, page)
+        statement_key = shape.statement_key(filters, shown, sorts, page.cursor)
         # The count does not depend on the paging or the sorts: cached apart, it is computed
         # once per panel version and filters (it reads every matching row, see
         # benchmarks/README.md), not again for each page. On its miss the page comes in the
@@ -237,7 +237,8 @@ class RowService:
     async def _execute(self, statement: Select[Any], page: PageRequest) -> Sequence[Row[Any]]:
         try:
             await self.session.execute(CUSTOM_PLANS)
-            rows: Sequence[Row[Any]] = (await self.session.execute(statement, clock())).all()
+            parameters = run_parameters(page.limit + 1, page.offset)
+            rows: Sequence[Row[Any]] = (await self.session.execute(statement, parameters)).all()
             return rows
         except DBAPIError as error:
             raise _as_client_error(error, cursor=page.cursor) from None

@@ -9,8 +9,9 @@ and compiling it cost about 20 ms of Python (measured on the 1,000,000-row bench
 9 columns), where the database's share of a page miss is 3 to 20 ms. A statement object used
 again is compiled again by no one (SQLAlchemy caches its compiled form under its memoised
 cache key), so a page miss after a push or a sync, which changes no statement, costs the
-database's time only. The clock is the one input that changes between runs of a statement:
-run every statement with `clock()` as its parameters.
+database's time only, and so does a miss of another page of the same query. The clock and
+the page are the inputs that change between runs of a statement: run every statement with
+`run_parameters` of the page.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from panels.rows.compiler import (
     clock_values,
     cohort_conditions,
     compile_rows,
+    page_values,
     panel_rows,
 )
 from panels.rows.query import compiler_columns
@@ -64,9 +66,9 @@ def built(key: tuple[object, ...], build: Callable[[], T]) -> T:
     return found
 
 
-def clock() -> dict[str, Any]:
-    """The parameters to run a rows statement with: the clock's, now."""
-    return clock_values(datetime.now(UTC))
+def run_parameters(limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+    """The parameters to run a rows statement with: the clock's, now, and the page's."""
+    return {**clock_values(datetime.now(UTC)), **page_values(limit, offset)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,9 @@ class RowsShape:
         offset: int = 0,
         cursor: str | None = None,
     ) -> CompiledRows:
-        """The page and count statements (`built`); ValueError for a cursor these sorts
-        cannot read. Run them with `clock()`."""
+        """The page and count statements (`built`), the same for every page (`limit` says
+        only whether there is one); ValueError for a cursor these sorts cannot read. Run them
+        with `run_parameters(limit, offset)`."""
 
         def build() -> CompiledRows:
             cohort, logic = cohort_conditions(self.specs, self.panel.cohort_rule or {})
@@ -113,7 +116,7 @@ class RowsShape:
             source = panel_rows(self.panel.tenant_id, self.panel.id, self.live_sources)
             return compile_rows(source, query)
 
-        key = self.statement_key(filters, "rows", shown, sorts, limit, offset, cursor)
+        key = self.statement_key(filters, "rows", shown, sorts, limit is None, cursor)
         return built(key, build)
 
     def statement_key(self, filters: list[Condition], *parts: object) -> tuple[object, ...]:

@@ -28,15 +28,18 @@ from .spec import (
 )
 from .statement import (
     CLOCK_PARAMETERS,
+    PAGE_PARAMETERS,
     CompiledRows,
     clock_values,
     compile_rows,
+    page_values,
     sort_label,
     value_label,
 )
 
 __all__ = [
     "CLOCK_PARAMETERS",
+    "PAGE_PARAMETERS",
     "BaseColumn",
     "CalculatedColumn",
     "Column",
@@ -50,6 +53,7 @@ __all__ = [
     "cohort_conditions",
     "compile_rows",
     "encode_cursor",
+    "page_values",
     "panel_rows",
     "sort_label",
     "source_column",

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     FromClause,
+    Integer,
     Select,
     Text,
     bindparam,
@@ -67,6 +68,16 @@ def clock_values(now: datetime) -> dict[str, Any]:
     return dict(zip(CLOCK_PARAMETERS, (moment.date(), moment), strict=True))
 
 
+# The names of the paging parameters: one statement serves every page of a query when run
+# with `page_values` of the page.
+PAGE_PARAMETERS = ("page_limit", "page_offset")
+
+
+def page_values(limit: int | None, offset: int) -> dict[str, Any]:
+    """The values of the paging parameters (a statement without a limit reads no limit)."""
+    return dict(zip(PAGE_PARAMETERS, (limit, offset), strict=True))
+
+
 def value_label(column_id: int) -> str:
     """The name of a shown column's value in the page statement's rows."""
     return f"c{column_id}"
@@ -94,6 +105,13 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
     filtered = {c.column_id for c in conditions if c.column_id is not None}
     sorted_ids = {sort.column_id for sort in query.sorts}
     clock = clock_values(query.now)
+    paging = page_values(query.limit, query.offset)
+    page_offset = bindparam(PAGE_PARAMETERS[1], paging[PAGE_PARAMETERS[1]], type_=Integer())
+    page_limit = (
+        None
+        if query.limit is None
+        else bindparam(PAGE_PARAMETERS[0], paging[PAGE_PARAMETERS[0]], type_=Integer())
+    )
     today = bindparam(CLOCK_PARAMETERS[0], clock[CLOCK_PARAMETERS[0]], type_=Date())
     now = bindparam(CLOCK_PARAMETERS[1], clock[CLOCK_PARAMETERS[1]], type_=DateTime())
 
@@ -118,7 +136,7 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
         # Each range read in index order, as far as the page can reach, and the two merged
         # (`ordering.AfterCursor`); a range without its own order and limit would be planned
         # as if any order would do, and computed whole before the merge's sort.
-        reach = None if query.limit is None else query.offset + query.limit
+        reach = None if page_limit is None else page_offset + page_limit
         parts = [
             select(*selected)
             .select_from(page_layers.joined)
@@ -139,9 +157,9 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
             .where(where & ranges[0] if ranges else where)
             .order_by(*order_by(sort_keys, key))
         )
-    page = page.offset(query.offset)
-    if query.limit is not None:
-        page = page.limit(query.limit)
+    page = page.offset(page_offset)
+    if page_limit is not None:
+        page = page.limit(page_limit)
     count = select(func.count()).select_from(count_layers.joined).where(count_layers.where())
     return CompiledRows(page, count, sort_keys)
 
