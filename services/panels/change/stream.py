@@ -88,9 +88,10 @@ class TokenExpired(Exception):
 @websocket("/api/ws", name="change_stream", include_in_schema=False)
 async def change_stream(socket: WebSocket[Any, Any, Any]) -> None:
     runtime: Runtime = socket.app.state.runtime
-    offered = [
-        p.strip() for p in socket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
-    ]
+    # From the raw scope: `socket.headers` would parse every header into a multidict that the
+    # connection's scope keeps for as long as the socket is open (about 2 KB a socket).
+    header = next((v for k, v in socket.scope["headers"] if k == b"sec-websocket-protocol"), b"")
+    offered = [p.strip() for p in header.decode("latin-1").split(",") if p.strip()]
     token = offered[1] if len(offered) == 2 and offered[0].lower() == "bearer" else None
     await socket.accept(subprotocols="bearer" if token else None)
     try:
