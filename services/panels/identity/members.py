@@ -12,7 +12,6 @@ import base64
 import time
 from typing import Annotated, Any
 
-import httpx
 import msgspec
 import structlog
 from litestar.exceptions import ServiceUnavailableException
@@ -114,6 +113,9 @@ class StytchMembers:
                     {"filter_name": "member_name_fuzzy", "filter_value": q},
                 ],
             }
+        # Imported here: only Stytch deployments call out, and httpx costs a worker ~2 MB.
+        import httpx
+
         credentials = base64.b64encode(f"{s.stytch_project_id}:{s.stytch_secret}".encode())
         try:
             async with httpx.AsyncClient(timeout=STYTCH_TIMEOUT_SECONDS) as client:
