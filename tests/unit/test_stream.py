@@ -12,8 +12,9 @@ from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 
 from panels.change import stream
+from panels.change.fanout import Fanout, Published
 from panels.change.realtime import RowsEvent
-from panels.change.stream import MAX_PENDING, TooSlow, _Fanout, _Published, _Stream
+from panels.change.stream import MAX_PENDING, TooSlow, _Stream
 from panels.platform.auth import Principal
 from panels.platform.realtime import tenant_channel
 
@@ -73,7 +74,7 @@ async def test_the_sockets_of_a_tenant_share_one_subscription_and_get_every_even
     async with ChannelsPlugin(
         backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True
     ) as channels:
-        fanout = _Fanout(channels)
+        fanout = Fanout(channels)
         first, second = make_stream(RecordingSocket()), make_stream(RecordingSocket())
         other_tenant = make_stream(RecordingSocket(), tenant_id="other")
         for joining in (first, second, other_tenant):
@@ -85,7 +86,7 @@ async def test_the_sockets_of_a_tenant_share_one_subscription_and_get_every_even
         await channels.wait_published(rows_event(2), tenant_channel("t"))
         for joined in (first, second):
             received = await inbox_events(joined, 2)
-            assert all(isinstance(item, _Published) for item in received)
+            assert all(isinstance(item, Published) for item in received)
             assert [item.event.panel_id for item in received] == [1, 2]
         assert other_tenant.inbox.empty()
 
@@ -99,7 +100,7 @@ async def test_a_socket_whose_inbox_is_full_is_ended_as_too_slow_the_others_stil
     async with ChannelsPlugin(
         backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True
     ) as channels:
-        fanout = _Fanout(channels)
+        fanout = Fanout(channels)
         slow, reading = make_stream(RecordingSocket()), make_stream(RecordingSocket())
         for joining in (slow, reading):
             joining.ended = asyncio.get_running_loop().create_future()

@@ -27,24 +27,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import jwt
 import msgspec
 import structlog
 from litestar import WebSocket, websocket
-from litestar.channels import ChannelsPlugin, Subscriber
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from sqlalchemy import select
 
 from panels.acl.permissions import may_read_change, readable_changes
 from panels.change.entities import PanelChange
-from panels.change.realtime import ChangeEvent, Event, RowsEvent
+from panels.change.fanout import Fanout, Published
+from panels.change.realtime import ChangeEvent, RowsEvent
 from panels.change.stream_access import Rechecks, may_change_access, readable_now
 from panels.platform.auth import Principal
 from panels.platform.db import bind_tenant
-from panels.platform.realtime import tenant_channel
 from panels.platform.runtime import Runtime
 
 log = structlog.get_logger("panels.stream")
@@ -69,12 +67,6 @@ class ClientMessage(msgspec.Struct, rename="camel", kw_only=True):
     token: str | None = None
     panel_ids: PanelIds = msgspec.field(default_factory=list)
     since: Annotated[int, msgspec.Meta(ge=0)] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Published:
-    event: Event
-    raw: bytes
 
 
 class TooSlow(Exception):
@@ -131,7 +123,7 @@ class _Stream:
         self.principal = principal
         self.panels: set[int] = set()
         self.views: set[int] = set()  # of the followed panels, that the caller may read
-        self.inbox: asyncio.Queue[ClientMessage | _Published] = asyncio.Queue(MAX_PENDING)
+        self.inbox: asyncio.Queue[ClientMessage | Published] = asyncio.Queue(MAX_PENDING)
         self.outbox: asyncio.Queue[bytes] = asyncio.Queue(MAX_PENDING)
         self.ended: asyncio.Future[Exception]  # made by `run`, set by `end`
 
@@ -197,13 +189,13 @@ class _Stream:
                 elif message.type in ("subscribe", "unsubscribe"):
                     self._take(message)
 
-    def _take(self, item: ClientMessage | _Published) -> None:
+    def _take(self, item: ClientMessage | Published) -> None:
         try:
             self.inbox.put_nowait(item)
         except asyncio.QueueFull:
             raise TooSlow from None
 
-    def offer(self, published: _Published) -> None:
+    def offer(self, published: Published) -> None:
         """A published event of the caller's tenant (from the worker's `_Fanout`)."""
         try:
             self._take(published)
@@ -218,14 +210,14 @@ class _Stream:
             # One recheck serves every access change of the batch: it starts after all of them
             # were received, so it sees all their commits.
             if any(
-                isinstance(item, _Published)
+                isinstance(item, Published)
                 and isinstance(item.event, ChangeEvent)
                 and may_change_access(item.event)
                 for item in batch
             ):
                 await self._recheck()
             for item in batch:
-                if isinstance(item, _Published):
+                if isinstance(item, Published):
                     self._deliver(item)
                 elif item.type == "subscribe":
                     await self._subscribe(item.panel_ids, item.since)
@@ -258,12 +250,12 @@ class _Stream:
         rechecks: Rechecks = state[_RECHECKS]
         return rechecks
 
-    def _fanout(self) -> _Fanout:
+    def _fanout(self) -> Fanout:
         """The process's tenant subscriptions, shared by all its sockets."""
         state = self.socket.app.state
         if _FANOUT not in state:
-            state[_FANOUT] = _Fanout(self.runtime.channels)
-        fanout: _Fanout = state[_FANOUT]
+            state[_FANOUT] = Fanout(self.runtime.channels)
+        fanout: Fanout = state[_FANOUT]
         return fanout
 
     async def _subscribe(self, panel_ids: list[int], since: int | None) -> None:
@@ -304,7 +296,7 @@ class _Stream:
         for change in replay:
             self._send(ChangeEvent.from_entity(change))
 
-    def _deliver(self, published: _Published) -> None:
+    def _deliver(self, published: Published) -> None:
         event = published.event
         if isinstance(event, RowsEvent):
             if event.panel_id in self.panels:
@@ -347,72 +339,3 @@ class _Stream:
             self.outbox.put_nowait(payload)
         except asyncio.QueueFull:
             raise TooSlow from None
-
-
-class _Feed:
-    """One tenant's channel in one process: its subscription and the sockets it feeds."""
-
-    def __init__(self, channels: ChannelsPlugin, tenant_id: str) -> None:
-        self.streams: set[_Stream] = set()
-        self.delivery: asyncio.Task[None] | None = None
-        self.opening = asyncio.ensure_future(self._open(channels, tenant_id))
-
-    def failed(self) -> bool:
-        opening = self.opening
-        return opening.done() and (opening.cancelled() or opening.exception() is not None)
-
-    async def _open(self, channels: ChannelsPlugin, tenant_id: str) -> Subscriber:
-        subscriber = await channels.subscribe(tenant_channel(tenant_id))
-        self.delivery = asyncio.create_task(self._deliver(subscriber))
-        return subscriber
-
-    async def _deliver(self, subscriber: Subscriber) -> None:
-        async for raw in subscriber.iter_events():
-            try:
-                published = _Published(msgspec.json.decode(raw, type=Event), raw)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                for stream in list(self.streams):
-                    stream.end(exc)
-                continue
-            for stream in list(self.streams):
-                stream.offer(published)
-
-
-class _Fanout:
-    """One channels subscription per tenant and process, shared by the tenant's sockets there.
-
-    Each socket used to hold a subscriber of its own (a queue) and a task moving its events to
-    its inbox, decoding every event again: with a thousand sockets open that was a good part
-    of what they cost a worker. Here one task per tenant decodes each event once and puts it in
-    the inbox of every socket of the tenant, in the order published, as their own tasks did.
-    """
-
-    def __init__(self, channels: ChannelsPlugin) -> None:
-        self.channels = channels
-        self.feeds: dict[str, _Feed] = {}
-
-    async def join(self, stream: _Stream) -> None:
-        """Feed `stream` its tenant's events from now on (subscribed once this returns)."""
-        tenant_id = stream.principal.tenant_id
-        feed = self.feeds.get(tenant_id)
-        if feed is None:
-            feed = self.feeds[tenant_id] = _Feed(self.channels, tenant_id)
-        feed.streams.add(stream)
-        await asyncio.shield(feed.opening)
-
-    async def leave(self, stream: _Stream) -> None:
-        tenant_id = stream.principal.tenant_id
-        feed = self.feeds.get(tenant_id)
-        if feed is None or stream not in feed.streams:
-            return
-        feed.streams.discard(stream)
-        if feed.streams and not feed.failed():
-            return
-        del self.feeds[tenant_id]  # a failed subscription is tried again by the next socket
-        if feed.streams:
-            return
-        with contextlib.suppress(Exception):
-            subscriber = await asyncio.shield(feed.opening)
-            if feed.delivery is not None:
-                feed.delivery.cancel()
-            await self.channels.unsubscribe(subscriber)
