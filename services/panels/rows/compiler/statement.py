@@ -170,9 +170,9 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
 @dataclass(frozen=True, slots=True)
 class ExportRows:
     """`rows` yields what a page does (`key`, `value_label(id)` per shown column,
-    `sort_label(i)` per sort) for every matching row, ordered by its `ordering` (the page's
-    order, over `rows`' own columns: a statement that selects from `rows` as a subquery and
-    orders by it again sorts nothing twice)."""
+    `sort_label(i)` per sort) for every matching row, in the page's order; `sort_keys` are
+    the page's. A statement that selects from `rows` as a subquery and orders by its
+    `sort_label` columns and key again sorts nothing twice (the planner sees the order)."""
 
     rows: Select[Any]
     sort_keys: tuple[SortKey, ...]
