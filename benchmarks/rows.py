@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
-import io
 import os
 import shutil
 import statistics
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Select, Text, cast, select
+from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from benchmarks.rows_data import Panel, database, make_panel, merged_at_read
@@ -43,13 +41,16 @@ from panels.rows.compiler import (
     RowQuery,
     RowSource,
     Sort,
+    compile_export,
     compile_rows,
     encode_cursor,
     panel_rows,
     sort_label,
 )
 from panels.rows.compiler.pivot import PANEL_ROW
+from panels.rows.export import BATCH_ROWS, csv_lines
 from panels.rows.indexes import ViewShape, wanted_indexes
+from panels.rows.planning import EXPORT_PLANS
 from panels.rows.services import _page_with_total
 from panels.rows.totals import stored_total
 
@@ -147,40 +148,42 @@ async def deep_cursor(reader: Reader, source: RowSource, sorts: Sequence[Sort], 
     return encode_cursor(compiled.sort_keys, values, row["key"])
 
 
-async def export(reader: Reader, source: RowSource, as_text: bool) -> dict[str, Any]:
-    """Every row of the panel through a server-side cursor into a discarding CSV writer;
-    `as_text`: every value cast to text by PostgreSQL (no Decimal or date objects made)."""
-    page = compile_rows(source, query(reader.panel, limit=None)).page
-    if as_text:
-        rows = page.subquery("page")
-        page = select(*(cast(column, Text).label(column.name) for column in rows.c))
-    sql, args = to_sql(page)
-    sink = io.StringIO()
-    writer = csv.writer(sink)
+async def export(reader: Reader, source: RowSource, **shape: Any) -> dict[str, Any]:
+    """The CSV export's statement (`csv_lines` over `compile_export`, what the export route
+    runs) of the rows of `shape`, its lines read through a server-side cursor as the route
+    reads them (`export.EXPORT_PLANS` set) and discarded; the backend's CPU time from its
+    `/proc/<pid>/stat` (PostgreSQL on this machine), which moves less with the load than
+    the wall time."""
+    exported = compile_export(source, query(reader.panel, limit=None, **shape))
+    shown = [(column.id, column.type) for column in reader.panel.columns]
+    sql, args = to_sql(csv_lines(exported, shown))
     before = rss_mb(os.getpid()) or 0.0
     peak = before
     count = 0
     async with reader.transaction() as connection:
+        backend = await connection.fetchval("SELECT pg_backend_pid()")
+        await connection.execute(str(EXPORT_PLANS))
+        cpu_before = backend_cpu_seconds(backend)
         started = time.perf_counter()
-        async for row in connection.cursor(sql, *args, prefetch=5000):
-            writer.writerow(row)
+        async for _line in connection.cursor(sql, *args, prefetch=BATCH_ROWS):
             count += 1
-            if count % 5000 == 0:
-                sink.seek(0)
-                sink.truncate()
-                if count % 100_000 == 0:
-                    peak = max(peak, rss_mb(os.getpid()) or 0.0)
+            if count % 100_000 == 0:
+                peak = max(peak, rss_mb(os.getpid()) or 0.0)
         seconds = time.perf_counter() - started
-        plan = await connection.fetch(f"EXPLAIN (ANALYZE, TIMING OFF) {sql}", *args)
-    executed = next(row[0] for row in plan if row[0].startswith("Execution Time"))
-    database_seconds = float(executed.split(":")[1].split()[0]) / 1000
+        cpu = backend_cpu_seconds(backend) - cpu_before
     return {
         "rows": count,
         "seconds": seconds,
         "rate": count / seconds,
         "rss": peak - before,
-        "database_seconds": database_seconds,
+        "database_cpu": cpu,
     }
+
+
+def backend_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process of this machine (a PostgreSQL backend)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # The plan lines worth reading: the nodes, not their conditions.
@@ -222,8 +225,17 @@ async def plans(reader: Reader, source: RowSource, records: int) -> None:
         print(f"\nplan of the {label}:\n" + "\n".join(line[:160] for line in nodes))
 
 
+# The exports measured: the whole panel, and the view (filtered and sorted).
+WHOLE_PANEL: dict[str, Any] = {}
+VIEW_SHAPE: dict[str, Any] = {"filters": [VIEW_FILTER], "sorts": [VIEW_SORT]}
+
+
 async def scenarios(
-    reader: Reader, source: RowSource, repeats: int, records: int, with_export: bool
+    reader: Reader,
+    source: RowSource,
+    repeats: int,
+    records: int,
+    exports: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> list[tuple[str, Any]]:
     view = compile_rows(source, query(reader.panel, filters=[VIEW_FILTER], sorts=[VIEW_SORT]))
     adhoc = compile_rows(
@@ -259,10 +271,10 @@ async def scenarios(
     cursor = await deep_cursor(reader, source, [VIEW_SORT], depth)
     deep = compile_rows(source, query(reader.panel, sorts=[VIEW_SORT], cursor=cursor))
     await measure(f"deep page by cursor (after row {depth:,}, sort Risk desc)", deep.page)
-    for as_text in (False, True) if with_export else ():
-        exported = await export(reader, source, as_text)
-        log(f"export{' as text' if as_text else ''}: {exported}")
-        results.append(("export as text" if as_text else "export", exported))
+    for label, shape in exports:
+        exported = await export(reader, source, **shape)
+        log(f"{label}: {exported}")
+        results.append((label, exported))
     return results
 
 
@@ -293,12 +305,12 @@ def print_table(title: str, results: list[tuple[str, Any]]) -> None:
         print(f"| {label} | {result['p50']:.1f} | {result['p99']:.1f} | {result['runs']} |")
     for label, result in results:
         if label.startswith("export"):
-            values = " (values cast to text in SQL)" if label == "export as text" else ""
             print(
-                f"\nCSV export through a server-side cursor{values}: {result['rows']:,} rows in"
-                f" {result['seconds']:.1f} s, {result['rate']:,.0f} rows/s, client RSS growth"
-                f" {result['rss']:.1f} MB; the query alone in PostgreSQL (EXPLAIN ANALYZE):"
-                f" {result['database_seconds']:.1f} s"
+                f"\n{label}, CSV lines through a server-side cursor: {result['rows']:,} rows in"
+                f" {result['seconds']:.2f} s, {result['rate']:,.0f} rows/s, client RSS growth"
+                f" {result['rss']:.1f} MB; CPU of the PostgreSQL backend"
+                f" {result['database_cpu']:.2f} s"
+                f" ({result['rows'] / max(result['database_cpu'], 0.01):,.0f} rows per CPU-second)"
             )
 
 
@@ -339,18 +351,20 @@ async def run(
         reader = Reader(connection, panel)
         if read_time_merge:
             merged = merged_at_read(panel)
-            results = await scenarios(reader, merged, repeats, records, with_export)
+            results = await scenarios(reader, merged, repeats, records)
             print_table("rows merged at read time (GROUP BY key over source_record)", results)
         source = panel_rows(panel.tenant_id, panel.panel_id, panel.source_ids)
         # The table itself, under its row-level security policies: how rows were read before
         # panel_row_visible (migration 20261201_0012).
         policed = panel_rows(panel.tenant_id, panel.panel_id, panel.source_ids, PANEL_ROW)
-        results = await scenarios(reader, source, repeats, records, with_export)
+        whole = [("export of the whole panel", WHOLE_PANEL)] if with_export else []
+        results = await scenarios(reader, source, repeats, records, whole)
         print_table("panel_row_visible, no index built", results)
         await build_view_indexes(dsn, panel)
-        results = await scenarios(reader, policed, repeats, records, False)
+        results = await scenarios(reader, policed, repeats, records)
         print_table("panel_row under row-level security, the view's indexes built", results)
-        results = await scenarios(reader, source, repeats, records, False)
+        view = [("export of the view", VIEW_SHAPE)] if with_export else []
+        results = await scenarios(reader, source, repeats, records, view)
         print_table("panel_row_visible, the view's indexes built", results)
         await plans(reader, source, records)
     finally:

@@ -16,6 +16,7 @@ from panels.column.formula import value_type_of
 from panels.rows.compiler import (
     Column,
     RowQuery,
+    compile_export,
     compile_rows,
     encode_cursor,
     sort_label,
@@ -117,6 +118,23 @@ def test_cursor_pages_walk_the_whole_order(
         values = [last._mapping[sort_label(i)] for i in range(len(compiled.sort_keys))]
         cursor = encode_cursor(compiled.sort_keys, values, last.key)
     assert walked == expected
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=row_records(), query=queries())
+def test_the_export_reads_every_matching_row_in_order(
+    database: RowsDatabase, rows: Any, query: RowQuery
+) -> None:
+    """The export's own statement (fenced layers, `compile_export`): every row of the
+    reference's order, paging ignored, with the same values."""
+    source = database.rows_table(SOURCE_IDS, rows)
+    _, _, expected = _expected(query, rows)
+    exported = [_strip(row, query) for row in database.run(compile_export(source, query).rows)]
+    assert exported == expected
 
 
 def _fields(query: RowQuery) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from sqlalchemy import (
 
 from panels.column.formula import value_type_of
 from panels.platform.runtime import Runtime, background_session
-from panels.rows.compiler import CompiledRows, sort_label, value_label
+from panels.rows.compiler import ExportRows, sort_label, value_label
 from panels.rows.compiler.ordering import SortKey, order_by
 from panels.rows.planning import EXPORT_PLANS
 from panels.rows.shape import run_parameters
@@ -62,10 +62,10 @@ def _quoted_text(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def csv_lines(compiled: CompiledRows, shown: Sequence[tuple[int, str]]) -> Select[Any]:
-    """One text column, `line`: each row of `compiled.page` (whose shown columns are `shown`,
-    as (id, column type)) as a CSV record with its CRLF, in the page's order."""
-    page = compiled.page.subquery("page")
+def csv_lines(exported: ExportRows, shown: Sequence[tuple[int, str]]) -> Select[Any]:
+    """One text column, `line`: each row of `exported` (whose shown columns are `shown`,
+    as (id, column type)) as a CSV record with its CRLF, in its order."""
+    page = exported.rows.subquery("page")
     parts: list[Any] = []
     for index, (column_id, kind) in enumerate(shown):
         if index:
@@ -74,7 +74,7 @@ def csv_lines(compiled: CompiledRows, shown: Sequence[tuple[int, str]]) -> Selec
     line = _concat([*parts, _CRLF])
     keys = [
         SortKey(key.sort, page.c[sort_label(index)], key.value_type)
-        for index, key in enumerate(compiled.sort_keys)
+        for index, key in enumerate(exported.sort_keys)
     ]
     return (
         select(type_coerce(line, Text()).label("line"))

@@ -154,9 +154,9 @@ class RowService:
         view = await self.views.get_readable(view_id)
         shape = await load_shape(self.session, await self._panel(view.panel_id))
         shown, sorts, filters = view_shape(view, shape.columns)
-        compiled = self._compile(shape, shown, sorts, filters, PageRequest(0, 0, None), None)
         shown_columns = shape.shown(shown)
-        statement = csv_lines(compiled, [(c.id, c.type) for c in shown_columns])
+        exported = shape.export(shown, sorts, filters)
+        statement = csv_lines(exported, [(c.id, c.type) for c in shown_columns])
         header = csv_header([column.name for column in shown_columns])
         try:
             stream = await stream_csv(self.runtime, self.ctx.tenant_id, header, statement)

@@ -34,10 +34,13 @@ from panels.rows.compiler import (
     Column,
     CompiledRows,
     Condition,
+    ExportRows,
     RowQuery,
+    RowSource,
     Sort,
     clock_values,
     cohort_conditions,
+    compile_export,
     compile_rows,
     page_values,
     panel_rows,
@@ -100,24 +103,44 @@ class RowsShape:
         with `run_parameters(limit, offset)`."""
 
         def build() -> CompiledRows:
-            cohort, logic = cohort_conditions(self.specs, self.panel.cohort_rule or {})
-            query = RowQuery(
-                columns=self.specs,
-                shown=shown,
-                now=datetime.now(UTC),
-                cohort=cohort,
-                cohort_logic=logic,
-                filters=filters,
-                sorts=sorts,
-                limit=limit,
-                offset=offset,
-                cursor=cursor,
-            )
-            source = panel_rows(self.panel.tenant_id, self.panel.id, self.live_sources)
-            return compile_rows(source, query)
+            return compile_rows(*self._query(shown, sorts, filters, limit, offset, cursor))
 
         key = self.statement_key(filters, "rows", shown, sorts, limit is None, cursor)
         return built(key, build)
+
+    def export(self, shown: list[int], sorts: list[Sort], filters: list[Condition]) -> ExportRows:
+        """The export's statement of every matching row (`built`, `compile_export`). Run it
+        with `run_parameters()`."""
+
+        def build() -> ExportRows:
+            return compile_export(*self._query(shown, sorts, filters, None, 0, None))
+
+        return built(self.statement_key(filters, "export", shown, sorts), build)
+
+    def _query(
+        self,
+        shown: list[int],
+        sorts: list[Sort],
+        filters: list[Condition],
+        limit: int | None,
+        offset: int,
+        cursor: str | None,
+    ) -> tuple[RowSource, RowQuery]:
+        cohort, logic = cohort_conditions(self.specs, self.panel.cohort_rule or {})
+        query = RowQuery(
+            columns=self.specs,
+            shown=shown,
+            now=datetime.now(UTC),
+            cohort=cohort,
+            cohort_logic=logic,
+            filters=filters,
+            sorts=sorts,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+        )
+        source = panel_rows(self.panel.tenant_id, self.panel.id, self.live_sources)
+        return source, query
 
     def statement_key(self, filters: list[Condition], *parts: object) -> tuple[object, ...]:
         """A `built` key of a statement over these rows with `filters`, and `parts` naming the

@@ -14,11 +14,16 @@ which an index on that sort can start from.
 
 Only the columns the query needs (shown, sorted, filtered, in the cohort, and what their
 formulas read) are computed; the count statement computes only what its conditions read.
+
+The planner pulls the `raw` and `base` subqueries up into what reads them, so a record value
+is extracted again wherever a conversion or formula reads it: the price of letting an index
+on a filter's or sort's expression serve a page. An export reads every matching row, so its
+statement (`compile_export`) fences its layers instead (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,7 +109,6 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
     conditions = [*query.cohort, *query.filters]
     filtered = {c.column_id for c in conditions if c.column_id is not None}
     sorted_ids = {sort.column_id for sort in query.sorts}
-    clock = clock_values(query.now)
     paging = page_values(query.limit, query.offset)
     page_offset = bindparam(PAGE_PARAMETERS[1], paging[PAGE_PARAMETERS[1]], type_=Integer())
     page_limit = (
@@ -112,8 +116,7 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
         if query.limit is None
         else bindparam(PAGE_PARAMETERS[0], paging[PAGE_PARAMETERS[0]], type_=Integer())
     )
-    today = bindparam(CLOCK_PARAMETERS[0], clock[CLOCK_PARAMETERS[0]], type_=Date())
-    now = bindparam(CLOCK_PARAMETERS[1], clock[CLOCK_PARAMETERS[1]], type_=DateTime())
+    today, now = _clock(query)
 
     page_layers = _Layers(source, columns, by_name, query, today, now)
     page_layers.build({*query.shown, *filtered, *sorted_ids})
@@ -164,6 +167,139 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
     return CompiledRows(page, count, sort_keys)
 
 
+@dataclass(frozen=True, slots=True)
+class ExportRows:
+    """`rows` yields what a page does (`key`, `value_label(id)` per shown column,
+    `sort_label(i)` per sort) for every matching row, in the page's order; `sort_keys` are
+    the page's. A statement that selects from `rows` as a subquery and orders by its
+    `sort_label` columns and key again sorts nothing twice (the planner sees the order)."""
+
+    rows: Select[Any]
+    sort_keys: tuple[SortKey, ...]
+
+
+def compile_export(source: RowSource, query: RowQuery) -> ExportRows:
+    """Every row of `query` (its paging and cursor ignored), each value computed once per row.
+
+    Layers, each a fenced subquery (`OFFSET 0`) reading the one before it, each ordered as
+    the rows (the planner keeps an order only through subqueries whose own query asks for
+    it, so the one sort, or index scan, at the bottom orders them all):
+
+    1. `matching`: the key, each live source's record and the sort values of the rows that
+       match the cohort and filters, in order; the conditions and sorts are the page
+       statement's unfenced expressions, which the view's indexes serve;
+    2. `raw`: each shown base column's record value, read once;
+    3. `base`: those values converted;
+    4. one layer per depth of formula (a formula reads only columns of the layers below it).
+    """
+    columns = {column.id: column for column in query.columns}
+    by_name = {column.name.lower(): column for column in query.columns}
+    conditions = [*query.cohort, *query.filters]
+    today, now = _clock(query)
+    records = [source_column_name(id) for id in source.source_ids]
+
+    matching_layers = _Layers(source, columns, by_name, query, today, now, carried=records)
+    matching_layers.build(
+        {c.column_id for c in conditions if c.column_id is not None}
+        | {sort.column_id for sort in query.sorts}
+    )
+    sort_keys = tuple(
+        _sort_key(sort, matching_layers.values[sort.column_id]) for sort in query.sorts
+    )
+    sort_labels = [sort_label(index) for index in range(len(sort_keys))]
+    layer: FromClause = (
+        select(
+            matching_layers.key.label("key"),
+            *(matching_layers.carried[name] for name in records),
+            *(k.value.label(label) for k, label in zip(sort_keys, sort_labels, strict=True)),
+        )
+        .select_from(matching_layers.joined)
+        .where(matching_layers.where())
+        .order_by(*order_by(sort_keys, matching_layers.key))
+        .offset(literal_column("0"))
+        .subquery("matching")
+    )
+
+    def ordering(rows: FromClause) -> list[Any]:
+        keys = [
+            SortKey(k.sort, rows.c[label], k.value_type)
+            for k, label in zip(sort_keys, sort_labels, strict=True)
+        ]
+        return order_by(keys, rows.c.key)
+
+    def next_layer(values: list[Any], name: str) -> FromClause:
+        carried = [layer.c.key, *(layer.c[label] for label in sort_labels)]
+        return (
+            select(*carried, *values)
+            .select_from(layer)
+            .order_by(*ordering(layer))
+            .offset(literal_column("0"))
+            .subquery(name)
+        )
+
+    shown_order = matching_layers.dependency_order(set(query.shown))
+    base_columns = [c for c in shown_order if isinstance(c, BaseColumn)]
+    record_of = {id: layer.c[source_column_name(id)] for id in source.source_ids}
+    layer = next_layer(
+        [
+            record_value(record_of, c.source_field, c.data_source_id).label(f"r{c.id}")
+            for c in base_columns
+        ],
+        "raw",
+    )
+    layer = next_layer(
+        [from_json(layer.c[f"r{c.id}"], c.type).label(value_label(c.id)) for c in base_columns],
+        "base",
+    )
+    kinds = {c.id: value_type_of(c.type) for c in shown_order}
+    computed = [c.id for c in base_columns]
+    for depth, calculated in enumerate(_formula_depths(shown_order, by_name), start=1):
+        values = {id: (layer.c[value_label(id)], kinds[id]) for id in computed}
+        compiler = FormulaCompiler(
+            {columns[id].name.lower(): value for id, value in values.items()}, today, now
+        )
+        layer = next_layer(
+            [
+                *(layer.c[value_label(id)] for id in computed),
+                *(
+                    _formula_value(compiler, column).label(value_label(column.id))
+                    for column in calculated
+                ),
+            ],
+            f"formulas{depth}",
+        )
+        computed += [column.id for column in calculated]
+    rows = select(
+        layer.c.key,
+        *(layer.c[value_label(id)] for id in query.shown),
+        *(layer.c[label] for label in sort_labels),
+    ).order_by(*ordering(layer))
+    return ExportRows(rows, sort_keys)
+
+
+def _formula_depths(
+    order: list[Column], by_name: Mapping[str, Column]
+) -> list[list[CalculatedColumn]]:
+    """The calculated columns of `order` (each after what it reads) by depth: a formula that
+    reads no calculated column is at depth 1, one that reads a column of depth d at d + 1."""
+    depth: dict[int, int] = {}
+    layers: list[list[CalculatedColumn]] = []
+    for column in order:
+        if not isinstance(column, CalculatedColumn):
+            depth[column.id] = 0
+            continue
+        reads = [
+            by_name[node.name.lower()].id
+            for node in walk(column.formula)
+            if isinstance(node, ColumnRef)
+        ]
+        depth[column.id] = 1 + max((depth[id] for id in reads), default=0)
+        if depth[column.id] > len(layers):
+            layers.append([])
+        layers[depth[column.id] - 1].append(column)
+    return layers
+
+
 def record_value(records: Mapping[int, Any], path: str, source_id: int | None) -> Any:
     """The JSONB value at dotted `path` (JSON null as NULL) in the record of `source_id`, or
     with no source named, of the first source by id that has a non-null value there;
@@ -183,11 +319,26 @@ def record_value(records: Mapping[int, Any], path: str, source_id: int | None) -
     return type_coerce(func.coalesce(*(at(source) for source in sorted(records))), JSONB())
 
 
+def _clock(query: RowQuery) -> tuple[Any, Any]:
+    """The parameters `TODAY()` and `NOW()` read (`CLOCK_PARAMETERS`), at `query.now`."""
+    clock = clock_values(query.now)
+    today = bindparam(CLOCK_PARAMETERS[0], clock[CLOCK_PARAMETERS[0]], type_=Date())
+    now = bindparam(CLOCK_PARAMETERS[1], clock[CLOCK_PARAMETERS[1]], type_=DateTime())
+    return today, now
+
+
 def _sort_key(sort: Sort, typed_value: tuple[Any, ValueType]) -> SortKey:
     value, kind = typed_value
     if kind == "any":
         value, kind = coerce(value, "any", "text"), "text"
     return SortKey(sort, sort_value(value, kind), kind)
+
+
+def _formula_value(compiler: FormulaCompiler, column: CalculatedColumn) -> Any:
+    """The value of a calculated column, of its column's type."""
+    value, kind = compiler.compile(column.formula)
+    converted = coerce(value, kind, value_type_of(column.type))
+    return typed(converted, value_type_of(column.type))
 
 
 class _Layers:
@@ -201,8 +352,10 @@ class _Layers:
         query: RowQuery,
         today: Any,
         now: Any,
+        carried: Sequence[str] = (),
     ) -> None:
         self._source = source
+        self._carried_names = carried
         self._columns = columns
         self._by_name = by_name
         self._query = query
@@ -212,14 +365,18 @@ class _Layers:
         self._path_values: list[Any] = []
         self.key: Any = None
         self.joined: FromClause = source.rows
+        # Columns of the source passed through `raw` and `base` as they are (an export's
+        # records), by name.
+        self.carried: dict[str, Any] = {}
 
     def build(self, wanted: set[int]) -> None:
-        order = self._dependency_order(wanted)
+        order = self.dependency_order(wanted)
         base_columns = [c for c in order if isinstance(c, BaseColumn)]
         path_conditions = [c for c in self._query.cohort if c.column_id is None]
         rows = self._source.rows
         raw = select(
             rows.c.key.label("key"),
+            *(rows.c[name] for name in self._carried_names),
             *(self._raw(c.source_field, c.data_source_id).label(f"r{c.id}") for c in base_columns),
             *(
                 self._raw(c.path or "", None).label(f"p{index}")
@@ -228,10 +385,12 @@ class _Layers:
         ).subquery("raw")
         base = select(
             raw.c.key,
+            *(raw.c[name] for name in self._carried_names),
             *(from_json(raw.c[f"r{c.id}"], c.type).label(f"c{c.id}") for c in base_columns),
             *(raw.c[f"p{index}"] for index in range(len(path_conditions))),
         ).subquery("base")
         self.key = base.c.key
+        self.carried = {name: base.c[name] for name in self._carried_names}
         self._path_values = [base.c[f"p{index}"] for index in range(len(path_conditions))]
         for base_column in base_columns:
             self.values[base_column.id] = (
@@ -246,7 +405,7 @@ class _Layers:
                 self.values[column.id] = (lateral.c.v, value_type_of(column.type))
         self.joined = joined
 
-    def _dependency_order(self, wanted: set[int]) -> list[Column]:
+    def dependency_order(self, wanted: set[int]) -> list[Column]:
         """The wanted columns and every column their formulas read, each after what it reads."""
         order: list[Column] = []
         placed: set[int] = set()
@@ -279,10 +438,8 @@ class _Layers:
             self._today,
             self._now,
         )
-        value, kind = compiler.compile(column.formula)
-        converted = coerce(value, kind, value_type_of(column.type))
         return (
-            select(typed(converted, value_type_of(column.type)).label("v"))
+            select(_formula_value(compiler, column).label("v"))
             .offset(literal_column("0"))
             .correlate_except(None)
             .lateral(f"f{column.id}")
