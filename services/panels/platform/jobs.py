@@ -32,6 +32,11 @@ from panels.platform.db import driver_connection
 log = structlog.get_logger("panels.jobs")
 RESTART_SECONDS = 5.0
 
+BACKGROUND_PRIORITY = -1
+"""The priority of jobs nobody waits for (index builds, recounts of totals): workers take them
+after the jobs a caller may be waiting for (a sync with `?wait=true`). Measured: in a queue
+holding many of them, a sync's wait of 60 s ran out before a worker took the sync."""
+
 Attempt = Callable[[bytes, int], Awaitable[None]]
 """Runs one attempt of a job: its payload and the attempt's number (1-based)."""
 Failure = Callable[[bytes, int, BaseException, bool], Awaitable[None]]

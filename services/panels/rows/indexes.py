@@ -76,7 +76,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from panels.column.formula import value_type_of
-from panels.platform.jobs import JobKind, enqueue, postgres_dsn
+from panels.platform.jobs import BACKGROUND_PRIORITY, JobKind, enqueue, postgres_dsn
 from panels.platform.runtime import Runtime
 
 from .compiler.conversion import BYTE_ORDER, from_json
@@ -145,7 +145,7 @@ async def queue_index_update(
         if shaped.first() is None:
             return
     payload = msgspec.json.encode(IndexJob(tenant_id, panel_id))
-    await enqueue(session, INDEX_ENTRYPOINT, payload)
+    await enqueue(session, INDEX_ENTRYPOINT, payload, priority=BACKGROUND_PRIORITY)
 
 
 def index_name(panel_id: int, definition: str) -> str:

@@ -31,12 +31,9 @@ import msgspec
 from sqlalchemy import BigInteger, Text, and_, column, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panels.platform.jobs import enqueue
+from panels.platform.jobs import BACKGROUND_PRIORITY, enqueue
 
 RECOUNT_ENTRYPOINT = "panels.rows-recount"
-# Behind every other job: a recount only spares readers a count, where a sync brings them
-# their data (measured: queued after a burst of pushes, recounts held a sync past its wait).
-RECOUNT_PRIORITY = -1
 # One recount per panel queued at a time (a dedupe key), run this long after the change that
 # queued it: a burst of pushes (one per second, say) is counted once per round rather than
 # once per push, so the counts' cost stays bounded by time, not by the rate of changes.
@@ -83,7 +80,7 @@ async def queue_recount(session: AsyncSession, tenant_id: str, panel_id: int) ->
         RECOUNT_ENTRYPOINT,
         payload,
         dedupe_key=f"{RECOUNT_ENTRYPOINT}:{tenant_id}:{panel_id}",
-        priority=RECOUNT_PRIORITY,
+        priority=BACKGROUND_PRIORITY,
         delay=RECOUNT_DELAY,
     )
 

@@ -13,6 +13,7 @@ parameters.
 from __future__ import annotations
 
 from .cohort import cohort_conditions
+from .export_statement import ExportRows, compile_export
 from .ordering import encode_cursor
 from .pivot import panel_rows
 from .spec import (
@@ -30,9 +31,7 @@ from .statement import (
     CLOCK_PARAMETERS,
     PAGE_PARAMETERS,
     CompiledRows,
-    ExportRows,
     clock_values,
-    compile_export,
     compile_rows,
     page_values,
     sort_label,

@@ -18,7 +18,7 @@ formulas read) are computed; the count statement computes only what its conditio
 The planner pulls the `raw` and `base` subqueries up into what reads them, so a record value
 is extracted again wherever a conversion or formula reads it: the price of letting an index
 on a filter's or sort's expression serve a page. An export reads every matching row, so its
-statement (`compile_export`) fences its layers instead (benchmarks/README.md).
+statement (`export_statement.compile_export`) fences its layers instead (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -116,14 +116,14 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
         if query.limit is None
         else bindparam(PAGE_PARAMETERS[0], paging[PAGE_PARAMETERS[0]], type_=Integer())
     )
-    today, now = _clock(query)
+    today, now = clock_binds(query)
 
-    page_layers = _Layers(source, columns, by_name, query, today, now)
+    page_layers = Layers(source, columns, by_name, query, today, now)
     page_layers.build({*query.shown, *filtered, *sorted_ids})
-    count_layers = _Layers(source, columns, by_name, query, today, now)
+    count_layers = Layers(source, columns, by_name, query, today, now)
     count_layers.build(filtered)
 
-    sort_keys = tuple(_sort_key(sort, page_layers.values[sort.column_id]) for sort in query.sorts)
+    sort_keys = tuple(sort_key(sort, page_layers.values[sort.column_id]) for sort in query.sorts)
     key = page_layers.key
     where = page_layers.where()
     ranges: tuple[Any, ...] = ()
@@ -167,139 +167,6 @@ def compile_rows(source: RowSource, query: RowQuery) -> CompiledRows:
     return CompiledRows(page, count, sort_keys)
 
 
-@dataclass(frozen=True, slots=True)
-class ExportRows:
-    """`rows` yields what a page does (`key`, `value_label(id)` per shown column,
-    `sort_label(i)` per sort) for every matching row, in the page's order; `sort_keys` are
-    the page's. A statement that selects from `rows` as a subquery and orders by its
-    `sort_label` columns and key again sorts nothing twice (the planner sees the order)."""
-
-    rows: Select[Any]
-    sort_keys: tuple[SortKey, ...]
-
-
-def compile_export(source: RowSource, query: RowQuery) -> ExportRows:
-    """Every row of `query` (its paging and cursor ignored), each value computed once per row.
-
-    Layers, each a fenced subquery (`OFFSET 0`) reading the one before it, each ordered as
-    the rows (the planner keeps an order only through subqueries whose own query asks for
-    it, so the one sort, or index scan, at the bottom orders them all):
-
-    1. `matching`: the key, each live source's record and the sort values of the rows that
-       match the cohort and filters, in order; the conditions and sorts are the page
-       statement's unfenced expressions, which the view's indexes serve;
-    2. `raw`: each shown base column's record value, read once;
-    3. `base`: those values converted;
-    4. one layer per depth of formula (a formula reads only columns of the layers below it).
-    """
-    columns = {column.id: column for column in query.columns}
-    by_name = {column.name.lower(): column for column in query.columns}
-    conditions = [*query.cohort, *query.filters]
-    today, now = _clock(query)
-    records = [source_column_name(id) for id in source.source_ids]
-
-    matching_layers = _Layers(source, columns, by_name, query, today, now, carried=records)
-    matching_layers.build(
-        {c.column_id for c in conditions if c.column_id is not None}
-        | {sort.column_id for sort in query.sorts}
-    )
-    sort_keys = tuple(
-        _sort_key(sort, matching_layers.values[sort.column_id]) for sort in query.sorts
-    )
-    sort_labels = [sort_label(index) for index in range(len(sort_keys))]
-    layer: FromClause = (
-        select(
-            matching_layers.key.label("key"),
-            *(matching_layers.carried[name] for name in records),
-            *(k.value.label(label) for k, label in zip(sort_keys, sort_labels, strict=True)),
-        )
-        .select_from(matching_layers.joined)
-        .where(matching_layers.where())
-        .order_by(*order_by(sort_keys, matching_layers.key))
-        .offset(literal_column("0"))
-        .subquery("matching")
-    )
-
-    def ordering(rows: FromClause) -> list[Any]:
-        keys = [
-            SortKey(k.sort, rows.c[label], k.value_type)
-            for k, label in zip(sort_keys, sort_labels, strict=True)
-        ]
-        return order_by(keys, rows.c.key)
-
-    def next_layer(values: list[Any], name: str) -> FromClause:
-        carried = [layer.c.key, *(layer.c[label] for label in sort_labels)]
-        return (
-            select(*carried, *values)
-            .select_from(layer)
-            .order_by(*ordering(layer))
-            .offset(literal_column("0"))
-            .subquery(name)
-        )
-
-    shown_order = matching_layers.dependency_order(set(query.shown))
-    base_columns = [c for c in shown_order if isinstance(c, BaseColumn)]
-    record_of = {id: layer.c[source_column_name(id)] for id in source.source_ids}
-    layer = next_layer(
-        [
-            record_value(record_of, c.source_field, c.data_source_id).label(f"r{c.id}")
-            for c in base_columns
-        ],
-        "raw",
-    )
-    layer = next_layer(
-        [from_json(layer.c[f"r{c.id}"], c.type).label(value_label(c.id)) for c in base_columns],
-        "base",
-    )
-    kinds = {c.id: value_type_of(c.type) for c in shown_order}
-    computed = [c.id for c in base_columns]
-    for depth, calculated in enumerate(_formula_depths(shown_order, by_name), start=1):
-        values = {id: (layer.c[value_label(id)], kinds[id]) for id in computed}
-        compiler = FormulaCompiler(
-            {columns[id].name.lower(): value for id, value in values.items()}, today, now
-        )
-        layer = next_layer(
-            [
-                *(layer.c[value_label(id)] for id in computed),
-                *(
-                    _formula_value(compiler, column).label(value_label(column.id))
-                    for column in calculated
-                ),
-            ],
-            f"formulas{depth}",
-        )
-        computed += [column.id for column in calculated]
-    rows = select(
-        layer.c.key,
-        *(layer.c[value_label(id)] for id in query.shown),
-        *(layer.c[label] for label in sort_labels),
-    ).order_by(*ordering(layer))
-    return ExportRows(rows, sort_keys)
-
-
-def _formula_depths(
-    order: list[Column], by_name: Mapping[str, Column]
-) -> list[list[CalculatedColumn]]:
-    """The calculated columns of `order` (each after what it reads) by depth: a formula that
-    reads no calculated column is at depth 1, one that reads a column of depth d at d + 1."""
-    depth: dict[int, int] = {}
-    layers: list[list[CalculatedColumn]] = []
-    for column in order:
-        if not isinstance(column, CalculatedColumn):
-            depth[column.id] = 0
-            continue
-        reads = [
-            by_name[node.name.lower()].id
-            for node in walk(column.formula)
-            if isinstance(node, ColumnRef)
-        ]
-        depth[column.id] = 1 + max((depth[id] for id in reads), default=0)
-        if depth[column.id] > len(layers):
-            layers.append([])
-        layers[depth[column.id] - 1].append(column)
-    return layers
-
-
 def record_value(records: Mapping[int, Any], path: str, source_id: int | None) -> Any:
     """The JSONB value at dotted `path` (JSON null as NULL) in the record of `source_id`, or
     with no source named, of the first source by id that has a non-null value there;
@@ -319,7 +186,7 @@ def record_value(records: Mapping[int, Any], path: str, source_id: int | None) -
     return type_coerce(func.coalesce(*(at(source) for source in sorted(records))), JSONB())
 
 
-def _clock(query: RowQuery) -> tuple[Any, Any]:
+def clock_binds(query: RowQuery) -> tuple[Any, Any]:
     """The parameters `TODAY()` and `NOW()` read (`CLOCK_PARAMETERS`), at `query.now`."""
     clock = clock_values(query.now)
     today = bindparam(CLOCK_PARAMETERS[0], clock[CLOCK_PARAMETERS[0]], type_=Date())
@@ -327,21 +194,21 @@ def _clock(query: RowQuery) -> tuple[Any, Any]:
     return today, now
 
 
-def _sort_key(sort: Sort, typed_value: tuple[Any, ValueType]) -> SortKey:
+def sort_key(sort: Sort, typed_value: tuple[Any, ValueType]) -> SortKey:
     value, kind = typed_value
     if kind == "any":
         value, kind = coerce(value, "any", "text"), "text"
     return SortKey(sort, sort_value(value, kind), kind)
 
 
-def _formula_value(compiler: FormulaCompiler, column: CalculatedColumn) -> Any:
+def formula_value(compiler: FormulaCompiler, column: CalculatedColumn) -> Any:
     """The value of a calculated column, of its column's type."""
     value, kind = compiler.compile(column.formula)
     converted = coerce(value, kind, value_type_of(column.type))
     return typed(converted, value_type_of(column.type))
 
 
-class _Layers:
+class Layers:
     """The FROM clause of one statement and the values of the columns it computes."""
 
     def __init__(
@@ -439,7 +306,7 @@ class _Layers:
             self._now,
         )
         return (
-            select(_formula_value(compiler, column).label("v"))
+            select(formula_value(compiler, column).label("v"))
             .offset(literal_column("0"))
             .correlate_except(None)
             .lateral(f"f{column.id}")
