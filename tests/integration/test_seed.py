@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from panels.app import create_app
 from panels.platform.auth import mint_token
+from panels.platform.db import owner_engine
 from panels.seed import (
     DEMO_PANEL,
     DEMO_TENANT,
@@ -23,6 +25,15 @@ from tests.conftest import Services, build_settings
 
 @pytest.fixture
 async def demo_client(services: Services) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    # The demo's worker serves one queue with every job earlier tests left queued (their apps
+    # ran no worker): hundreds of them, whose backlog made the demo's sync outwait its 60 s.
+    # Production queues hold no such backlog; the demo is built as on a fresh server.
+    engine = owner_engine(services.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM pgqueuer WHERE status = 'queued'"))
+    finally:
+        await engine.dispose()
     settings = build_settings(services, IN_PROCESS_WORKER="true")
     token = mint_token(settings.jwt, tenant=DEMO_TENANT, user="demo-admin", role="admin")
     async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as client:
