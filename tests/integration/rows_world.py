@@ -3,15 +3,34 @@ base columns on each, a calculated column, and helpers to push records and read 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import event
 
 from tests.conftest import Caller
 
 Client = AsyncTestClient[Litestar]
+
+
+@asynccontextmanager
+async def statements(app: Litestar) -> AsyncIterator[list[str]]:
+    """The SQL the app runs meanwhile."""
+    seen: list[str] = []
+    engine = app.state.runtime.db.get_engine().sync_engine
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @dataclass

@@ -5,16 +5,13 @@ push, a column change or a change of the view's filters counts again."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from litestar import Litestar
-from sqlalchemy import event
 
 from tests.conftest import Caller
-from tests.integration.rows_world import Client, RowsWorld, rows_world
+from tests.integration.rows_world import Client, RowsWorld, rows_world, statements
 
 PATIENTS = [{"mrn": f"p{n}", "name": f"N{n}", "age": n, "ward": "AB"[n % 2]} for n in range(1, 9)]
 
@@ -28,22 +25,6 @@ async def world(client: Client, builder: Caller) -> RowsWorld:
     await world.calculated("Older", "number", "Age + 10")
     await world.push(world.sources[0], PATIENTS)
     return world
-
-
-@asynccontextmanager
-async def statements(app: Litestar) -> AsyncIterator[list[str]]:
-    """The SQL the app runs meanwhile."""
-    seen: list[str] = []
-    engine = app.state.runtime.db.get_engine().sync_engine
-
-    def record(*args: Any) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def counts(seen: list[str]) -> list[str]:

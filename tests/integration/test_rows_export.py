@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import event
 
 from panels.app import create_app
 from panels.rows.export import FORMULA_STARTS
 from panels.rows.planning import EXPORT_PLANS
 from panels.rows.routes import content_disposition
 from tests.conftest import Caller, CallerFactory, Services, build_settings
-from tests.integration.rows_world import Client, RowsWorld, rows_world
+from tests.integration.rows_world import Client, RowsWorld, rows_world, statements
 
 AWKWARD = [
     {"mrn": "a", "name": 'Lee, "Al"', "age": 40, "tags": ["x", "y"], "ok": True},
@@ -49,20 +48,11 @@ async def test_the_export_is_planned_for_its_values_and_its_whole_result(
     every row rather than a fast first one: the settings go just before the export's cursor."""
     world = await _world(client, builder)
     view = await world.view(["Age"], sorts=[{"columnName": "Age", "direction": "desc"}])
-    statements: list[str] = []
-
-    def sent(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    sync_engine = client.app.state.runtime.db.get_engine().sync_engine
-    event.listen(sync_engine, "before_cursor_execute", sent)
-    try:
+    async with statements(client.app) as sent:
         response = await client.get(f"/api/views/{view}/rows.csv", headers=builder.headers)
-    finally:
-        event.remove(sync_engine, "before_cursor_execute", sent)
     assert response.status_code == 200, response.text
-    [reading] = [i for i, s in enumerate(statements) if "FROM panel_row_visible" in s]
-    assert statements[reading - 1] == str(EXPORT_PLANS)
+    [reading] = [i for i, s in enumerate(sent) if "FROM panel_row_visible" in s]
+    assert sent[reading - 1] == str(EXPORT_PLANS)
 
 
 def _read_csv(content: bytes) -> list[list[str]]:

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import Select, event, text
+from sqlalchemy import Select, text
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ from panels.rows.compiler import (
 from panels.rows.indexes import INDEX_ENTRYPOINT, INDEX_PREFIX, update_indexes
 from panels.rows.planning import CUSTOM_PLANS
 from tests.conftest import Caller, Services, build_settings
+from tests.integration.rows_world import statements
 
 Client = AsyncTestClient[Litestar]
 RECORDS = 5000
@@ -434,19 +435,9 @@ async def test_rows_statements_are_planned_for_their_values_every_time(
     assert generic > 0
     assert await plans_after_eight_pages(custom=True) == [(0, 8)]
 
-    statements: list[str] = []
-
-    def sent(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
     app = create_app(build_settings(services))
-    sync_engine = app.state.runtime.db.get_engine().sync_engine
-    async with AsyncTestClient(app=app) as own:
-        event.listen(sync_engine, "before_cursor_execute", sent)
-        try:
-            response = await own.get(f"/api/panels/{panel['id']}/rows", headers=builder.headers)
-        finally:
-            event.remove(sync_engine, "before_cursor_execute", sent)
+    async with AsyncTestClient(app=app) as own, statements(app) as sent:
+        response = await own.get(f"/api/panels/{panel['id']}/rows", headers=builder.headers)
     assert response.status_code == 200, response.text
-    [reading] = [i for i, s in enumerate(statements) if "FROM panel_row_visible" in s]
-    assert statements[reading - 1] == str(CUSTOM_PLANS)
+    [reading] = [i for i, s in enumerate(sent) if "FROM panel_row_visible" in s]
+    assert sent[reading - 1] == str(CUSTOM_PLANS)

@@ -49,11 +49,12 @@ class RequestContext:
 
 def tenant_statement(model: type[Any], ctx: RequestContext) -> Select[Any]:
     """`SELECT model WHERE tenant_id = caller's tenant`: the base of every service query."""
-    return _tenant_statement(model, ctx.tenant_id)  # type: ignore[arg-type]  # classes hash
+    return statement_in_tenant(model, ctx.tenant_id)  # type: ignore[arg-type]  # classes hash
 
 
 @lru_cache(maxsize=4096)
-def _tenant_statement(model: type[Any], tenant_id: str) -> Select[Any]:
+def statement_in_tenant(model: type[Any], tenant_id: str) -> Select[Any]:
+    """`tenant_statement` outside a request (jobs): `SELECT model WHERE tenant_id = …`."""
     # Statements are immutable, so one per (model, tenant) is shared by every request; building
     # it costs more than the rest of a cached read.
     return select(model).where(model.tenant_id == tenant_id)

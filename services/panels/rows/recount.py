@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 import structlog
-from sqlalchemy import ARRAY, BigInteger, Text, bindparam, select, text
+from sqlalchemy import ARRAY, BigInteger, Text, bindparam, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import selectinload
@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from panels.panel.entities import Panel
 from panels.platform.db import bind_tenant
 from panels.platform.jobs import JobKind
+from panels.platform.tenancy import statement_in_tenant
 from panels.rows.compiler import CLOCK_PARAMETERS, Condition
 from panels.rows.planning import CUSTOM_PLANS
 from panels.rows.query import view_shape
@@ -68,7 +69,7 @@ async def recount_totals(engine: AsyncEngine, tenant_id: str, panel_id: int) -> 
             bind_tenant(session, tenant_id)
             version = await session.scalar(_VERSION, where)
             panel = await session.scalar(
-                select(Panel).where(Panel.tenant_id == tenant_id, Panel.id == panel_id)
+                statement_in_tenant(Panel, tenant_id).where(Panel.id == panel_id)
             )
             if version is None or panel is None:  # no rows written yet, or no panel
                 return stored_in_all
@@ -106,8 +107,8 @@ async def _counts_of(session: AsyncSession, shape: RowsShape) -> dict[str, list[
     """Count key to filters, for the panel's unfiltered rows and each of its views, but for
     counts that read the clock (never stored: they change with it, not with the rows)."""
     views = await session.scalars(
-        select(PanelView)
-        .where(PanelView.tenant_id == shape.panel.tenant_id, PanelView.panel_id == shape.panel.id)
+        statement_in_tenant(PanelView, shape.panel.tenant_id)
+        .where(PanelView.panel_id == shape.panel.id)
         .options(selectinload(PanelView.sorts), selectinload(PanelView.filters))
     )
     counts: dict[str, list[Condition]] = {shape.count_key([]): []}

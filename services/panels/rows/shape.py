@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from panels.column.entities import PanelColumn
 from panels.datasource.entities import DataSource
 from panels.panel.entities import Panel
+from panels.platform.tenancy import statement_in_tenant
 from panels.rows.compiler import (
     Column,
     CompiledRows,
@@ -165,8 +166,8 @@ class RowsShape:
 async def load_shape(session: AsyncSession, panel: Panel) -> RowsShape:
     """The shape of `panel`'s rows as they are now (its tenant's columns and live sources)."""
     columns = (
-        select(PanelColumn)
-        .where(PanelColumn.tenant_id == panel.tenant_id, PanelColumn.panel_id == panel.id)
+        statement_in_tenant(PanelColumn, panel.tenant_id)
+        .where(PanelColumn.panel_id == panel.id)
         .order_by(PanelColumn.id)
     )
     sources = (
