@@ -49,6 +49,9 @@ curl -fsS -o /dev/null -X POST "$BASE_URL/api/users" -H "Authorization: Bearer $
 # route must answer every generated request without a 5xx and as documented.
 # NUL bytes are allowed in generated strings (off by default): clients can send them and
 # the contract says a bad input is a 4xx, never a 500.
+# The request timeout is above the longest answer the contract allows: `POST …/sync?wait=true`
+# holds a request up to 60 s (API.md), and a generated api or database source whose host
+# resolves but never answers spends its 10 s connect timeout before the sync fails.
 # One worker: with several threads, hypothesis' concurrent ast.parse calls hit a CPython 3.11
 # bug ("AST constructor recursion depth mismatch", python/cpython#106905) that aborts
 # operations at random.
@@ -63,7 +66,7 @@ uv run --project "$ROOT" schemathesis run "$BASE_URL/schema/openapi.json" \
   --max-examples "$ST_MAX_EXAMPLES" \
   --max-time "$ST_MAX_TIME" \
   --workers 1 \
-  --request-timeout 10 \
+  --request-timeout 75 \
   --generation-allow-x00 true \
   --report junit \
   --report-junit-path "$ST_STATE_DIR/junit.xml" \
